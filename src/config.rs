@@ -1,0 +1,186 @@
+//! Settings, read once from the environment at start-up.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use crate::users::validate;
+
+/// A setting that cannot be used; start-up stops and names the variable.
+#[derive(Debug, Error)]
+#[error("{var}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+fn bad(var: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind_addr: SocketAddr,
+    pub registry_url: String,
+    pub htpasswd_path: PathBuf,
+    pub audit_log_path: PathBuf,
+    pub admin_username: String,
+    pub admin_password: Option<String>,
+    /// Credentials toward registry:2 given by the operator; `None` means we provision our own.
+    pub registry_credentials: Option<(String, String)>,
+    pub events_token: Option<String>,
+    pub bcrypt_cost: u32,
+    pub token_ttl: u64,
+    pub public_registry_host: String,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Same as `from_env`, with the environment given as a function so tests need not mutate it.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let var = |k: &str| get(k).filter(|v| !v.is_empty());
+
+        let bind = var("BIND_ADDR").unwrap_or_else(|| "0.0.0.0:5001".into());
+        let bind_addr = bind
+            .parse::<SocketAddr>()
+            .map_err(|e| bad("BIND_ADDR", format!("{bind:?} is not an address:port ({e})")))?;
+
+        let registry_url = var("REGISTRY_URL").unwrap_or_else(|| "http://localhost:5000".into());
+        let host_port = registry_host_port(&registry_url).ok_or_else(|| {
+            bad(
+                "REGISTRY_URL",
+                format!("{registry_url:?} is not an http(s) URL with a host"),
+            )
+        })?;
+        let registry_url = registry_url.trim_end_matches('/').to_string();
+
+        let bcrypt_cost = match var("BCRYPT_COST") {
+            None => 10,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|c| (4..=31).contains(c))
+                .ok_or_else(|| bad("BCRYPT_COST", format!("{v:?} is not a number from 4 to 31")))?,
+        };
+
+        let token_ttl = match var("TOKEN_TTL") {
+            None => 900,
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|t| *t > 0)
+                .ok_or_else(|| bad("TOKEN_TTL", format!("{v:?} is not a positive number of seconds")))?,
+        };
+
+        let admin_username = var("ADMIN_USERNAME").unwrap_or_else(|| "admin".into());
+        validate::username(&admin_username).map_err(|e| bad("ADMIN_USERNAME", e.to_string()))?;
+        let admin_password = var("ADMIN_PASSWORD");
+        if let Some(p) = &admin_password {
+            validate::password(p).map_err(|e| bad("ADMIN_PASSWORD", e.to_string()))?;
+        }
+
+        let registry_credentials = match (var("REGISTRY_USERNAME"), var("REGISTRY_PASSWORD")) {
+            (None, None) => None,
+            (Some(u), Some(p)) => Some((u, p)),
+            (Some(_), None) => {
+                return Err(bad("REGISTRY_PASSWORD", "must be set when REGISTRY_USERNAME is"));
+            }
+            (None, Some(_)) => {
+                return Err(bad("REGISTRY_USERNAME", "must be set when REGISTRY_PASSWORD is"));
+            }
+        };
+
+        Ok(Config {
+            bind_addr,
+            public_registry_host: var("PUBLIC_REGISTRY_HOST").unwrap_or(host_port),
+            registry_url,
+            htpasswd_path: var("HTPASSWD_PATH")
+                .unwrap_or_else(|| "./auth/htpasswd".into())
+                .into(),
+            audit_log_path: var("AUDIT_LOG_PATH")
+                .unwrap_or_else(|| "./logs/audit.log".into())
+                .into(),
+            admin_username,
+            admin_password,
+            registry_credentials,
+            events_token: var("EVENTS_TOKEN"),
+            bcrypt_cost,
+            token_ttl,
+        })
+    }
+}
+
+/// `host:port` (or `host`) of an http(s) URL, or `None` when the URL is not one.
+fn registry_host_port(url: &str) -> Option<String> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return None;
+    }
+    let host = parsed.host_str().filter(|h| !h.is_empty())?;
+    Some(match parsed.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let c = from(&[]).unwrap();
+        assert_eq!(c.bind_addr.to_string(), "0.0.0.0:5001");
+        assert_eq!(c.registry_url, "http://localhost:5000");
+        assert_eq!(c.public_registry_host, "localhost:5000");
+        assert_eq!(c.bcrypt_cost, 10);
+        assert_eq!(c.token_ttl, 900);
+        assert_eq!(c.admin_username, "admin");
+        assert!(c.admin_password.is_none());
+        assert!(c.registry_credentials.is_none());
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (pairs, var) in [
+            (vec![("BIND_ADDR", "nope")], "BIND_ADDR"),
+            (vec![("REGISTRY_URL", "ftp://x")], "REGISTRY_URL"),
+            (vec![("REGISTRY_URL", "http://")], "REGISTRY_URL"),
+            (vec![("REGISTRY_URL", "http://h:notaport")], "REGISTRY_URL"),
+            (vec![("BCRYPT_COST", "3")], "BCRYPT_COST"),
+            (vec![("BCRYPT_COST", "32")], "BCRYPT_COST"),
+            (vec![("ADMIN_PASSWORD", "short")], "ADMIN_PASSWORD"),
+            (vec![("ADMIN_USERNAME", "a:b")], "ADMIN_USERNAME"),
+            (vec![("REGISTRY_USERNAME", "svc")], "REGISTRY_PASSWORD"),
+            (vec![("TOKEN_TTL", "0")], "TOKEN_TTL"),
+        ] {
+            let err = from(&pairs).unwrap_err();
+            assert_eq!(err.var, var, "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn public_host_follows_registry_url() {
+        let c = from(&[("REGISTRY_URL", "https://reg.example:8443/")]).unwrap();
+        assert_eq!(c.public_registry_host, "reg.example:8443");
+        assert_eq!(c.registry_url, "https://reg.example:8443");
+        let c = from(&[("REGISTRY_URL", "http://[::1]:5000")]).unwrap();
+        assert_eq!(c.public_registry_host, "[::1]:5000");
+    }
+}

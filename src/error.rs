@@ -1,0 +1,202 @@
+//! The one place where failures become HTTP statuses and JSON error bodies.
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::ServiceResponse;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::ErrorHandlerResponse;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::users::store::StoreError;
+use crate::users::validate::InvalidInput;
+
+#[derive(Debug, Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    InvalidUsername(String),
+    #[error("{0}")]
+    InvalidPassword(String),
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("this account may not do that")]
+    Forbidden,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("user {0:?} already exists")]
+    UserExists(String),
+    #[error("{0}")]
+    LastAdmin(String),
+    #[error("the account {0:?} is managed by registry-admin itself and cannot be changed")]
+    ProtectedAccount(String),
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: String,
+}
+
+impl ApiError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidRequest(_) => "invalid_request",
+            ApiError::InvalidUsername(_) => "invalid_username",
+            ApiError::InvalidPassword(_) => "invalid_password",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::UserExists(_) => "user_exists",
+            ApiError::LastAdmin(_) => "last_admin",
+            ApiError::ProtectedAccount(_) => "protected_account",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidRequest(_)
+            | ApiError::InvalidUsername(_)
+            | ApiError::InvalidPassword(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::UserExists(_) | ApiError::LastAdmin(_) | ApiError::ProtectedAccount(_) => {
+                StatusCode::CONFLICT
+            }
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse<BoxBody> {
+        let message = match self {
+            // Details of internal failures go to the log, not to the client.
+            ApiError::Internal(detail) => {
+                log::error!("internal error: {detail}");
+                "internal error; see the registry-admin log".to_string()
+            }
+            other => other.to_string(),
+        };
+        let mut resp = HttpResponse::build(self.status_code());
+        if let ApiError::Unauthorized = self {
+            resp.insert_header((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"registry-admin\""),
+            ));
+        }
+        resp.json(ErrorBody {
+            error: self.code(),
+            message,
+        })
+    }
+}
+
+impl From<InvalidInput> for ApiError {
+    fn from(e: InvalidInput) -> Self {
+        match e {
+            InvalidInput::Username(m) => ApiError::InvalidUsername(m),
+            InvalidInput::Password(m) => ApiError::InvalidPassword(m),
+            InvalidInput::Role(m) => ApiError::InvalidRequest(m),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(u) => ApiError::NotFound(format!("user {u:?} not found")),
+            StoreError::Exists(u) => ApiError::UserExists(u),
+            StoreError::LastAdmin(m) => ApiError::LastAdmin(m),
+            StoreError::Protected(u) => ApiError::ProtectedAccount(u),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Turns error responses that were not built from `ApiError` (actix's own: unknown route,
+/// wrong method, extractor failures) into the same JSON shape, so clients see one format.
+pub fn json_error_responses<B: MessageBody + 'static>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let err = match status {
+        StatusCode::NOT_FOUND => ApiError::NotFound("no such endpoint".into()),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ApiError::MethodNotAllowed("method not allowed on this endpoint".into())
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(crate::MAX_BODY_BYTES),
+        StatusCode::UNAUTHORIZED => ApiError::Unauthorized,
+        StatusCode::FORBIDDEN => ApiError::Forbidden,
+        s if s.is_client_error() => ApiError::InvalidRequest(
+            s.canonical_reason()
+                .unwrap_or("invalid request")
+                .to_lowercase(),
+        ),
+        _ => ApiError::Internal(format!("unhandled {status} response")),
+    };
+    let mut new = err.error_response();
+    *new.status_mut() = status;
+    let (req, old) = res.into_parts();
+    // Keep headers such as X-Request-Id or Allow that were already set.
+    for (name, value) in old.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            new.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, new).map_into_right_body(),
+    ))
+}
+
+/// Error handler for the JSON extractor: oversize is 413, everything else 400.
+pub fn json_payload_error(
+    err: actix_web::error::JsonPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as J;
+    match err {
+        J::OverflowKnownLength { .. } | J::Overflow { .. } => {
+            ApiError::PayloadTooLarge(crate::MAX_BODY_BYTES).into()
+        }
+        J::ContentType => {
+            ApiError::InvalidRequest("Content-Type must be application/json".into()).into()
+        }
+        J::Deserialize(e) => ApiError::InvalidRequest(format!("invalid JSON body: {e}")).into(),
+        other => ApiError::InvalidRequest(format!("could not read the request body: {other}")).into(),
+    }
+}
+
+/// Error handler for path and query extractors.
+pub fn path_error(err: actix_web::error::PathError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+    ApiError::InvalidRequest(format!("invalid path: {err}")).into()
+}
+
+pub fn query_error(
+    err: actix_web::error::QueryPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    ApiError::InvalidRequest(format!("invalid query: {err}")).into()
+}

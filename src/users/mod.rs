@@ -1,0 +1,9 @@
+//! User management in the htpasswd file registry:2 reads.
+
+pub mod htpasswd;
+pub mod model;
+pub mod routes;
+pub mod store;
+pub mod validate;
+
+pub use routes::routes;

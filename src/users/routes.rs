@@ -1,0 +1,187 @@
+//! The `/users` endpoints. Handlers stay thin: validate, hash off the workers, apply one
+//! change through the store, answer.
+
+use std::sync::Arc;
+
+use actix_web::{HttpResponse, web};
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::model::{Accounts, Refusal, Role, UserView};
+use super::validate;
+use crate::AppState;
+use crate::auth::verify::run_blocking;
+use crate::auth::{Account, Admin};
+use crate::error::ApiError;
+
+/// The body is read only after the credentials pass, so a caller without credentials learns
+/// nothing from a malformed body: it gets 401 like any other.
+type JsonBody<T> = Result<web::Json<T>, actix_web::Error>;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/users")
+            .route(web::get().to(list))
+            .route(web::post().to(create)),
+    )
+    .service(
+        web::resource("/users/{user}")
+            .route(web::get().to(get))
+            .route(web::delete().to(delete)),
+    )
+    .service(web::resource("/users/{user}/password").route(web::put().to(set_password)))
+    .service(web::resource("/users/{user}/disable").route(web::post().to(disable)))
+    .service(web::resource("/users/{user}/enable").route(web::post().to(enable)))
+    .service(web::resource("/users/{user}/role").route(web::put().to(set_role)));
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    username: String,
+    password: String,
+    role: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPassword {
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewRole {
+    role: String,
+}
+
+fn path_user(path: web::Path<String>) -> Result<String, ApiError> {
+    let user = path.into_inner();
+    validate::username(&user)?;
+    Ok(user)
+}
+
+async fn hash_password(state: &AppState, password: String) -> Result<String, ApiError> {
+    let cost = state.config.bcrypt_cost;
+    run_blocking(move || {
+        bcrypt::hash_with_result(password, cost)
+            .map(|h| h.format_for_version(bcrypt::Version::TwoY))
+    })
+    .await?
+    .map_err(|e| ApiError::Internal(format!("bcrypt: {e}")))
+}
+
+/// Applies one change to the accounts under the store's lock, off the async workers.
+async fn change<T: Send + 'static>(
+    state: &web::Data<AppState>,
+    f: impl FnOnce(&mut Accounts) -> Result<T, Refusal> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = Arc::clone(&state.store);
+    Ok(run_blocking(move || store.modify(f)).await??)
+}
+
+async fn list(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(state.store.current()?.list()))
+}
+
+async fn create(
+    Admin(admin): Admin,
+    state: web::Data<AppState>,
+    body: JsonBody<NewUser>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let NewUser {
+        username,
+        password,
+        role,
+    } = body?.into_inner();
+    validate::username(&username).map_err(ApiError::from)?;
+    validate::password(&password).map_err(ApiError::from)?;
+    let role = match role.as_deref() {
+        None => Role::User,
+        Some(r) => validate::assignable_role(r).map_err(ApiError::from)?,
+    };
+    if state.store.current().map_err(ApiError::from)?.view(&username).is_some() {
+        // Saves a bcrypt for the common mistake; the check under the lock below is the real one.
+        return Err(ApiError::UserExists(username).into());
+    }
+    let hash = hash_password(&state, password).await?;
+    let view: UserView = change(&state, move |a| {
+        a.create(&username, &hash, role, Some(&admin.username), Utc::now())
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+async fn get(
+    _admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let user = path_user(path)?;
+    let view = state
+        .store
+        .current()?
+        .view(&user)
+        .ok_or_else(|| ApiError::NotFound(format!("user {user:?} not found")))?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+async fn delete(
+    _admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let user = path_user(path)?;
+    change(&state, move |a| a.delete(&user)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn set_password(
+    account: Account,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: JsonBody<NewPassword>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let user = path_user(path)?;
+    if account.role != Role::Admin && account.username != user {
+        return Err(ApiError::Forbidden.into());
+    }
+    let NewPassword { password } = body?.into_inner();
+    validate::password(&password).map_err(ApiError::from)?;
+    let hash = hash_password(&state, password).await?;
+    change(&state, move |a| a.set_password(&user, &hash)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn disable(
+    _admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let user = path_user(path)?;
+    let view = change(&state, move |a| a.disable(&user)).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+async fn enable(
+    _admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let user = path_user(path)?;
+    let view = change(&state, move |a| a.enable(&user)).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+async fn set_role(
+    _admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: JsonBody<NewRole>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let user = path_user(path)?;
+    let NewRole { role } = body?.into_inner();
+    let role = validate::assignable_role(&role).map_err(ApiError::from)?;
+    let view = change(&state, move |a| a.set_role(&user, role)).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
