@@ -99,9 +99,7 @@ pub fn ensure_admin(config: &Config, store: &UserStore) -> Result<AdminOutcome, 
             (Some(p.clone()), Some(p))
         }
     };
-    let hashed = password
-        .map(|p| hash(&p, config.bcrypt_cost))
-        .transpose()?;
+    let hashed = password.map(|p| hash(&p, config.bcrypt_cost)).transpose()?;
     store.modify(|a| {
         a.ensure_admin(&user, hashed.as_deref(), Utc::now());
         Ok(())

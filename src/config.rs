@@ -48,9 +48,12 @@ impl Config {
         let var = |k: &str| get(k).filter(|v| !v.is_empty());
 
         let bind = var("BIND_ADDR").unwrap_or_else(|| "0.0.0.0:5001".into());
-        let bind_addr = bind
-            .parse::<SocketAddr>()
-            .map_err(|e| bad("BIND_ADDR", format!("{bind:?} is not an address:port ({e})")))?;
+        let bind_addr = bind.parse::<SocketAddr>().map_err(|e| {
+            bad(
+                "BIND_ADDR",
+                format!("{bind:?} is not an address:port ({e})"),
+            )
+        })?;
 
         let registry_url = var("REGISTRY_URL").unwrap_or_else(|| "http://localhost:5000".into());
         let host_port = registry_host_port(&registry_url).ok_or_else(|| {
@@ -72,11 +75,12 @@ impl Config {
 
         let token_ttl = match var("TOKEN_TTL") {
             None => 900,
-            Some(v) => v
-                .parse::<u64>()
-                .ok()
-                .filter(|t| *t > 0)
-                .ok_or_else(|| bad("TOKEN_TTL", format!("{v:?} is not a positive number of seconds")))?,
+            Some(v) => v.parse::<u64>().ok().filter(|t| *t > 0).ok_or_else(|| {
+                bad(
+                    "TOKEN_TTL",
+                    format!("{v:?} is not a positive number of seconds"),
+                )
+            })?,
         };
 
         let admin_username = var("ADMIN_USERNAME").unwrap_or_else(|| "admin".into());
@@ -90,10 +94,16 @@ impl Config {
             (None, None) => None,
             (Some(u), Some(p)) => Some((u, p)),
             (Some(_), None) => {
-                return Err(bad("REGISTRY_PASSWORD", "must be set when REGISTRY_USERNAME is"));
+                return Err(bad(
+                    "REGISTRY_PASSWORD",
+                    "must be set when REGISTRY_USERNAME is",
+                ));
             }
             (None, Some(_)) => {
-                return Err(bad("REGISTRY_USERNAME", "must be set when REGISTRY_PASSWORD is"));
+                return Err(bad(
+                    "REGISTRY_USERNAME",
+                    "must be set when REGISTRY_PASSWORD is",
+                ));
             }
         };
 

@@ -185,12 +185,17 @@ pub fn json_payload_error(
             ApiError::InvalidRequest("Content-Type must be application/json".into()).into()
         }
         J::Deserialize(e) => ApiError::InvalidRequest(format!("invalid JSON body: {e}")).into(),
-        other => ApiError::InvalidRequest(format!("could not read the request body: {other}")).into(),
+        other => {
+            ApiError::InvalidRequest(format!("could not read the request body: {other}")).into()
+        }
     }
 }
 
 /// Error handler for path and query extractors.
-pub fn path_error(err: actix_web::error::PathError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+pub fn path_error(
+    err: actix_web::error::PathError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
     ApiError::InvalidRequest(format!("invalid path: {err}")).into()
 }
 

@@ -21,11 +21,14 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let registry = check_registry(&state).await;
     let htpasswd_dir = parent(state.store.htpasswd_path());
     let audit_dir = parent(&state.config.audit_log_path);
-    let (htpasswd, audit) = match web::block(move || (dir_writable(&htpasswd_dir), dir_writable(&audit_dir))).await {
-        Ok(pair) => pair,
-        Err(_) => ("check failed".to_string(), "check failed".to_string()),
-    };
-    let all_ok = [&registry, &htpasswd, &audit].iter().all(|c| c.as_str() == "ok");
+    let (htpasswd, audit) =
+        match web::block(move || (dir_writable(&htpasswd_dir), dir_writable(&audit_dir))).await {
+            Ok(pair) => pair,
+            Err(_) => ("check failed".to_string(), "check failed".to_string()),
+        };
+    let all_ok = [&registry, &htpasswd, &audit]
+        .iter()
+        .all(|c| c.as_str() == "ok");
     let body = json!({
         "status": if all_ok { "ok" } else { "fail" },
         "checks": {"registry": registry, "htpasswd": htpasswd, "audit": audit},
@@ -41,9 +44,17 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
 async fn check_registry(state: &AppState) -> String {
     let (user, password) = &state.registry_credentials;
     let url = format!("{}/v2/", state.config.registry_url);
-    match state.http.get(url).basic_auth(user, Some(password)).send().await {
+    match state
+        .http
+        .get(url)
+        .basic_auth(user, Some(password))
+        .send()
+        .await
+    {
         Ok(r) if r.status().is_success() => "ok".into(),
-        Ok(r) if r.status().as_u16() == 401 => "registry rejects registry-admin's credentials".into(),
+        Ok(r) if r.status().as_u16() == 401 => {
+            "registry rejects registry-admin's credentials".into()
+        }
         Ok(r) => format!("registry answered {}", r.status().as_u16()),
         Err(e) if e.is_timeout() => "registry timed out".into(),
         Err(_) => "registry unreachable".into(),

@@ -26,7 +26,11 @@ fn main() -> ExitCode {
 }
 
 fn start(config: Config) -> Result<(), String> {
-    if let Some(dir) = config.audit_log_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+    if let Some(dir) = config
+        .audit_log_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     let store = Arc::new(UserStore::new(&config.htpasswd_path));
@@ -39,7 +43,9 @@ fn start(config: Config) -> Result<(), String> {
             generated: Some(password),
         } => {
             // Printed once, on stderr only, never through the logger: the operator's one chance.
-            eprintln!("registry-admin: created admin account {username:?} with password: {password}");
+            eprintln!(
+                "registry-admin: created admin account {username:?} with password: {password}"
+            );
         }
         AdminOutcome::Ensured { username, .. } => {
             log::warn!("no enabled admin existed; {username:?} is now an enabled admin");

@@ -62,9 +62,9 @@ impl Verifier {
 
     fn remembered(&self, user: &str, hash: &str, digest: &[u8; 32]) -> bool {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.get(user).is_some_and(|r| {
-            r.hash == hash && bool::from(r.password_digest.ct_eq(digest))
-        })
+        cache
+            .get(user)
+            .is_some_and(|r| r.hash == hash && bool::from(r.password_digest.ct_eq(digest)))
     }
 
     fn remember(&self, user: &str, hash: String, password_digest: [u8; 32]) {
@@ -85,7 +85,9 @@ impl Verifier {
     /// htpasswd line and so fail like unknown ones; the service account cannot use the API.
     pub async fn verify(&self, user: &str, password: &str) -> Result<Account, ApiError> {
         let accounts = self.store.current()?;
-        let view = accounts.view(user).filter(|v| !v.disabled && v.role != Role::Service);
+        let view = accounts
+            .view(user)
+            .filter(|v| !v.disabled && v.role != Role::Service);
         let hash = accounts
             .htpasswd
             .get(user)

@@ -18,7 +18,10 @@ pub struct ParseError {
 enum Line {
     /// A blank line or a comment, kept verbatim.
     Other(String),
-    Entry { user: String, hash: String },
+    Entry {
+        user: String,
+        hash: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]

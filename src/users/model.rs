@@ -237,7 +237,12 @@ impl Accounts {
     }
 
     /// Installs registry-admin's own account with a fresh hash; refuses to take over a person's.
-    pub fn provision_service(&mut self, user: &str, hash: &str, now: DateTime<Utc>) -> Result<(), Refusal> {
+    pub fn provision_service(
+        &mut self,
+        user: &str,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Refusal> {
         if let Some(view) = self.view(user)
             && view.role != Role::Service
         {
@@ -249,7 +254,8 @@ impl Accounts {
         meta.disabled = false;
         meta.kept_hash = None;
         meta.created_at.get_or_insert(now);
-        meta.created_by.get_or_insert_with(|| "registry-admin".into());
+        meta.created_by
+            .get_or_insert_with(|| "registry-admin".into());
         Ok(())
     }
 
@@ -274,7 +280,8 @@ mod tests {
 
     fn with_admin() -> Accounts {
         let mut a = Accounts::default();
-        a.create("root", "h-root", Role::Admin, None, now()).unwrap();
+        a.create("root", "h-root", Role::Admin, None, now())
+            .unwrap();
         a
     }
 
@@ -285,13 +292,17 @@ mod tests {
             meta: Metadata::default(),
         };
         let v = a.view("bob").unwrap();
-        assert_eq!((v.role, v.disabled, v.created_at), (Role::User, false, None));
+        assert_eq!(
+            (v.role, v.disabled, v.created_at),
+            (Role::User, false, None)
+        );
     }
 
     #[test]
     fn disable_keeps_the_hash_and_enable_restores_it() {
         let mut a = with_admin();
-        a.create("al", "h-al", Role::User, Some("root"), now()).unwrap();
+        a.create("al", "h-al", Role::User, Some("root"), now())
+            .unwrap();
         assert!(a.disable("al").unwrap().disabled);
         assert_eq!(a.htpasswd.get("al"), None);
         a.set_password("al", "h-new").unwrap();
@@ -304,10 +315,16 @@ mod tests {
         let mut a = with_admin();
         assert!(matches!(a.delete("root"), Err(Refusal::LastAdmin(_))));
         assert!(matches!(a.disable("root"), Err(Refusal::LastAdmin(_))));
-        assert!(matches!(a.set_role("root", Role::User), Err(Refusal::LastAdmin(_))));
+        assert!(matches!(
+            a.set_role("root", Role::User),
+            Err(Refusal::LastAdmin(_))
+        ));
         a.create("second", "h", Role::Admin, None, now()).unwrap();
         a.disable("second").unwrap();
-        assert!(matches!(a.delete("root"), Err(Refusal::LastAdmin(_))), "a disabled admin does not count");
+        assert!(
+            matches!(a.delete("root"), Err(Refusal::LastAdmin(_))),
+            "a disabled admin does not count"
+        );
         a.enable("second").unwrap();
         a.delete("root").unwrap();
         assert_eq!(a.enabled_admins(), 1);
@@ -344,7 +361,13 @@ mod tests {
         let mut a = with_admin();
         a.meta.users.insert(
             "ghost".into(),
-            UserMeta { role: Role::Admin, disabled: false, created_at: None, created_by: None, kept_hash: None },
+            UserMeta {
+                role: Role::Admin,
+                disabled: false,
+                created_at: None,
+                created_by: None,
+                kept_hash: None,
+            },
         );
         assert!(a.view("ghost").is_none());
         a.prune_stale();

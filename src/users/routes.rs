@@ -100,7 +100,13 @@ async fn create(
         None => Role::User,
         Some(r) => validate::assignable_role(r).map_err(ApiError::from)?,
     };
-    if state.store.current().map_err(ApiError::from)?.view(&username).is_some() {
+    if state
+        .store
+        .current()
+        .map_err(ApiError::from)?
+        .view(&username)
+        .is_some()
+    {
         // Saves a bcrypt for the common mistake; the check under the lock below is the real one.
         return Err(ApiError::UserExists(username).into());
     }

@@ -139,12 +139,10 @@ impl UserStore {
             Err(e) => return Err(io_err(&self.htpasswd_path)(e)),
         };
         let meta = match fs::read(&self.meta_path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|source| StoreError::Metadata {
-                    path: self.meta_path.clone(),
-                    source,
-                })?
-            }
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| StoreError::Metadata {
+                path: self.meta_path.clone(),
+                source,
+            })?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => Metadata::default(),
             Err(e) => return Err(io_err(&self.meta_path)(e)),
         };
@@ -180,10 +178,11 @@ impl UserStore {
             path: self.htpasswd_path.clone(),
             source,
         })?;
-        let meta_text = serde_json::to_vec_pretty(&new.meta).map_err(|source| StoreError::Metadata {
-            path: self.meta_path.clone(),
-            source,
-        })?;
+        let meta_text =
+            serde_json::to_vec_pretty(&new.meta).map_err(|source| StoreError::Metadata {
+                path: self.meta_path.clone(),
+                source,
+            })?;
 
         let htpasswd_changed = new.htpasswd != old.htpasswd;
         let meta_changed = new.meta != old.meta;
@@ -288,7 +287,10 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"late:$2y$05$z\n").unwrap();
         drop(f);
-        assert_eq!(store.current().unwrap().view("late").unwrap().role, Role::User);
+        assert_eq!(
+            store.current().unwrap().view("late").unwrap().role,
+            Role::User
+        );
     }
 
     #[test]
@@ -313,7 +315,10 @@ mod tests {
             .modify(|a| a.create("alice", "h", Role::Admin, None, Utc::now()))
             .unwrap();
         let before = (fs::read(&path).unwrap(), stamp(&path));
-        assert!(matches!(store.modify(|a| a.delete("alice")), Err(StoreError::LastAdmin(_))));
+        assert!(matches!(
+            store.modify(|a| a.delete("alice")),
+            Err(StoreError::LastAdmin(_))
+        ));
         assert_eq!((fs::read(&path).unwrap(), stamp(&path)), before);
     }
 

@@ -98,7 +98,13 @@ mod tests {
     fn passwords() {
         assert!(password("12345678").is_ok());
         assert!(password(&"p".repeat(72)).is_ok());
-        for bad in ["1234567", &"p".repeat(73), "abcdefgh\n", "abcdefgh\0", "abc\rdefgh"] {
+        for bad in [
+            "1234567",
+            &"p".repeat(73),
+            "abcdefgh\n",
+            "abcdefgh\0",
+            "abc\rdefgh",
+        ] {
             assert!(password(bad).is_err(), "{bad:?}");
         }
     }

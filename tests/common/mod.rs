@@ -1,0 +1,342 @@
+//! Test harness: a real registry:2 (Debian's `docker-registry`) on a free loopback port with a
+//! config written here, and the real registry-admin binary on port 0, sharing one htpasswd.
+//! Both are killed when their handle is dropped. Every wait is bounded.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use serde_json::Value;
+
+pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
+pub const ADMIN_PASSWORD: &str = "admin-secret-1";
+
+pub fn client() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Polls `probe` until it returns true, failing the test after `limit`.
+pub fn wait_until(what: &str, limit: Duration, mut probe: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if probe() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out after {limit:?} waiting for {what}");
+}
+
+pub struct Registry {
+    child: Child,
+    pub url: String,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Registry {
+    /// Starts registry:2 with htpasswd auth on `htpasswd`, which must already exist (otherwise
+    /// the registry provisions a `docker` user of its own).
+    pub fn start(dir: &Path, htpasswd: &Path) -> Registry {
+        Self::start_on(dir, htpasswd, free_port())
+    }
+
+    pub fn start_on(dir: &Path, htpasswd: &Path, port: u16) -> Registry {
+        assert!(
+            Path::new(REGISTRY_BIN).exists(),
+            "{REGISTRY_BIN} is missing: run the test command from README.md, which installs it"
+        );
+        assert!(
+            htpasswd.exists(),
+            "htpasswd must exist before the registry starts"
+        );
+        let data = dir.join("registry-data");
+        std::fs::create_dir_all(&data).unwrap();
+        let config = dir.join("registry-config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\n\
+                 log:\n  level: info\n  accesslog:\n    disabled: true\n\
+                 storage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\n\
+                 http:\n  addr: 127.0.0.1:{port}\n\
+                 auth:\n  htpasswd:\n    realm: test-registry\n    path: {htpasswd}\n",
+                data = data.display(),
+                htpasswd = htpasswd.display(),
+            ),
+        )
+        .unwrap();
+        let log = dir.join("registry.log");
+        let log_file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(REGISTRY_BIN)
+            .arg("serve")
+            .arg(&config)
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .expect("start docker-registry");
+        let registry = Registry {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            dir: dir.to_path_buf(),
+            log,
+        };
+        let c = client();
+        let v2 = format!("{}/v2/", registry.url);
+        wait_until("registry:2 to answer", Duration::from_secs(20), || {
+            c.get(&v2).send().is_ok_and(|r| r.status() == 401)
+        });
+        registry
+    }
+
+    /// The status registry:2 gives `GET /v2/` with these Basic credentials.
+    pub fn status_for(&self, user: &str, password: &str) -> u16 {
+        client()
+            .get(format!("{}/v2/", self.url))
+            .basic_auth(user, Some(password))
+            .send()
+            .expect("registry request")
+            .status()
+            .as_u16()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct App {
+    child: Child,
+    pub url: String,
+    /// Everything the process wrote to stderr so far.
+    pub stderr: Arc<Mutex<String>>,
+}
+
+/// The environment registry-admin gets in tests; the caller may add or override variables.
+pub struct AppEnv {
+    pub vars: Vec<(String, String)>,
+}
+
+impl AppEnv {
+    pub fn new(dir: &Path, registry_url: &str) -> AppEnv {
+        let vars = [
+            ("BIND_ADDR", "127.0.0.1:0".to_string()),
+            ("REGISTRY_URL", registry_url.to_string()),
+            (
+                "HTPASSWD_PATH",
+                dir.join("auth/htpasswd").display().to_string(),
+            ),
+            (
+                "AUDIT_LOG_PATH",
+                dir.join("logs/audit.log").display().to_string(),
+            ),
+            ("ADMIN_PASSWORD", ADMIN_PASSWORD.to_string()),
+            // Low cost keeps the suite fast; the benchmark measures cost 10.
+            ("BCRYPT_COST", "4".to_string()),
+            ("RUST_LOG", "info".to_string()),
+        ];
+        AppEnv {
+            vars: vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        }
+    }
+
+    pub fn set(mut self, key: &str, value: &str) -> AppEnv {
+        self.vars.retain(|(k, _)| k != key);
+        self.vars.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn unset(mut self, key: &str) -> AppEnv {
+        self.vars.retain(|(k, _)| k != key);
+        self
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_registry-admin"));
+        cmd.env_clear().stdin(Stdio::null()).stdout(Stdio::null());
+        for (k, v) in &self.vars {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Runs the binary expecting it to stop at once; returns its exit code and stderr.
+    pub fn run_to_exit(&self) -> (Option<i32>, String) {
+        let out = self
+            .command()
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run registry-admin");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    pub fn start(&self) -> App {
+        let mut child = self
+            .command()
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start registry-admin");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let pipe = child.stderr.take().expect("stderr pipe");
+        let sink = Arc::clone(&stderr);
+        thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("registry-admin: listening on ")
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(url.to_string());
+                }
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "registry-admin did not start; stderr:\n{}",
+                    stderr.lock().unwrap()
+                );
+            }
+        };
+        App { child, url, stderr }
+    }
+}
+
+impl App {
+    pub fn get(&self, path: &str) -> RequestBuilder {
+        client().get(format!("{}{path}", self.url))
+    }
+
+    pub fn request(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
+        client().request(method, format!("{}{path}", self.url))
+    }
+
+    pub fn as_admin(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
+        self.request(method, path)
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+    }
+
+    /// `POST /users` as the bootstrap admin.
+    pub fn create_user(&self, name: &str, password: &str, role: &str) -> Response {
+        self.as_admin(reqwest::Method::POST, "/users")
+            .json(&serde_json::json!({"username": name, "password": password, "role": role}))
+            .send()
+            .expect("POST /users")
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// SIGKILL, as a crash or an OOM kill would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// registry-admin and registry:2 sharing `dir/auth/htpasswd`. registry-admin starts first so
+/// the htpasswd exists (with the admin and service accounts) before the registry reads it.
+pub struct Stack {
+    pub dir: tempfile::TempDir,
+    pub app: App,
+    pub registry: Registry,
+}
+
+impl Stack {
+    pub fn start() -> Stack {
+        Self::start_with(|env| env)
+    }
+
+    pub fn start_with(customise: impl FnOnce(AppEnv) -> AppEnv) -> Stack {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // The registry's port must be known before registry-admin starts (REGISTRY_URL), and
+        // the htpasswd must exist before the registry starts: reserve the port, start the app,
+        // then the registry on that port.
+        let port = free_port();
+        let registry_url = format!("http://127.0.0.1:{port}");
+        let app = customise(AppEnv::new(dir.path(), &registry_url)).start();
+        let registry = Registry::start_on(dir.path(), &dir.path().join("auth/htpasswd"), port);
+        Stack { dir, app, registry }
+    }
+
+    pub fn htpasswd_path(&self) -> PathBuf {
+        self.dir.path().join("auth/htpasswd")
+    }
+
+    pub fn users_json_path(&self) -> PathBuf {
+        self.dir.path().join("auth/users.json")
+    }
+
+    pub fn htpasswd(&self) -> String {
+        std::fs::read_to_string(self.htpasswd_path()).expect("read htpasswd")
+    }
+}
+
+/// The JSON body of a response, failing the test when it is not JSON.
+pub fn json(resp: Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let text = resp.text().expect("body");
+    let value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("status {status}: body is not JSON ({e}): {text:?}"));
+    assert!(ct.starts_with("application/json"), "content-type {ct:?}");
+    (status, value)
+}
+
+/// Names listed by `GET /users`.
+pub fn usernames(app: &App) -> Vec<String> {
+    let (status, body) = json(
+        app.as_admin(reqwest::Method::GET, "/users")
+            .send()
+            .expect("GET /users"),
+    );
+    assert_eq!(status, 200, "{body}");
+    body.as_array()
+        .expect("array")
+        .iter()
+        .map(|u| u["username"].as_str().expect("username").to_string())
+        .collect()
+}
