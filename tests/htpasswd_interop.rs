@@ -91,7 +91,7 @@ fn our_hashes_verify_with_the_tool_and_its_edits_keep_ours() {
     // A comment by hand, then our next write: both their lines and the comment stay.
     let mut text = stack.htpasswd();
     text.insert_str(0, "# managed partly by hand\n");
-    std::fs::write(&stack.htpasswd_path(), &text).unwrap();
+    std::fs::write(stack.htpasswd_path(), &text).unwrap();
     assert_eq!(
         stack
             .app
