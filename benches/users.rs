@@ -1,0 +1,225 @@
+//! User-management benchmark, one run, figures next to their references:
+//! - user-add throughput at BCRYPT_COST=10 vs the machine's limit (cores / one cost-10 hash);
+//! - /health/live latency while that storm runs (bcrypt must stay off the async workers);
+//! - authenticated GET /users requests/s with the verification cache.
+//!
+//! Run with `cargo bench --bench users`. Talks only to 127.0.0.1.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const ADMIN_PASSWORD: &str = "bench-admin-pass";
+const USERS_TO_ADD: usize = 120;
+const ADD_CONCURRENCY: usize = 8;
+const READ_SECONDS: u64 = 5;
+const READ_CONCURRENCY: usize = 8;
+
+struct Server {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server() -> Server {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_registry-admin"))
+        .env_clear()
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .env("REGISTRY_URL", "http://127.0.0.1:9")
+        .env("HTPASSWD_PATH", dir.path().join("auth/htpasswd"))
+        .env("AUDIT_LOG_PATH", dir.path().join("logs/audit.log"))
+        .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("BCRYPT_COST", "10")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start registry-admin");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("registry-admin: listening on ") {
+                let _ = tx.send(url.to_string());
+            }
+        }
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("registry-admin did not start");
+    Server {
+        child,
+        url,
+        _dir: dir,
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Median time of one cost-10 bcrypt hash, on this machine, now.
+fn one_hash_time() -> Duration {
+    let mut times: Vec<Duration> = (0..7)
+        .map(|_| {
+            let t = Instant::now();
+            bcrypt::hash("a-benchmark-password", 10).expect("bcrypt");
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
+}
+
+async fn add_storm(url: &str) -> (Duration, Vec<Duration>) {
+    let next = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let probe = {
+        let url = url.to_string();
+        let stop = Arc::clone(&stop);
+        tokio::spawn(async move {
+            let c = reqwest::Client::new();
+            let mut lat = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let r = c.get(format!("{url}/health/live")).send().await;
+                assert!(r.is_ok_and(|r| r.status() == 200), "health/live failed");
+                lat.push(t.elapsed());
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            lat
+        })
+    };
+    let started = Instant::now();
+    let adders: Vec<_> = (0..ADD_CONCURRENCY)
+        .map(|_| {
+            let url = url.to_string();
+            let next = Arc::clone(&next);
+            tokio::spawn(async move {
+                let c = reqwest::Client::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    if i >= USERS_TO_ADD {
+                        break;
+                    }
+                    let r = c
+                        .post(format!("{url}/users"))
+                        .basic_auth("admin", Some(ADMIN_PASSWORD))
+                        .json(&serde_json::json!({"username": format!("bench{i}"), "password": "bench-user-pass"}))
+                        .send()
+                        .await
+                        .expect("POST /users");
+                    assert_eq!(r.status(), 201, "POST /users");
+                }
+            })
+        })
+        .collect();
+    for a in adders {
+        a.await.expect("adder");
+    }
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let mut lat = probe.await.expect("probe");
+    lat.sort();
+    (elapsed, lat)
+}
+
+async fn read_throughput(url: &str) -> f64 {
+    let c = reqwest::Client::new();
+    let warm = c
+        .get(format!("{url}/users"))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .expect("GET /users");
+    assert_eq!(warm.status(), 200);
+    let count = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(READ_SECONDS);
+    let started = Instant::now();
+    let readers: Vec<_> = (0..READ_CONCURRENCY)
+        .map(|_| {
+            let url = url.to_string();
+            let count = Arc::clone(&count);
+            tokio::spawn(async move {
+                let c = reqwest::Client::new();
+                while Instant::now() < deadline {
+                    let r = c
+                        .get(format!("{url}/users"))
+                        .basic_auth("admin", Some(ADMIN_PASSWORD))
+                        .send()
+                        .await
+                        .expect("GET /users");
+                    assert_eq!(r.status(), 200);
+                    r.bytes().await.expect("body");
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for r in readers {
+        r.await.expect("reader");
+    }
+    count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` would pass nothing useful: run only
+    // when asked to bench.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let hash = one_hash_time();
+    let limit = cores as f64 / hash.as_secs_f64();
+
+    let server = start_server();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (elapsed, lat) = rt.block_on(add_storm(&server.url));
+    let adds_per_s = USERS_TO_ADD as f64 / elapsed.as_secs_f64();
+    let reads_per_s = rt.block_on(read_throughput(&server.url));
+
+    println!("registry-admin users benchmark ({cores} cores)");
+    println!("| figure | value | reference | ratio | target |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| user adds/s at cost 10 ({USERS_TO_ADD} users, {ADD_CONCURRENCY} clients) | {adds_per_s:.1} | limit {limit:.1}/s ({cores} cores / {:.1} ms per hash) | {:.2} | >= 0.80 |",
+        ms(hash),
+        adds_per_s / limit
+    );
+    println!(
+        "| /health/live during the storm ({} probes) | p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms | one cost-10 hash {:.1} ms | p99/hash {:.3} | p99 < 20 ms |",
+        lat.len(),
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.99)),
+        ms(percentile(&lat, 1.0)),
+        ms(hash),
+        ms(percentile(&lat, 0.99)) / ms(hash)
+    );
+    println!(
+        "| GET /users with Basic, warm cache ({READ_CONCURRENCY} clients, {READ_SECONDS} s, client in the same machine) | {reads_per_s:.0} req/s | uncached: one hash per request = {:.1} req/s | {:.0}x | >= 5000 req/s |",
+        limit,
+        reads_per_s / limit
+    );
+}
