@@ -9,6 +9,9 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use thiserror::Error;
 
+use crate::registry::client::UpstreamError;
+use crate::registry::delete::DeleteError;
+use crate::registry::names::InvalidReference;
 use crate::users::store::StoreError;
 use crate::users::validate::InvalidInput;
 
@@ -37,6 +40,18 @@ pub enum ApiError {
     #[error("{0}")]
     MethodNotAllowed(String),
     #[error("{0}")]
+    InvalidName(String),
+    #[error("{0}")]
+    InvalidTag(String),
+    #[error("{0}")]
+    InvalidDigest(String),
+    #[error("{0}")]
+    UpstreamUnavailable(String),
+    #[error("{0}")]
+    UpstreamTimeout(String),
+    #[error("{0}")]
+    Upstream(String),
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -60,6 +75,12 @@ impl ApiError {
             ApiError::ProtectedAccount(_) => "protected_account",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
+            ApiError::InvalidName(_) => "invalid_name",
+            ApiError::InvalidTag(_) => "invalid_tag",
+            ApiError::InvalidDigest(_) => "invalid_digest",
+            ApiError::UpstreamUnavailable(_) => "upstream_unavailable",
+            ApiError::UpstreamTimeout(_) => "upstream_timeout",
+            ApiError::Upstream(_) => "upstream_error",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -70,7 +91,10 @@ impl ResponseError for ApiError {
         match self {
             ApiError::InvalidRequest(_)
             | ApiError::InvalidUsername(_)
-            | ApiError::InvalidPassword(_) => StatusCode::BAD_REQUEST,
+            | ApiError::InvalidPassword(_)
+            | ApiError::InvalidName(_)
+            | ApiError::InvalidTag(_)
+            | ApiError::InvalidDigest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -79,6 +103,8 @@ impl ResponseError for ApiError {
             }
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::UpstreamUnavailable(_) | ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ApiError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -112,6 +138,38 @@ impl From<InvalidInput> for ApiError {
             InvalidInput::Username(m) => ApiError::InvalidUsername(m),
             InvalidInput::Password(m) => ApiError::InvalidPassword(m),
             InvalidInput::Role(m) => ApiError::InvalidRequest(m),
+        }
+    }
+}
+
+impl From<InvalidReference> for ApiError {
+    fn from(e: InvalidReference) -> Self {
+        let message = e.to_string();
+        match e {
+            InvalidReference::Name(_) => ApiError::InvalidName(message),
+            InvalidReference::Tag(_) => ApiError::InvalidTag(message),
+            InvalidReference::Digest(_) => ApiError::InvalidDigest(message),
+        }
+    }
+}
+
+impl From<UpstreamError> for ApiError {
+    fn from(e: UpstreamError) -> Self {
+        let message = e.to_string();
+        match e {
+            UpstreamError::Unavailable(_) => ApiError::UpstreamUnavailable(message),
+            UpstreamError::Timeout => ApiError::UpstreamTimeout(message),
+            _ => ApiError::Upstream(message),
+        }
+    }
+}
+
+impl From<DeleteError> for ApiError {
+    fn from(e: DeleteError) -> Self {
+        match e {
+            DeleteError::NotFound(what) => ApiError::NotFound(format!("tag {what} not found")),
+            DeleteError::Disabled(_) => ApiError::Upstream(e.to_string()),
+            DeleteError::Upstream(u) => u.into(),
         }
     }
 }

@@ -42,22 +42,14 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
 
 /// registry:2 answers `GET /v2/` with 200 only when it accepts our credentials.
 async fn check_registry(state: &AppState) -> String {
-    let (user, password) = &state.registry_credentials;
-    let url = format!("{}/v2/", state.config.registry_url);
-    match state
-        .http
-        .get(url)
-        .basic_auth(user, Some(password))
-        .send()
-        .await
-    {
-        Ok(r) if r.status().is_success() => "ok".into(),
-        Ok(r) if r.status().as_u16() == 401 => {
-            "registry rejects registry-admin's credentials".into()
-        }
-        Ok(r) => format!("registry answered {}", r.status().as_u16()),
-        Err(e) if e.is_timeout() => "registry timed out".into(),
-        Err(_) => "registry unreachable".into(),
+    use crate::registry::client::UpstreamError;
+    match state.registry.ping().await {
+        Ok(()) => "ok".into(),
+        Err(UpstreamError::Unauthorized) => "registry rejects registry-admin's credentials".into(),
+        Err(UpstreamError::Timeout) => "registry timed out".into(),
+        Err(UpstreamError::Unavailable(_)) => "registry unreachable".into(),
+        Err(UpstreamError::Status { status, .. }) => format!("registry answered {status}"),
+        Err(UpstreamError::Invalid(_)) => "registry sent an unusable answer".into(),
     }
 }
 

@@ -5,6 +5,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod registry;
 pub mod users;
 
 use std::net::TcpListener;
@@ -18,7 +19,12 @@ use actix_web::{App, HttpServer, web};
 use crate::auth::verify::Verifier;
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::registry::client::RegistryClient;
+use crate::registry::delete::RepoLocks;
 use crate::users::store::UserStore;
+
+/// Longest wait for one upstream request before answering 504.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Request bodies above this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -28,10 +34,9 @@ pub struct AppState {
     pub config: Config,
     pub store: Arc<UserStore>,
     pub verifier: Verifier,
-    /// The account used toward registry:2.
-    pub registry_credentials: (String, String),
     /// Client for registry:2, pooled and with timeouts so a hung registry cannot hang us.
-    pub http: reqwest::Client,
+    pub registry: RegistryClient,
+    pub repo_locks: RepoLocks,
 }
 
 impl AppState {
@@ -42,18 +47,14 @@ impl AppState {
     ) -> Result<AppState, String> {
         let verifier = Verifier::new(Arc::clone(&store), config.bcrypt_cost)
             .map_err(|e| format!("bcrypt: {e}"))?;
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("registry-admin/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(3))
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| format!("http client: {e}"))?;
+        let (user, password) = registry_credentials;
+        let registry = RegistryClient::new(&config.registry_url, user, password, UPSTREAM_TIMEOUT)?;
         Ok(AppState {
             config,
             store,
             verifier,
-            registry_credentials,
-            http,
+            registry,
+            repo_locks: RepoLocks::default(),
         })
     }
 }
@@ -62,6 +63,7 @@ impl AppState {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     health::routes(cfg);
     users::routes(cfg);
+    registry::routes(cfg);
 }
 
 /// Starts serving on `listener`; the caller awaits the returned server.

@@ -44,7 +44,8 @@ pub fn wait_until(what: &str, limit: Duration, mut probe: impl FnMut() -> bool) 
 }
 
 pub struct Registry {
-    child: Child,
+    child: Option<Child>,
+    config: PathBuf,
     pub url: String,
     pub port: u16,
     pub dir: PathBuf,
@@ -83,30 +84,64 @@ impl Registry {
             ),
         )
         .unwrap();
-        let log = dir.join("registry.log");
-        let log_file = std::fs::File::create(&log).unwrap();
+        let mut registry = Registry {
+            child: None,
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            dir: dir.to_path_buf(),
+            log: dir.join("registry.log"),
+            config,
+        };
+        registry.spawn();
+        registry
+    }
+
+    fn spawn(&mut self) {
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let child = Command::new(REGISTRY_BIN)
             .arg("serve")
-            .arg(&config)
+            .arg(&self.config)
             .env_clear()
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().unwrap())
             .stderr(log_file)
             .spawn()
             .expect("start docker-registry");
-        let registry = Registry {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            port,
-            dir: dir.to_path_buf(),
-            log,
-        };
+        self.child = Some(child);
         let c = client();
-        let v2 = format!("{}/v2/", registry.url);
+        let v2 = format!("{}/v2/", self.url);
         wait_until("registry:2 to answer", Duration::from_secs(20), || {
             c.get(&v2).send().is_ok_and(|r| r.status() == 401)
         });
-        registry
+    }
+
+    /// Stops the registry (SIGKILL); `restart` brings it back on the same port and storage.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) the registry: it accepts connections but answers
+    /// nothing, as a hung registry would.
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("registry running").id();
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill");
+        assert!(ok.success());
     }
 
     /// The status registry:2 gives `GET /v2/` with these Basic credentials.
@@ -123,8 +158,7 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 

@@ -1,0 +1,9 @@
+//! Images: the upstream registry:2 client, the name grammar, image details, tag deletion.
+
+pub mod client;
+pub mod delete;
+pub mod details;
+pub mod names;
+pub mod routes;
+
+pub use routes::routes;

@@ -1,0 +1,150 @@
+//! The distribution grammar for repository names, tags and digests, checked before any
+//! upstream call so that nothing like `../` or `%2F` ever reaches a registry URL.
+
+use thiserror::Error;
+
+#[derive(Debug, Error, PartialEq)]
+pub enum InvalidReference {
+    #[error(
+        "invalid repository name {0:?}: use lowercase path components of [a-z0-9] joined by '.', '_', '__' or '-', separated by '/', at most 255 characters"
+    )]
+    Name(String),
+    #[error(
+        "invalid tag {0:?}: use up to 128 characters of [A-Za-z0-9_.-], not starting with '.' or '-'"
+    )]
+    Tag(String),
+    #[error("invalid digest {0:?}: use algorithm:hex, e.g. sha256:<64 hex digits>")]
+    Digest(String),
+}
+
+pub const MAX_NAME_LEN: usize = 255;
+pub const MAX_TAG_LEN: usize = 128;
+
+/// One path component: `[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*`.
+fn component_ok(c: &str) -> bool {
+    let b = c.as_bytes();
+    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
+    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        // A separator run: '.', '_', '__', or any number of '-'.
+        let start = i;
+        while i < b.len() && !alnum(b[i]) {
+            i += 1;
+        }
+        let sep = &c[start..i];
+        let ok = matches!(sep, "." | "_" | "__") || sep.bytes().all(|x| x == b'-');
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+pub fn repository(name: &str) -> Result<(), InvalidReference> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN || !name.split('/').all(component_ok) {
+        return Err(InvalidReference::Name(name.to_string()));
+    }
+    Ok(())
+}
+
+/// `[\w][\w.-]{0,127}`.
+pub fn tag(tag: &str) -> Result<(), InvalidReference> {
+    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let b = tag.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= MAX_TAG_LEN
+        && word(b[0])
+        && b.iter().all(|&c| word(c) || c == b'.' || c == b'-');
+    if !ok {
+        return Err(InvalidReference::Tag(tag.to_string()));
+    }
+    Ok(())
+}
+
+/// `algorithm:encoded`, with the lengths the registry accepts for sha256 and sha512.
+pub fn digest(d: &str) -> Result<(), InvalidReference> {
+    let bad = || InvalidReference::Digest(d.to_string());
+    let (alg, hex) = d.split_once(':').ok_or_else(bad)?;
+    let want = match alg {
+        "sha256" => 64,
+        "sha512" => 128,
+        _ => return Err(bad()),
+    };
+    if hex.len() != want
+        || !hex
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repository_names() {
+        for ok in [
+            "a",
+            "app",
+            "team/app",
+            "x/tags",
+            "a.b_c__d---e/f9",
+            "library/ubuntu",
+            &"a".repeat(255),
+        ] {
+            assert_eq!(repository(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "../x",
+            "A/b",
+            "a//b",
+            "/a",
+            "a/",
+            "team%2Fapp",
+            "a..b",
+            "a___b",
+            "-a",
+            "a-",
+            "a b",
+            "a:b",
+            &"a".repeat(256),
+        ] {
+            assert!(repository(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn tags() {
+        for ok in ["v1", "latest", "1.0.0-rc_1", "_x", "V", &"t".repeat(128)] {
+            assert_eq!(tag(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "-tag", ".tag", "a/b", "a:b", "é", &"t".repeat(129)] {
+            assert!(tag(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn digests() {
+        assert!(digest(&format!("sha256:{}", "a".repeat(64))).is_ok());
+        assert!(digest(&format!("sha512:{}", "0".repeat(128))).is_ok());
+        for bad in [
+            "sha256:abc",
+            "md5:abc",
+            "sha256",
+            &format!("sha256:{}", "A".repeat(64)),
+        ] {
+            assert!(digest(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! The `/images` endpoints. Repository names may hold `/`, so everything after `/images/` is
+//! parsed here from the raw path: a path ending in `/tags` lists tags (so `/images/x/tags/tags`
+//! lists repository `x/tags`), otherwise the last `/tags/` splits name from tag.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use super::delete::delete_tag;
+use super::details::image_details;
+use super::names;
+use crate::AppState;
+use crate::auth::{Account, Admin};
+use crate::error::ApiError;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/images").route(web::get().to(catalog)))
+        .service(
+            web::resource("/images/{rest:.*}")
+                .route(web::get().to(get))
+                .route(web::delete().to(delete)),
+        );
+}
+
+#[derive(Debug, PartialEq)]
+enum Target {
+    Tags(String),
+    Tag(String, String),
+}
+
+/// Decodes each segment once; an encoded slash or an empty segment is refused, never treated
+/// as a separator.
+fn parse_target(raw_path: &str) -> Result<Target, ApiError> {
+    let rest = raw_path.strip_prefix("/images/").unwrap_or_default();
+    let mut segments = Vec::new();
+    for seg in rest.split('/') {
+        let decoded = percent_decode(seg).ok_or_else(|| {
+            ApiError::InvalidName(format!(
+                "invalid repository path {rest:?}: bad percent-encoding"
+            ))
+        })?;
+        if decoded.is_empty() || decoded.contains('/') {
+            return Err(ApiError::InvalidName(format!(
+                "invalid repository path {rest:?}: empty segments and encoded slashes are not allowed"
+            )));
+        }
+        segments.push(decoded);
+    }
+    let n = segments.len();
+    if n >= 2 && segments[n - 1] == "tags" {
+        let name = segments[..n - 1].join("/");
+        names::repository(&name)?;
+        return Ok(Target::Tags(name));
+    }
+    if n >= 3 && segments[n - 2] == "tags" {
+        let name = segments[..n - 2].join("/");
+        names::repository(&name)?;
+        names::tag(&segments[n - 1])?;
+        return Ok(Target::Tag(name, segments[n - 1].clone()));
+    }
+    Err(ApiError::NotFound(
+        "no such endpoint: use /images/{name}/tags or /images/{name}/tags/{tag}".into(),
+    ))
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[derive(Serialize)]
+struct Catalog {
+    repositories: Vec<String>,
+}
+
+async fn catalog(_account: Account, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let repositories = state.registry.catalog().await?;
+    Ok(HttpResponse::Ok().json(Catalog { repositories }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TagPage {
+    n: Option<usize>,
+    last: Option<String>,
+}
+
+#[derive(Serialize)]
+struct TagList {
+    name: String,
+    tags: Vec<String>,
+}
+
+const MAX_TAG_PAGE: usize = 1000;
+
+async fn get(
+    _account: Account,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    page: web::Query<TagPage>,
+) -> Result<HttpResponse, ApiError> {
+    match parse_target(req.uri().path())? {
+        Target::Tags(name) => list_tags(&state, name, page.into_inner()).await,
+        Target::Tag(name, tag) => {
+            let details = image_details(
+                &state.registry,
+                &state.config.public_registry_host,
+                &name,
+                &tag,
+            )
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("tag {name}:{tag} not found")))?;
+            Ok(HttpResponse::Ok().json(details))
+        }
+    }
+}
+
+/// registry:2 ignores `n` and `last` on tags/list and returns tags unsorted: we sort and page.
+async fn list_tags(
+    state: &AppState,
+    name: String,
+    page: TagPage,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(n) = page.n
+        && !(1..=MAX_TAG_PAGE).contains(&n)
+    {
+        return Err(ApiError::InvalidRequest(format!(
+            "n must be from 1 to {MAX_TAG_PAGE}"
+        )));
+    }
+    if let Some(last) = &page.last {
+        names::tag(last)?;
+    }
+    let mut tags = state
+        .registry
+        .tags(&name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("repository {name} not found")))?;
+    tags.sort();
+    if let Some(last) = &page.last {
+        tags.retain(|t| t > last);
+    }
+    let mut resp = HttpResponse::Ok();
+    if let Some(n) = page.n
+        && tags.len() > n
+    {
+        tags.truncate(n);
+        let last = tags.last().cloned().unwrap_or_default();
+        resp.insert_header((
+            "Link",
+            format!("</images/{name}/tags?n={n}&last={last}>; rel=\"next\""),
+        ));
+    }
+    Ok(resp.json(TagList { name, tags }))
+}
+
+async fn delete(
+    _admin: Admin,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let Target::Tag(name, tag) = parse_target(req.uri().path())? else {
+        return Err(ApiError::MethodNotAllowed(
+            "DELETE takes one tag: /images/{name}/tags/{tag}".into(),
+        ));
+    };
+    let deleted = delete_tag(&state.registry, &state.repo_locks, &name, &tag).await?;
+    log::info!(
+        "deleted tag {name}:{tag} ({}) by {:?}, other tags kept: {:?}",
+        deleted.digest,
+        deleted.method,
+        deleted.other_tags
+    );
+    Ok(HttpResponse::Ok().json(deleted))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        let tags = |n: &str| Some(Target::Tags(n.into()));
+        let tag = |n: &str, t: &str| Some(Target::Tag(n.into(), t.into()));
+        let parse_target = |p: &str| super::parse_target(p).ok();
+        assert_eq!(parse_target("/images/app/tags"), tags("app"));
+        assert_eq!(parse_target("/images/team/app/tags"), tags("team/app"));
+        assert_eq!(parse_target("/images/foo/tags/tags"), tags("foo/tags"));
+        assert_eq!(parse_target("/images/app/tags/v1"), tag("app", "v1"));
+        assert_eq!(parse_target("/images/x/tags/tags/v1"), tag("x/tags", "v1"));
+        assert_eq!(
+            parse_target("/images/team/app/tags/1.0-rc"),
+            tag("team/app", "1.0-rc")
+        );
+        for bad in [
+            "/images/team%2Fapp/tags",
+            "/images/a//b/tags",
+            "/images/../x/tags",
+            "/images/A/b/tags",
+            "/images/app/tags/-tag",
+            "/images/app/tags/%2E%2E",
+            "/images/%zz/tags",
+        ] {
+            assert!(
+                matches!(
+                    super::parse_target(bad),
+                    Err(ApiError::InvalidName(_) | ApiError::InvalidTag(_))
+                ),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            super::parse_target("/images/app"),
+            Err(ApiError::NotFound(_))
+        ));
+    }
+}
