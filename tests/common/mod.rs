@@ -3,6 +3,8 @@
 //! Both are killed when their handle is dropped. Every wait is bounded.
 #![allow(dead_code)]
 
+pub mod images;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
