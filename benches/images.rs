@@ -7,7 +7,6 @@
 //! Run with `cargo bench --bench images`.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::process::Command;
