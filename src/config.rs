@@ -28,6 +28,8 @@ pub struct Config {
     pub registry_url: String,
     pub htpasswd_path: PathBuf,
     pub audit_log_path: PathBuf,
+    /// Size at which `audit.log` is rotated to a numbered file.
+    pub audit_max_bytes: u64,
     pub admin_username: String,
     pub admin_password: Option<String>,
     /// Credentials toward registry:2 given by the operator; `None` means we provision our own.
@@ -83,6 +85,20 @@ impl Config {
             })?,
         };
 
+        let audit_max_bytes = match var("AUDIT_MAX_BYTES") {
+            None => 100 * 1024 * 1024,
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|b| *b >= 4096)
+                .ok_or_else(|| {
+                    bad(
+                        "AUDIT_MAX_BYTES",
+                        format!("{v:?} is not a number of bytes >= 4096"),
+                    )
+                })?,
+        };
+
         let admin_username = var("ADMIN_USERNAME").unwrap_or_else(|| "admin".into());
         validate::username(&admin_username).map_err(|e| bad("ADMIN_USERNAME", e.to_string()))?;
         let admin_password = var("ADMIN_PASSWORD");
@@ -117,6 +133,7 @@ impl Config {
             audit_log_path: var("AUDIT_LOG_PATH")
                 .unwrap_or_else(|| "./logs/audit.log".into())
                 .into(),
+            audit_max_bytes,
             admin_username,
             admin_password,
             registry_credentials,
@@ -179,6 +196,7 @@ mod tests {
             (vec![("ADMIN_USERNAME", "a:b")], "ADMIN_USERNAME"),
             (vec![("REGISTRY_USERNAME", "svc")], "REGISTRY_PASSWORD"),
             (vec![("TOKEN_TTL", "0")], "TOKEN_TTL"),
+            (vec![("AUDIT_MAX_BYTES", "10")], "AUDIT_MAX_BYTES"),
         ] {
             let err = from(&pairs).unwrap_err();
             assert_eq!(err.var, var, "{pairs:?}");

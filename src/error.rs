@@ -9,6 +9,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use thiserror::Error;
 
+use crate::audit::api::ErrorCode;
 use crate::registry::client::UpstreamError;
 use crate::registry::delete::DeleteError;
 use crate::registry::names::InvalidReference;
@@ -125,6 +126,7 @@ impl ResponseError for ApiError {
                 HeaderValue::from_static("Basic realm=\"registry-admin\""),
             ));
         }
+        resp.extensions_mut().insert(ErrorCode(self.code()));
         resp.json(ErrorBody {
             error: self.code(),
             message,

@@ -1,11 +1,13 @@
 //! registry-admin: the admin side of a private registry:2.
 
+pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
 pub mod error;
 pub mod health;
 pub mod registry;
+pub mod request_id;
 pub mod users;
 
 use std::net::TcpListener;
@@ -13,9 +15,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::{ErrorHandlers, Logger};
+use actix_web::middleware::{ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, web};
 
+use crate::audit::AuditLog;
+use crate::audit::events::SeenEvents;
 use crate::auth::verify::Verifier;
 use crate::config::Config;
 use crate::error::ApiError;
@@ -37,6 +41,8 @@ pub struct AppState {
     /// Client for registry:2, pooled and with timeouts so a hung registry cannot hang us.
     pub registry: RegistryClient,
     pub repo_locks: RepoLocks,
+    pub audit: Arc<AuditLog>,
+    pub seen_events: SeenEvents,
 }
 
 impl AppState {
@@ -44,6 +50,7 @@ impl AppState {
         config: Config,
         store: Arc<UserStore>,
         registry_credentials: (String, String),
+        audit: Arc<AuditLog>,
     ) -> Result<AppState, String> {
         let verifier = Verifier::new(Arc::clone(&store), config.bcrypt_cost)
             .map_err(|e| format!("bcrypt: {e}"))?;
@@ -55,7 +62,14 @@ impl AppState {
             verifier,
             registry,
             repo_locks: RepoLocks::default(),
+            audit,
+            seen_events: SeenEvents::default(),
         })
+    }
+
+    /// The address a request came from, as written to the audit log.
+    pub fn client_addr(&self, req: &actix_web::HttpRequest) -> Option<String> {
+        req.peer_addr().map(|a| a.ip().to_string())
     }
 }
 
@@ -64,6 +78,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     health::routes(cfg);
     users::routes(cfg);
     registry::routes(cfg);
+    audit::routes(cfg);
 }
 
 /// Starts serving on `listener`; the caller awaits the returned server.
@@ -80,8 +95,10 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> 
             .app_data(web::PathConfig::default().error_handler(error::path_error))
             .app_data(web::QueryConfig::default().error_handler(error::query_error))
             .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
+            // Innermost first: JSON errors, then the audit entry, then the request id and log line.
             .wrap(ErrorHandlers::new().default_handler(error::json_error_responses))
-            .wrap(Logger::new(r#"%a "%r" %s %b %Dms"#))
+            .wrap(from_fn(audit::api::middleware))
+            .wrap(from_fn(request_id::middleware))
             .configure(routes)
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(ApiError::NotFound("no such endpoint".into()))

@@ -2,6 +2,7 @@ use std::net::TcpListener;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use registry_admin::audit::AuditLog;
 use registry_admin::bootstrap::{self, AdminOutcome};
 use registry_admin::config::Config;
 use registry_admin::users::store::UserStore;
@@ -54,10 +55,20 @@ fn start(config: Config) -> Result<(), String> {
     let listener = TcpListener::bind(config.bind_addr)
         .map_err(|e| format!("BIND_ADDR {}: {e}", config.bind_addr))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let state = AppState::new(config, store, registry_credentials)?;
-    actix_web::rt::System::new().block_on(async move {
+    if config.events_token.is_none() {
+        log::warn!("EVENTS_TOKEN is unset: registry notifications to /events are refused");
+    }
+    let audit = Arc::new(
+        AuditLog::open(&config.audit_log_path, config.audit_max_bytes)
+            .map_err(|e| e.to_string())?,
+    );
+    let state = AppState::new(config, store, registry_credentials, Arc::clone(&audit))?;
+    let served = actix_web::rt::System::new().block_on(async move {
         let server = serve(state, listener).map_err(|e| e.to_string())?;
         eprintln!("registry-admin: listening on http://{addr}");
         server.await.map_err(|e| e.to_string())
-    })
+    });
+    // The server has drained its requests (SIGTERM or SIGINT); write what is queued.
+    audit.close();
+    served
 }

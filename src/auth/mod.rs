@@ -7,10 +7,11 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use base64::Engine;
 
 use crate::AppState;
+use crate::audit::api::AuthAttempt;
 use crate::error::ApiError;
 use crate::users::model::Role;
 pub use verify::Account;
@@ -37,10 +38,23 @@ impl FromRequest for Account {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let credentials = basic_credentials(req);
+        let req = req.clone();
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::Internal("app state missing".into()))?;
-            let (user, password) = credentials.ok_or(ApiError::Unauthorized)?;
-            state.verifier.verify(&user, &password).await
+            let Some((user, password)) = credentials else {
+                req.extensions_mut().insert(AuthAttempt(String::new()));
+                return Err(ApiError::Unauthorized);
+            };
+            match state.verifier.verify(&user, &password).await {
+                Ok(account) => {
+                    req.extensions_mut().insert(account.clone());
+                    Ok(account)
+                }
+                Err(e) => {
+                    req.extensions_mut().insert(AuthAttempt(user));
+                    Err(e)
+                }
+            }
         })
     }
 }

@@ -30,6 +30,16 @@ pub enum Method {
     Throwaway,
 }
 
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Tag => "tag",
+            Method::Digest => "digest",
+            Method::Throwaway => "throwaway",
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct Deleted {
     pub name: String,

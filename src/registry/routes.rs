@@ -9,6 +9,7 @@ use super::delete::delete_tag;
 use super::details::image_details;
 use super::names;
 use crate::AppState;
+use crate::audit;
 use crate::auth::{Account, Admin};
 use crate::error::ApiError;
 
@@ -175,13 +176,19 @@ async fn delete(
             "DELETE takes one tag: /images/{name}/tags/{tag}".into(),
         ));
     };
+    audit::api::note(&req, |n| {
+        n.image = Some(name.clone());
+        n.tag = Some(tag.clone());
+    });
     let deleted = delete_tag(&state.registry, &state.repo_locks, &name, &tag).await?;
-    log::info!(
-        "deleted tag {name}:{tag} ({}) by {:?}, other tags kept: {:?}",
-        deleted.digest,
-        deleted.method,
-        deleted.other_tags
-    );
+    audit::api::note(&req, |n| {
+        n.digest = Some(deleted.digest.clone());
+        n.detail = Some(format!(
+            "method {}; other_tags [{}]",
+            deleted.method.as_str(),
+            deleted.other_tags.join(",")
+        ));
+    });
     Ok(HttpResponse::Ok().json(deleted))
 }
 

@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use serde::Deserialize;
 
 use super::model::{Accounts, Refusal, Role, UserView};
 use super::validate;
 use crate::AppState;
+use crate::audit;
 use crate::auth::verify::run_blocking;
 use crate::auth::{Account, Admin};
 use crate::error::ApiError;
@@ -87,6 +88,7 @@ async fn list(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse,
 async fn create(
     Admin(admin): Admin,
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: JsonBody<NewUser>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let NewUser {
@@ -95,11 +97,13 @@ async fn create(
         role,
     } = body?.into_inner();
     validate::username(&username).map_err(ApiError::from)?;
+    audit::api::note(&req, |n| n.user = Some(username.clone()));
     validate::password(&password).map_err(ApiError::from)?;
     let role = match role.as_deref() {
         None => Role::User,
         Some(r) => validate::assignable_role(r).map_err(ApiError::from)?,
     };
+    audit::api::note(&req, |n| n.detail = Some(format!("role {}", role.as_str())));
     if state
         .store
         .current()
@@ -182,12 +186,14 @@ async fn enable(
 async fn set_role(
     _admin: Admin,
     state: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<String>,
     body: JsonBody<NewRole>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let user = path_user(path)?;
     let NewRole { role } = body?.into_inner();
     let role = validate::assignable_role(&role).map_err(ApiError::from)?;
+    audit::api::note(&req, |n| n.detail = Some(format!("role {}", role.as_str())));
     let view = change(&state, move |a| a.set_role(&user, role)).await?;
     Ok(HttpResponse::Ok().json(view))
 }

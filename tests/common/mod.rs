@@ -18,6 +18,7 @@ use serde_json::Value;
 
 pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
 pub const ADMIN_PASSWORD: &str = "admin-secret-1";
+pub const EVENTS_TOKEN: &str = "test-events-token-0123456789";
 
 pub fn client() -> Client {
     Client::builder()
@@ -58,10 +59,12 @@ impl Registry {
     /// Starts registry:2 with htpasswd auth on `htpasswd`, which must already exist (otherwise
     /// the registry provisions a `docker` user of its own).
     pub fn start(dir: &Path, htpasswd: &Path) -> Registry {
-        Self::start_on(dir, htpasswd, free_port())
+        Self::start_on(dir, htpasswd, free_port(), None)
     }
 
-    pub fn start_on(dir: &Path, htpasswd: &Path, port: u16) -> Registry {
+    /// `notify`: registry-admin's base URL, to which the registry sends its events with
+    /// `EVENTS_TOKEN`.
+    pub fn start_on(dir: &Path, htpasswd: &Path, port: u16, notify: Option<&str>) -> Registry {
         assert!(
             Path::new(REGISTRY_BIN).exists(),
             "{REGISTRY_BIN} is missing: run the test command from README.md, which installs it"
@@ -73,19 +76,24 @@ impl Registry {
         let data = dir.join("registry-data");
         std::fs::create_dir_all(&data).unwrap();
         let config = dir.join("registry-config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\n\
-                 log:\n  level: info\n  accesslog:\n    disabled: true\n\
-                 storage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\n\
-                 http:\n  addr: 127.0.0.1:{port}\n\
-                 auth:\n  htpasswd:\n    realm: test-registry\n    path: {htpasswd}\n",
-                data = data.display(),
-                htpasswd = htpasswd.display(),
-            ),
-        )
-        .unwrap();
+        let mut text = format!(
+            "version: 0.1\n\
+             log:\n  level: info\n  accesslog:\n    disabled: true\n\
+             storage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\n\
+             http:\n  addr: 127.0.0.1:{port}\n\
+             auth:\n  htpasswd:\n    realm: test-registry\n    path: {htpasswd}\n",
+            data = data.display(),
+            htpasswd = htpasswd.display(),
+        );
+        if let Some(app) = notify {
+            text.push_str(&format!(
+                "notifications:\n  events:\n    includereferences: true\n  endpoints:\n\
+                 \x20   - name: registry-admin\n      url: {app}/events\n\
+                 \x20     headers:\n        Authorization: [\"Bearer {EVENTS_TOKEN}\"]\n\
+                 \x20     timeout: 2s\n      threshold: 3\n      backoff: 1s\n"
+            ));
+        }
+        std::fs::write(&config, text).unwrap();
         let mut registry = Registry {
             child: None,
             url: format!("http://127.0.0.1:{port}"),
@@ -193,6 +201,7 @@ impl AppEnv {
             // Low cost keeps the suite fast; the benchmark measures cost 10.
             ("BCRYPT_COST", "4".to_string()),
             ("RUST_LOG", "info".to_string()),
+            ("EVENTS_TOKEN", EVENTS_TOKEN.to_string()),
         ];
         AppEnv {
             vars: vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
@@ -329,7 +338,12 @@ impl Stack {
         let port = free_port();
         let registry_url = format!("http://127.0.0.1:{port}");
         let app = customise(AppEnv::new(dir.path(), &registry_url)).start();
-        let registry = Registry::start_on(dir.path(), &dir.path().join("auth/htpasswd"), port);
+        let registry = Registry::start_on(
+            dir.path(),
+            &dir.path().join("auth/htpasswd"),
+            port,
+            Some(&app.url),
+        );
         Stack { dir, app, registry }
     }
 
@@ -339,6 +353,10 @@ impl Stack {
 
     pub fn users_json_path(&self) -> PathBuf {
         self.dir.path().join("auth/users.json")
+    }
+
+    pub fn audit_path(&self) -> PathBuf {
+        self.dir.path().join("logs/audit.log")
     }
 
     pub fn htpasswd(&self) -> String {

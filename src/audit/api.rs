@@ -1,0 +1,141 @@
+//! Audit of API actions, in one place: a middleware that, once a handler (or an extractor) has
+//! answered, writes the entry and waits for it to be on disk before the response goes out.
+//! Handlers add what only they know (the account acted on, the digest) as an `AuditNote`.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{Method, StatusCode, header};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage, HttpRequest, web};
+
+use super::entry::{Entry, Outcome, Source};
+use crate::AppState;
+use crate::auth::Account;
+use crate::request_id::RequestId;
+
+/// Details a handler knows about the action, attached to the request.
+#[derive(Debug, Clone, Default)]
+pub struct AuditNote {
+    pub user: Option<String>,
+    pub image: Option<String>,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// Adds to the request's note; safe to call several times.
+pub fn note(req: &HttpRequest, f: impl FnOnce(&mut AuditNote)) {
+    let mut ext = req.extensions_mut();
+    if ext.get::<AuditNote>().is_none() {
+        ext.insert(AuditNote::default());
+    }
+    if let Some(n) = ext.get_mut::<AuditNote>() {
+        f(n);
+    }
+}
+
+/// The username a failed authentication tried, as given (sanitised before it is written).
+#[derive(Debug, Clone)]
+pub struct AuthAttempt(pub String);
+
+/// The error code of an error response, for the entry's `detail`.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
+/// The audited action of a route; reads are not audited.
+fn action_of(method: &Method, pattern: &str) -> Option<&'static str> {
+    Some(match (method.as_str(), pattern) {
+        ("POST", "/users") => "user.create",
+        ("DELETE", "/users/{user}") => "user.delete",
+        ("PUT", "/users/{user}/password") => "user.password",
+        ("POST", "/users/{user}/disable") => "user.disable",
+        ("POST", "/users/{user}/enable") => "user.enable",
+        ("PUT", "/users/{user}/role") => "user.role",
+        ("DELETE", "/images/{rest:.*}") => "tag.delete",
+        _ => return None,
+    })
+}
+
+fn outcome_of(status: StatusCode) -> Outcome {
+    if status.is_success() {
+        Outcome::Success
+    } else if status == StatusCode::FORBIDDEN || status == StatusCode::UNAUTHORIZED {
+        Outcome::Denied
+    } else {
+        Outcome::Failure
+    }
+}
+
+/// Printable ASCII only, at most 64 characters: an attempted username is attacker-chosen.
+pub fn sanitise(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .take(64)
+        .collect()
+}
+
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let action = req
+        .match_pattern()
+        .and_then(|p| action_of(req.method(), &p));
+    let presented_credentials = req.headers().contains_key(header::AUTHORIZATION);
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let res = next.call(req).await?;
+    let Some(state) = state else {
+        return Ok(res);
+    };
+    let status = res.status();
+    let auth_failed = status == StatusCode::UNAUTHORIZED && presented_credentials;
+    if !auth_failed && action.is_none() {
+        return Ok(res);
+    }
+
+    let entry = {
+        let request = res.request();
+        let ext = request.extensions();
+        let base = |action: &str, actor: &str, outcome: Outcome| {
+            let mut e = Entry::new(action, actor, outcome, Source::Api);
+            e.status = Some(status.as_u16());
+            e.request_id = ext.get::<RequestId>().map(|r| r.0.clone());
+            e.remote_addr = state.client_addr(request);
+            e
+        };
+        if auth_failed {
+            let attempted = ext
+                .get::<AuthAttempt>()
+                .map(|a| sanitise(&a.0))
+                .unwrap_or_default();
+            base("auth.failure", &attempted, Outcome::Denied)
+        } else {
+            let actor = ext
+                .get::<Account>()
+                .map(|a| a.username.clone())
+                .unwrap_or_default();
+            let mut e = base(action.unwrap_or_default(), &actor, outcome_of(status));
+            let n = ext.get::<AuditNote>().cloned().unwrap_or_default();
+            e.user = n
+                .user
+                .or_else(|| request.match_info().get("user").map(sanitise));
+            e.image = n.image;
+            e.tag = n.tag;
+            e.digest = n.digest;
+            e.detail = match (n.detail, res.response().extensions().get::<ErrorCode>()) {
+                (Some(d), _) => Some(d),
+                (None, Some(code)) => Some(code.0.to_string()),
+                (None, None) => None,
+            };
+            e
+        }
+    };
+    if let Err(err) = state.audit.record(entry).await {
+        // The action has happened; refusing the response now would only mislead the client.
+        log::error!(
+            "could not write the audit entry for {}: {err}",
+            res.request().path()
+        );
+    }
+    Ok(res)
+}

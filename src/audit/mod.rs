@@ -1,0 +1,143 @@
+//! The audit trail: one append-only, hash-chained JSON-lines log of API actions and registry
+//! events, with newest-first queries and a chain check.
+
+pub mod api;
+pub mod entry;
+pub mod events;
+pub mod files;
+pub mod query;
+pub mod verify;
+pub mod writer;
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::AppState;
+use crate::auth::Admin;
+use crate::auth::verify::run_blocking;
+use crate::error::ApiError;
+use crate::registry::names;
+use query::{Cursor, Filters};
+
+pub use writer::AuditLog;
+
+pub const DEFAULT_LIMIT: usize = 100;
+pub const MAX_LIMIT: usize = 1000;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/audit", web::get().to(list))
+        .route("/audit/verify", web::get().to(verify_chain))
+        .service(
+            web::resource("/events")
+                .app_data(web::PayloadConfig::default().limit(events::MAX_EVENTS_BODY))
+                .route(web::post().to(events::receive)),
+        );
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditParams {
+    user: Option<String>,
+    image: Option<String>,
+    action: Option<String>,
+    outcome: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+fn time_param(name: &str, v: Option<String>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    v.map(|s| {
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| {
+                ApiError::InvalidRequest(format!(
+                    "{name} must be an RFC 3339 time, e.g. 2026-11-23T10:00:00Z"
+                ))
+            })
+    })
+    .transpose()
+}
+
+fn filters_from(p: &AuditParams) -> Result<Filters, ApiError> {
+    if let Some(u) = &p.user
+        && (u.is_empty() || u.chars().count() > 64 || u.chars().any(char::is_control))
+    {
+        return Err(ApiError::InvalidRequest(
+            "user must be 1-64 characters without control characters".into(),
+        ));
+    }
+    if let Some(i) = &p.image {
+        names::repository(i)?;
+    }
+    if let Some(a) = &p.action
+        && (a.is_empty()
+            || a.len() > 64
+            || !a
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c == b'.' || c == b'_'))
+    {
+        return Err(ApiError::InvalidRequest(format!(
+            "invalid action {a:?}, e.g. user.create or image.push"
+        )));
+    }
+    if let Some(o) = &p.outcome
+        && !matches!(o.as_str(), "success" | "denied" | "failure")
+    {
+        return Err(ApiError::InvalidRequest(
+            "outcome must be success, denied or failure".into(),
+        ));
+    }
+    let since = time_param("since", p.since.clone())?;
+    let until = time_param("until", p.until.clone())?;
+    if let (Some(s), Some(u)) = (since, until)
+        && s > u
+    {
+        return Err(ApiError::InvalidRequest("since is after until".into()));
+    }
+    Ok(Filters {
+        user: p.user.clone(),
+        image: p.image.clone(),
+        action: p.action.clone(),
+        outcome: p.outcome.clone(),
+        since,
+        until,
+    })
+}
+
+async fn list(
+    _admin: Admin,
+    state: web::Data<AppState>,
+    params: web::Query<AuditParams>,
+) -> Result<HttpResponse, ApiError> {
+    let params = params.into_inner();
+    let filters = filters_from(&params)?;
+    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::InvalidRequest(format!(
+            "limit must be from 1 to {MAX_LIMIT}"
+        )));
+    }
+    let cursor = params
+        .cursor
+        .as_deref()
+        .map(|c| Cursor::decode(c, &filters))
+        .transpose()
+        .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    let files = state.audit.files().clone();
+    let page = run_blocking(move || query::query(&files, &filters, limit, cursor.as_ref()))
+        .await?
+        .map_err(|e| ApiError::Internal(format!("reading the audit log: {e}")))?;
+    Ok(HttpResponse::Ok().json(json!({"entries": page.entries, "next_cursor": page.next_cursor})))
+}
+
+async fn verify_chain(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let files = state.audit.files().clone();
+    let report = run_blocking(move || verify::verify(&files))
+        .await?
+        .map_err(|e| ApiError::Internal(format!("reading the audit log: {e}")))?;
+    Ok(HttpResponse::Ok().json(report))
+}
