@@ -26,6 +26,8 @@ export AUDIT_LOG_PATH="${AUDIT_LOG_PATH:-$root/logs/audit.log}"
 export REGISTRY_URL="${REGISTRY_URL:-http://127.0.0.1:5000}"
 export BIND_ADDR="${BIND_ADDR:-0.0.0.0:5001}"
 export PUBLIC_REGISTRY_HOST="${PUBLIC_REGISTRY_HOST:-localhost:5000}"
+# registry:2 sends its events with this token; without one in .env, this run makes its own.
+export EVENTS_TOKEN="${EVENTS_TOKEN:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
 
 pids=()
 stop() {
@@ -47,6 +49,7 @@ done
 
 REGISTRY_AUTH_HTPASSWD_PATH="$HTPASSWD_PATH" \
 REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY="$root/data/registry" \
+REGISTRY_NOTIFICATIONS_ENDPOINTS="[{name: registry-admin, url: 'http://127.0.0.1:${BIND_ADDR##*:}/events', headers: {Authorization: ['Bearer $EVENTS_TOKEN']}, timeout: 2s, threshold: 5, backoff: 1s}]" \
   /usr/bin/docker-registry serve registry/config.yml >logs/registry.log 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
@@ -58,7 +61,7 @@ done
 cat <<MSG
 
   registry:2       http://localhost:5000   (log: logs/registry.log)
-  registry-admin   http://localhost:${BIND_ADDR##*:}   (log: this terminal)
+  registry-admin   http://localhost:${BIND_ADDR##*:}   (log: this terminal; audit: ${AUDIT_LOG_PATH})
   admin account    ${ADMIN_USERNAME:-admin} — its password is the one printed above when it was
                    created, or ADMIN_PASSWORD from your environment / .env
   try              curl -u ${ADMIN_USERNAME:-admin}:PASSWORD http://localhost:${BIND_ADDR##*:}/users

@@ -122,11 +122,13 @@ pub async fn middleware(
             e.image = n.image;
             e.tag = n.tag;
             e.digest = n.digest;
-            e.detail = match (n.detail, res.response().extensions().get::<ErrorCode>()) {
-                (Some(d), _) => Some(d),
-                (None, Some(code)) => Some(code.0.to_string()),
-                (None, None) => None,
-            };
+            // A failure is best explained by its error code.
+            e.detail = res
+                .response()
+                .extensions()
+                .get::<ErrorCode>()
+                .map(|c| c.0.to_string())
+                .or(n.detail);
             e
         }
     };

@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 use super::files::AuditFiles;
 
 const BLOCK: u64 = 1 << 20;
-/// Registry events carry the registry's own timestamps, so the file is only roughly in time
-/// order: keep scanning this far past `since` before stopping.
+/// Entries are stamped when created and sealed a moment later, so the file is only roughly in
+/// time order: keep scanning this far past `since` before stopping.
 const SINCE_GRACE_MINUTES: i64 = 5;
 
 #[derive(Debug, Default, Clone)]
@@ -244,7 +244,11 @@ pub fn query(
                 .and_then(Value::as_str)
                 .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
                 .map(|t| t.with_timezone(&Utc));
-            if let (Some(t), Some(stop)) = (time, stop_before)
+            // Only our own entries are stamped at append time; a registry event keeps the
+            // registry's timestamp and may arrive late, so it never ends the scan.
+            let appended_at =
+                time.filter(|_| v.get("source").and_then(Value::as_str) == Some("api"));
+            if let (Some(t), Some(stop)) = (appended_at, stop_before)
                 && t < stop
             {
                 return Flow::Stop;
