@@ -79,18 +79,22 @@ fn with_id(req: reqwest::blocking::RequestBuilder, id: &str) -> u16 {
         .as_u16()
 }
 
+/// (request id, request, expected status, action, outcome, account acted on)
+type Step<'a> = (
+    &'a str,
+    reqwest::blocking::RequestBuilder,
+    u16,
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+);
+type Predicate = Box<dyn Fn(&Value) -> bool>;
+
 #[test]
 fn every_api_action_leaves_exactly_one_entry() {
     let stack = Stack::start();
     let app = &stack.app;
-    let steps: Vec<(
-        &str,
-        reqwest::blocking::RequestBuilder,
-        u16,
-        &str,
-        &str,
-        Option<&str>,
-    )> = vec![
+    let steps: Vec<Step> = vec![
         (
             "r-create",
             app.as_admin(Method::POST, "/users")
@@ -471,7 +475,7 @@ fn filters_return_exactly_the_matching_entries_newest_first() {
             .collect()
     };
     let s = |e: &Value, k: &str| e[k].as_str().unwrap_or("").to_string();
-    let cases: Vec<(&str, Box<dyn Fn(&Value) -> bool>)> = vec![
+    let cases: Vec<(&str, Predicate)> = vec![
         ("?limit=1000", Box::new(|_| true)),
         (
             "?user=alice&limit=1000",
