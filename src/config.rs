@@ -38,6 +38,10 @@ pub struct Config {
     pub bcrypt_cost: u32,
     pub token_ttl: u64,
     pub public_registry_host: String,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Key for API bearer tokens; `None`: a random one per process.
+    pub token_secret: Option<String>,
 }
 
 impl Config {
@@ -123,7 +127,32 @@ impl Config {
             }
         };
 
+        let trusted_proxies = match var("TRUSTED_PROXIES") {
+            None => Vec::new(),
+            Some(v) => v
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    p.parse::<ipnet::IpNet>()
+                        .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                        .map_err(|_| {
+                            bad(
+                                "TRUSTED_PROXIES",
+                                format!("{p:?} is not an IP address or CIDR"),
+                            )
+                        })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let token_secret = var("TOKEN_SECRET");
+        if token_secret.as_ref().is_some_and(|s| s.len() < 32) {
+            return Err(bad("TOKEN_SECRET", "must be at least 32 characters"));
+        }
+
         Ok(Config {
+            trusted_proxies,
+            token_secret,
             bind_addr,
             public_registry_host: var("PUBLIC_REGISTRY_HOST").unwrap_or(host_port),
             registry_url,
@@ -197,10 +226,22 @@ mod tests {
             (vec![("REGISTRY_USERNAME", "svc")], "REGISTRY_PASSWORD"),
             (vec![("TOKEN_TTL", "0")], "TOKEN_TTL"),
             (vec![("AUDIT_MAX_BYTES", "10")], "AUDIT_MAX_BYTES"),
+            (
+                vec![("TRUSTED_PROXIES", "10.0.0.1,nope")],
+                "TRUSTED_PROXIES",
+            ),
+            (vec![("TOKEN_SECRET", "short")], "TOKEN_SECRET"),
         ] {
             let err = from(&pairs).unwrap_err();
             assert_eq!(err.var, var, "{pairs:?}");
         }
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_networks() {
+        let c = from(&[("TRUSTED_PROXIES", "10.0.0.1, 192.168.0.0/16,::1")]).unwrap();
+        assert_eq!(c.trusted_proxies.len(), 3);
+        assert!(c.trusted_proxies[1].contains(&"192.168.4.5".parse::<std::net::IpAddr>().unwrap()));
     }
 
     #[test]

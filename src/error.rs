@@ -36,6 +36,8 @@ pub enum ApiError {
     LastAdmin(String),
     #[error("the account {0:?} is managed by registry-admin itself and cannot be changed")]
     ProtectedAccount(String),
+    #[error("too many failed authentications; retry in {0} seconds")]
+    RateLimited(u64),
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("{0}")]
@@ -75,6 +77,7 @@ impl ApiError {
             ApiError::LastAdmin(_) => "last_admin",
             ApiError::ProtectedAccount(_) => "protected_account",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::RateLimited(_) => "rate_limited",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::InvalidName(_) => "invalid_name",
             ApiError::InvalidTag(_) => "invalid_tag",
@@ -103,6 +106,7 @@ impl ResponseError for ApiError {
                 StatusCode::CONFLICT
             }
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UpstreamUnavailable(_) | ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -125,6 +129,9 @@ impl ResponseError for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"registry-admin\""),
             ));
+        }
+        if let ApiError::RateLimited(secs) = self {
+            resp.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
         resp.extensions_mut().insert(ErrorCode(self.code()));
         resp.json(ErrorBody {

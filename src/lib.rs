@@ -10,7 +10,7 @@ pub mod registry;
 pub mod request_id;
 pub mod users;
 
-use std::net::TcpListener;
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +20,8 @@ use actix_web::{App, HttpServer, web};
 
 use crate::audit::AuditLog;
 use crate::audit::events::SeenEvents;
+use crate::auth::limit::FailureLimiter;
+use crate::auth::token::TokenSigner;
 use crate::auth::verify::Verifier;
 use crate::config::Config;
 use crate::error::ApiError;
@@ -43,6 +45,8 @@ pub struct AppState {
     pub repo_locks: RepoLocks,
     pub audit: Arc<AuditLog>,
     pub seen_events: SeenEvents,
+    pub limiter: FailureLimiter,
+    pub tokens: TokenSigner,
 }
 
 impl AppState {
@@ -54,6 +58,10 @@ impl AppState {
     ) -> Result<AppState, String> {
         let verifier = Verifier::new(Arc::clone(&store), config.bcrypt_cost)
             .map_err(|e| format!("bcrypt: {e}"))?;
+        let tokens = TokenSigner::new(
+            config.token_secret.as_deref().map(str::as_bytes),
+            config.token_ttl,
+        );
         let (user, password) = registry_credentials;
         let registry = RegistryClient::new(&config.registry_url, user, password, UPSTREAM_TIMEOUT)?;
         Ok(AppState {
@@ -64,18 +72,46 @@ impl AppState {
             repo_locks: RepoLocks::default(),
             audit,
             seen_events: SeenEvents::default(),
+            limiter: FailureLimiter::default(),
+            tokens,
         })
     }
 
-    /// The address a request came from, as written to the audit log.
+    /// The address a request came from: the peer, or, when the peer is a trusted proxy, the
+    /// nearest address in `X-Forwarded-For` that is not one of our proxies.
+    pub fn client_ip(&self, req: &actix_web::HttpRequest) -> IpAddr {
+        let peer = req
+            .peer_addr()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+        let trusted = |ip: &IpAddr| self.config.trusted_proxies.iter().any(|n| n.contains(ip));
+        if !trusted(&peer) {
+            return peer;
+        }
+        let forwarded: Vec<IpAddr> = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map_while(|s| s.trim().parse::<IpAddr>().ok())
+            .collect();
+        forwarded
+            .iter()
+            .rev()
+            .find(|ip| !trusted(ip))
+            .or(forwarded.first())
+            .copied()
+            .unwrap_or(peer)
+    }
+
     pub fn client_addr(&self, req: &actix_web::HttpRequest) -> Option<String> {
-        req.peer_addr().map(|a| a.ip().to_string())
+        Some(self.client_ip(req).to_string())
     }
 }
 
 /// Every route of the service.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     health::routes(cfg);
+    auth::routes(cfg);
     users::routes(cfg);
     registry::routes(cfg);
     audit::routes(cfg);

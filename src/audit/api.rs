@@ -52,6 +52,7 @@ fn action_of(method: &Method, pattern: &str) -> Option<&'static str> {
         ("POST", "/users/{user}/enable") => "user.enable",
         ("PUT", "/users/{user}/role") => "user.role",
         ("DELETE", "/images/{rest:.*}") => "tag.delete",
+        ("POST", "/auth/token") => "auth.token",
         _ => return None,
     })
 }
@@ -59,7 +60,10 @@ fn action_of(method: &Method, pattern: &str) -> Option<&'static str> {
 fn outcome_of(status: StatusCode) -> Outcome {
     if status.is_success() {
         Outcome::Success
-    } else if status == StatusCode::FORBIDDEN || status == StatusCode::UNAUTHORIZED {
+    } else if matches!(
+        status,
+        StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED | StatusCode::TOO_MANY_REQUESTS
+    ) {
         Outcome::Denied
     } else {
         Outcome::Failure
@@ -88,8 +92,16 @@ pub async fn middleware(
         return Ok(res);
     };
     let status = res.status();
-    let auth_failed = status == StatusCode::UNAUTHORIZED && presented_credentials;
-    if !auth_failed && action.is_none() {
+    let auth_problem = matches!(
+        status,
+        StatusCode::UNAUTHORIZED | StatusCode::TOO_MANY_REQUESTS
+    );
+    // The extractor leaves an AuthAttempt only for attempts worth writing down (credentials were
+    // presented; a throttled pair at most once a minute). Requests without credentials write
+    // nothing, so an anonymous flood cannot fill the disk.
+    let attempted = res.request().extensions().get::<AuthAttempt>().is_some();
+    let auth_failed = auth_problem && attempted && presented_credentials;
+    if (auth_problem && !auth_failed) || (!auth_failed && action.is_none()) {
         return Ok(res);
     }
 

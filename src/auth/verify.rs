@@ -9,6 +9,9 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use chrono::Utc;
+
+use super::token::{TokenSigner, fingerprint};
 use crate::error::ApiError;
 use crate::users::htpasswd::is_bcrypt;
 use crate::users::model::Role;
@@ -113,6 +116,32 @@ impl Verifier {
             return Err(ApiError::Unauthorized);
         }
         self.remember(user, hash, digest);
+        Ok(Account {
+            username: view.username,
+            role: view.role,
+        })
+    }
+}
+
+impl Verifier {
+    /// The account a bearer token speaks for, if the token is genuine, unexpired, and the
+    /// account is still enabled with the same password and role it had when the token was made.
+    pub fn verify_bearer(&self, signer: &TokenSigner, token: &str) -> Result<Account, ApiError> {
+        let claims = signer
+            .check(token, Utc::now())
+            .ok_or(ApiError::Unauthorized)?;
+        let accounts = self.store.current()?;
+        let view = accounts
+            .view(&claims.sub)
+            .filter(|v| !v.disabled && v.role != Role::Service)
+            .ok_or(ApiError::Unauthorized)?;
+        let hash = accounts
+            .htpasswd
+            .get(&claims.sub)
+            .ok_or(ApiError::Unauthorized)?;
+        if fingerprint(hash, view.role) != claims.ver {
+            return Err(ApiError::Unauthorized);
+        }
         Ok(Account {
             username: view.username,
             role: view.role,
