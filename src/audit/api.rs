@@ -101,7 +101,7 @@ pub async fn middleware(
     // nothing, so an anonymous flood cannot fill the disk.
     let attempted = res.request().extensions().get::<AuthAttempt>().is_some();
     let auth_failed = auth_problem && attempted && presented_credentials;
-    if (auth_problem && !auth_failed) || (!auth_failed && action.is_none()) {
+    if !auth_failed && (auth_problem || action.is_none()) {
         return Ok(res);
     }
 
