@@ -189,7 +189,7 @@ fn main() {
         "registry-admin audit benchmark ({ENTRIES} entries, {} MB)",
         size / 1_000_000
     );
-    println!("| figure | registry-admin | reference | ratio | target |");
+    println!("| figure | value | reference | ratio | target |");
     println!("|---|---|---|---|---|");
     println!(
         "| newest 50, GET /audit?limit=50 (p50 of 20) | {:.2} ms | | | <= 20 ms |",

@@ -223,7 +223,7 @@ fn main() {
     let (del_lone, del_sib, del_skopeo) = (p50(lone), p50(siblings), p50(skopeo));
 
     println!("registry-admin images benchmark (registry:2 on loopback, account bcrypt cost 4)");
-    println!("| figure | registry-admin | reference | ratio | target |");
+    println!("| figure | value | reference | ratio | target |");
     println!("|---|---|---|---|---|");
     println!(
         "| p50 GET tags, 10 tags ({SAMPLES} samples) | {:.2} ms | GET /v2/…/tags/list direct {:.2} ms | {:.2} | <= 1.3 |",

@@ -143,14 +143,54 @@ async fn add_storm(url: &str) -> (Duration, Vec<Duration>) {
     (elapsed, lat)
 }
 
-async fn read_throughput(url: &str) -> f64 {
-    let c = reqwest::Client::new();
-    let warm = c
-        .get(format!("{url}/users"))
+#[derive(Clone)]
+enum Auth {
+    Basic,
+    Bearer(String),
+}
+
+async fn token(url: &str) -> String {
+    let r = reqwest::Client::new()
+        .post(format!("{url}/auth/token"))
         .basic_auth("admin", Some(ADMIN_PASSWORD))
         .send()
         .await
-        .expect("GET /users");
+        .expect("POST /auth/token");
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.expect("token body");
+    v["token"].as_str().expect("token").to_string()
+}
+
+/// Median time of failed logins: `known` users with a wrong password, or unknown usernames.
+/// One attempt per username, so no throttling is involved.
+async fn failed_login_time(url: &str, names: &[String]) -> Duration {
+    let c = reqwest::Client::new();
+    let mut times = Vec::new();
+    for n in names {
+        let t = Instant::now();
+        let r = c
+            .get(format!("{url}/users"))
+            .basic_auth(n, Some("definitely-wrong"))
+            .send()
+            .await
+            .expect("GET /users");
+        assert_eq!(r.status(), 401);
+        times.push(t.elapsed());
+    }
+    times.sort();
+    times[times.len() / 2]
+}
+
+async fn read_throughput(url: &str, auth: Auth) -> f64 {
+    let c = reqwest::Client::new();
+    let send = |c: &reqwest::Client, auth: &Auth| {
+        let req = c.get(format!("{url}/users"));
+        match auth {
+            Auth::Basic => req.basic_auth("admin", Some(ADMIN_PASSWORD)),
+            Auth::Bearer(t) => req.bearer_auth(t),
+        }
+    };
+    let warm = send(&c, &auth).send().await.expect("GET /users");
     assert_eq!(warm.status(), 200);
     let count = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(READ_SECONDS);
@@ -159,15 +199,16 @@ async fn read_throughput(url: &str) -> f64 {
         .map(|_| {
             let url = url.to_string();
             let count = Arc::clone(&count);
+            let auth = auth.clone();
             tokio::spawn(async move {
                 let c = reqwest::Client::new();
                 while Instant::now() < deadline {
-                    let r = c
-                        .get(format!("{url}/users"))
-                        .basic_auth("admin", Some(ADMIN_PASSWORD))
-                        .send()
-                        .await
-                        .expect("GET /users");
+                    let req = c.get(format!("{url}/users"));
+                    let req = match &auth {
+                        Auth::Basic => req.basic_auth("admin", Some(ADMIN_PASSWORD)),
+                        Auth::Bearer(t) => req.bearer_auth(t),
+                    };
+                    let r = req.send().await.expect("GET /users");
                     assert_eq!(r.status(), 200);
                     r.bytes().await.expect("body");
                     count.fetch_add(1, Ordering::Relaxed);
@@ -198,7 +239,13 @@ fn main() {
         .expect("runtime");
     let (elapsed, lat) = rt.block_on(add_storm(&server.url));
     let adds_per_s = USERS_TO_ADD as f64 / elapsed.as_secs_f64();
-    let reads_per_s = rt.block_on(read_throughput(&server.url));
+    let reads_per_s = rt.block_on(read_throughput(&server.url, Auth::Basic));
+    let bearer = rt.block_on(token(&server.url));
+    let bearer_per_s = rt.block_on(read_throughput(&server.url, Auth::Bearer(bearer)));
+    let known: Vec<String> = (0..10).map(|i| format!("bench{i}")).collect();
+    let unknown: Vec<String> = (0..10).map(|i| format!("nobody{i}")).collect();
+    let known_fail = rt.block_on(failed_login_time(&server.url, &known));
+    let unknown_fail = rt.block_on(failed_login_time(&server.url, &unknown));
 
     println!("registry-admin users benchmark ({cores} cores)");
     println!("| figure | value | reference | ratio | target |");
@@ -221,5 +268,15 @@ fn main() {
         "| GET /users with Basic, warm cache ({READ_CONCURRENCY} clients, {READ_SECONDS} s, client in the same machine) | {reads_per_s:.0} req/s | uncached: one hash per request = {:.1} req/s | {:.0}x | >= 5000 req/s |",
         limit,
         reads_per_s / limit
+    );
+    println!(
+        "| GET /users with a Bearer token ({READ_CONCURRENCY} clients, {READ_SECONDS} s) | {bearer_per_s:.0} req/s | Basic with a warm cache {reads_per_s:.0} req/s | {:.2} | |",
+        bearer_per_s / reads_per_s
+    );
+    println!(
+        "| failed login, unknown username (p50 of 10) | {:.1} ms | known username, wrong password {:.1} ms | {:.2} | ~1.0 (no timing oracle) |",
+        ms(unknown_fail),
+        ms(known_fail),
+        ms(unknown_fail) / ms(known_fail)
     );
 }
