@@ -64,6 +64,15 @@ struct ErrorBody<'a> {
     message: String,
 }
 
+/// The error body as documented: `error` is a stable snake_case code, `message` a sentence.
+#[derive(utoipa::ToSchema)]
+#[schema(as = ErrorBody)]
+pub struct ErrorBodyDoc {
+    /// e.g. `invalid_username`, `not_found`, `upstream_unavailable`.
+    pub error: String,
+    pub message: String,
+}
+
 impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {

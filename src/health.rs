@@ -13,11 +13,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/health/ready", web::get().to(ready));
 }
 
-async fn live() -> HttpResponse {
+/// Same as `/health/live`.
+#[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, description = "up", body = Object)))]
+#[allow(dead_code)] // documentation only: `live` serves this path
+pub(crate) fn doc_health() {}
+
+/// The process is up.
+#[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200, description = "up", body = Object)))]
+pub(crate) async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-async fn ready(state: web::Data<AppState>) -> HttpResponse {
+/// Registry reachable and accepting our credentials, htpasswd directory and audit log writable.
+#[utoipa::path(get, path = "/health/ready", tag = "health", responses(
+    (status = 200, description = "ready", body = Object),
+    (status = 503, description = "not ready; `checks` says why", body = Object)))]
+pub(crate) async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let registry = check_registry(&state).await;
     let htpasswd_dir = parent(state.store.htpasswd_path());
     let audit_dir = parent(&state.config.audit_log_path);

@@ -6,6 +6,8 @@ pub mod bootstrap;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod metrics;
+pub mod openapi;
 pub mod registry;
 pub mod request_id;
 pub mod users;
@@ -25,6 +27,7 @@ use crate::auth::token::TokenSigner;
 use crate::auth::verify::Verifier;
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::registry::client::RegistryClient;
 use crate::registry::delete::RepoLocks;
 use crate::users::store::UserStore;
@@ -47,6 +50,7 @@ pub struct AppState {
     pub seen_events: SeenEvents,
     pub limiter: FailureLimiter,
     pub tokens: TokenSigner,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -56,14 +60,21 @@ impl AppState {
         registry_credentials: (String, String),
         audit: Arc<AuditLog>,
     ) -> Result<AppState, String> {
-        let verifier = Verifier::new(Arc::clone(&store), config.bcrypt_cost)
+        let metrics = Arc::new(Metrics::default());
+        let verifier = Verifier::new(Arc::clone(&store), config.bcrypt_cost, Arc::clone(&metrics))
             .map_err(|e| format!("bcrypt: {e}"))?;
         let tokens = TokenSigner::new(
             config.token_secret.as_deref().map(str::as_bytes),
             config.token_ttl,
         );
         let (user, password) = registry_credentials;
-        let registry = RegistryClient::new(&config.registry_url, user, password, UPSTREAM_TIMEOUT)?;
+        let registry = RegistryClient::new(
+            &config.registry_url,
+            user,
+            password,
+            UPSTREAM_TIMEOUT,
+            Arc::clone(&metrics),
+        )?;
         Ok(AppState {
             config,
             store,
@@ -74,6 +85,7 @@ impl AppState {
             seen_events: SeenEvents::default(),
             limiter: FailureLimiter::default(),
             tokens,
+            metrics,
         })
     }
 
@@ -115,6 +127,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     users::routes(cfg);
     registry::routes(cfg);
     audit::routes(cfg);
+    metrics::routes(cfg);
+    openapi::routes(cfg);
 }
 
 /// Starts serving on `listener`; the caller awaits the returned server.

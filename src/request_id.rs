@@ -54,6 +54,21 @@ pub async fn middleware(
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(HeaderName::from_static(HEADER), v);
     }
+    if let Some(state) = res
+        .request()
+        .app_data::<actix_web::web::Data<crate::AppState>>()
+    {
+        let route = res
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".into());
+        state.metrics.request(
+            method.as_str(),
+            &route,
+            res.status().as_u16(),
+            started.elapsed(),
+        );
+    }
     let account = res
         .request()
         .extensions()

@@ -175,6 +175,9 @@ fn token_ok(req: &HttpRequest, expected: Option<&str>) -> bool {
     bool::from(a.ct_eq(&b))
 }
 
+/// registry:2's notification endpoint; takes `Authorization: Bearer $EVENTS_TOKEN` only.
+#[utoipa::path(post, path = "/events", tag = "registry", request_body(content = Object, content_type = "application/vnd.docker.distribution.events.v1+json"),
+    responses((status = 200, description = "recorded", body = Object)), security(("events_token" = [])))]
 pub async fn receive(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -206,6 +209,7 @@ pub async fn receive(
             state.seen_events.insert(event.id.clone());
         }
     }
+    state.metrics.events(recorded, dropped);
     Ok(HttpResponse::Ok().json(json!({"recorded": recorded, "dropped": dropped})))
 }
 

@@ -13,6 +13,7 @@ use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::auth::Admin;
@@ -36,17 +37,33 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         );
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct AuditParams {
+#[into_params(parameter_in = Query)]
+pub(crate) struct AuditParams {
+    /// Matches `actor` or `user`.
     user: Option<String>,
+    /// Exact repository.
     image: Option<String>,
+    /// e.g. `user.create`, `image.push`.
     action: Option<String>,
+    /// `success`, `denied` or `failure`.
     outcome: Option<String>,
+    /// RFC 3339.
     since: Option<String>,
+    /// RFC 3339.
     until: Option<String>,
+    /// 1-1000, default 100.
     limit: Option<usize>,
+    /// `next_cursor` of the previous page, with the same filters.
     cursor: Option<String>,
+}
+
+/// One page of entries, newest first; each entry also carries its `hash`.
+#[derive(serde::Serialize, ToSchema)]
+pub(crate) struct AuditPage {
+    entries: Vec<entry::Entry>,
+    next_cursor: Option<String>,
 }
 
 fn time_param(name: &str, v: Option<String>) -> Result<Option<DateTime<Utc>>, ApiError> {
@@ -108,7 +125,11 @@ fn filters_from(p: &AuditParams) -> Result<Filters, ApiError> {
     })
 }
 
-async fn list(
+/// Audit entries, newest first.
+#[utoipa::path(get, path = "/audit", tag = "audit", params(AuditParams),
+    responses((status = 200, description = "a page of entries", body = AuditPage)),
+    security(("basic" = []), ("bearer" = [])))]
+pub(crate) async fn list(
     _admin: Admin,
     state: web::Data<AppState>,
     params: web::Query<AuditParams>,
@@ -134,7 +155,14 @@ async fn list(
     Ok(HttpResponse::Ok().json(json!({"entries": page.entries, "next_cursor": page.next_cursor})))
 }
 
-async fn verify_chain(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// Checks the hash chain of every audit file.
+#[utoipa::path(get, path = "/audit/verify", tag = "audit",
+    responses((status = 200, description = "the report", body = verify::Report)),
+    security(("basic" = []), ("bearer" = [])))]
+pub(crate) async fn verify_chain(
+    _admin: Admin,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let files = state.audit.files().clone();
     let report = run_blocking(move || verify::verify(&files))
         .await?

@@ -9,14 +9,14 @@ use super::entry::{GENESIS, unseal};
 use super::files::AuditFiles;
 use super::writer::TORN_LINE_ACTION;
 
-#[derive(Debug, Serialize, PartialEq, Clone)]
+#[derive(Debug, Serialize, PartialEq, Clone, utoipa::ToSchema)]
 pub struct LineRef {
     pub file: String,
     /// 1-based.
     pub line: usize,
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Report {
     pub ok: bool,
     pub entries: u64,

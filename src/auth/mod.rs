@@ -13,7 +13,6 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, dev::Payload, web};
 use base64::Engine;
 use chrono::{SecondsFormat, Utc};
-use serde_json::json;
 
 use crate::AppState;
 use crate::audit::api::AuthAttempt;
@@ -132,8 +131,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/auth/token", web::post().to(issue_token));
 }
 
-/// `POST /auth/token`: Basic credentials in, a bearer token out.
-async fn issue_token(
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct TokenResponse {
+    token: String,
+    /// RFC 3339.
+    expires_at: String,
+}
+
+/// Basic credentials in, a bearer token out (lives TOKEN_TTL seconds).
+#[utoipa::path(post, path = "/auth/token", tag = "auth", responses((status = 200, description = "a token", body = TokenResponse)),
+    security(("basic" = [])))]
+pub(crate) async fn issue_token(
     account: Account,
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -151,8 +159,8 @@ async fn issue_token(
     let (token, expires) = state
         .tokens
         .issue(&account.username, hash, account.role, Utc::now());
-    Ok(HttpResponse::Ok().json(json!({
-        "token": token,
-        "expires_at": expires.to_rfc3339_opts(SecondsFormat::Secs, true),
-    })))
+    Ok(HttpResponse::Ok().json(TokenResponse {
+        token,
+        expires_at: expires.to_rfc3339_opts(SecondsFormat::Secs, true),
+    }))
 }

@@ -13,6 +13,7 @@ use chrono::Utc;
 
 use super::token::{TokenSigner, fingerprint};
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::users::htpasswd::is_bcrypt;
 use crate::users::model::Role;
 use crate::users::store::UserStore;
@@ -35,6 +36,7 @@ struct Remembered {
 
 pub struct Verifier {
     store: Arc<UserStore>,
+    metrics: Arc<Metrics>,
     key: [u8; 32],
     cache: Mutex<HashMap<String, Remembered>>,
     /// Verified against for unknown users so that they cost the same time as known ones.
@@ -42,12 +44,17 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    pub fn new(store: Arc<UserStore>, cost: u32) -> Result<Verifier, bcrypt::BcryptError> {
+    pub fn new(
+        store: Arc<UserStore>,
+        cost: u32,
+        metrics: Arc<Metrics>,
+    ) -> Result<Verifier, bcrypt::BcryptError> {
         let mut key = [0u8; 32];
         rand::rng().fill_bytes(&mut key);
         let dummy_hash = bcrypt::hash(hex::encode(key), cost)?;
         Ok(Verifier {
             store,
+            metrics,
             key,
             cache: Mutex::new(HashMap::new()),
             dummy_hash,
@@ -97,6 +104,7 @@ impl Verifier {
             .filter(|h| is_bcrypt(h))
             .map(str::to_string);
         let (Some(view), Some(hash)) = (view, hash) else {
+            self.metrics.bcrypt_verify();
             let dummy = self.dummy_hash.clone();
             let pw = password.to_string();
             let _ = run_blocking(move || bcrypt::verify(pw, &dummy)).await;
@@ -109,6 +117,7 @@ impl Verifier {
                 role: view.role,
             });
         }
+        self.metrics.bcrypt_verify();
         let pw = password.to_string();
         let h = hash.clone();
         let ok = run_blocking(move || bcrypt::verify(pw, &h).unwrap_or(false)).await?;

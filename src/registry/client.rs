@@ -1,7 +1,10 @@
 //! The upstream registry:2 client: pooled connections, timeouts, our service credentials and a
 //! recognisable User-Agent, and typed errors instead of panics or hangs.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::metrics::Metrics;
 
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, LINK, LOCATION};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
@@ -98,6 +101,7 @@ pub enum DeleteOutcome {
 #[derive(Clone)]
 pub struct RegistryClient {
     http: reqwest::Client,
+    metrics: Arc<Metrics>,
     base: Url,
     username: String,
     password: String,
@@ -109,6 +113,7 @@ impl RegistryClient {
         username: String,
         password: String,
         timeout: Duration,
+        metrics: Arc<Metrics>,
     ) -> Result<RegistryClient, String> {
         let base = Url::parse(base_url).map_err(|e| format!("REGISTRY_URL: {e}"))?;
         let http = reqwest::Client::builder()
@@ -123,6 +128,7 @@ impl RegistryClient {
             .map_err(|e| format!("http client: {e}"))?;
         Ok(RegistryClient {
             http,
+            metrics,
             base,
             username,
             password,
@@ -143,11 +149,23 @@ impl RegistryClient {
     }
 
     async fn send(&self, req: RequestBuilder) -> Result<Response, UpstreamError> {
-        let resp = req.send().await?;
-        if resp.status() == StatusCode::UNAUTHORIZED {
-            return Err(UpstreamError::Unauthorized);
-        }
-        Ok(resp)
+        let started = Instant::now();
+        let result = match req.send().await {
+            Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED => {
+                Err(UpstreamError::Unauthorized)
+            }
+            Ok(resp) => Ok(resp),
+            Err(e) => Err(UpstreamError::from(e)),
+        };
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(UpstreamError::Unavailable(_)) => "unavailable",
+            Err(UpstreamError::Timeout) => "timeout",
+            Err(UpstreamError::Unauthorized) => "unauthorized",
+            Err(_) => "error",
+        };
+        self.metrics.upstream(outcome, started.elapsed());
+        result
     }
 
     /// Turns an unexpected answer into an error carrying the registry's own error code.

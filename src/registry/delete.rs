@@ -40,7 +40,7 @@ impl Method {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Deleted {
     pub name: String,
     pub tag: String,
@@ -48,6 +48,7 @@ pub struct Deleted {
     /// Tags that pointed at the same digest and still do.
     pub other_tags: Vec<String>,
     #[serde(skip)]
+    #[schema(ignore)]
     pub method: Method,
 }
 

@@ -3,6 +3,7 @@
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::client::{
     DOCKER_LIST, DOCKER_MANIFEST, Manifest, OCI_INDEX, OCI_MANIFEST, RegistryClient, UpstreamError,
@@ -11,14 +12,14 @@ use super::client::{
 /// How many children of one index are fetched at once.
 const CHILD_CONCURRENCY: usize = 8;
 
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, ToSchema)]
 pub struct Layer {
     pub digest: String,
     pub size: u64,
     pub media_type: String,
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, ToSchema)]
 pub struct Platform {
     pub os: String,
     pub architecture: String,
@@ -32,7 +33,7 @@ pub struct Platform {
     pub layers: Vec<Layer>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ImageDetails {
     pub name: String,
     pub tag: String,

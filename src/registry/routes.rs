@@ -4,6 +4,10 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::delete::Deleted;
+use super::details::ImageDetails;
 
 use super::delete::delete_tag;
 use super::details::image_details;
@@ -80,31 +84,55 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-#[derive(Serialize)]
-struct Catalog {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Catalog {
     repositories: Vec<String>,
 }
 
-async fn catalog(_account: Account, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// Every repository, sorted.
+#[utoipa::path(get, path = "/images", tag = "images", responses((status = 200, description = "repositories", body = Catalog)), security(("basic" = []), ("bearer" = [])))]
+pub(crate) async fn catalog(
+    _account: Account,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let repositories = state.registry.catalog().await?;
     Ok(HttpResponse::Ok().json(Catalog { repositories }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct TagPage {
+#[into_params(parameter_in = Query)]
+pub(crate) struct TagPage {
+    /// Page size, 1-1000.
     n: Option<usize>,
+    /// Tags after this one.
     last: Option<String>,
 }
 
-#[derive(Serialize)]
-struct TagList {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TagList {
     name: String,
     tags: Vec<String>,
 }
 
 const MAX_TAG_PAGE: usize = 1000;
 
+/// Tags of a repository, sorted; paged with `n` and `last` (a `Link` header points to the next page).
+/// `name` may contain `/`.
+#[utoipa::path(get, path = "/images/{name}/tags", tag = "images",
+    params(("name" = String, Path, description = "repository name, may contain '/'"), TagPage),
+    responses((status = 200, description = "tags", body = TagList)), security(("basic" = []), ("bearer" = [])))]
+#[allow(dead_code)] // documentation only: `get` serves this path
+pub(crate) fn doc_list_tags() {}
+
+/// Details of one tag: digest, platforms, layers, sizes, pull commands.
+#[utoipa::path(get, path = "/images/{name}/tags/{tag}", tag = "images",
+    params(("name" = String, Path, description = "repository name, may contain '/'"), ("tag" = String, Path, description = "tag")),
+    responses((status = 200, description = "image details", body = ImageDetails)), security(("basic" = []), ("bearer" = [])))]
+#[allow(dead_code)] // documentation only: `get` serves this path
+pub(crate) fn doc_image_details() {}
+
+/// Serves both `GET` paths above: which one is decided by the shape of the path.
 async fn get(
     _account: Account,
     state: web::Data<AppState>,
@@ -166,7 +194,11 @@ async fn list_tags(
     Ok(resp.json(TagList { name, tags }))
 }
 
-async fn delete(
+/// Deletes exactly this tag; tags sharing its digest survive and are listed in `other_tags`.
+#[utoipa::path(delete, path = "/images/{name}/tags/{tag}", tag = "images",
+    params(("name" = String, Path, description = "repository name, may contain '/'"), ("tag" = String, Path, description = "tag")),
+    responses((status = 200, description = "deleted", body = Deleted)), security(("basic" = []), ("bearer" = [])))]
+pub(crate) async fn delete(
     _admin: Admin,
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::htpasswd::Htpasswd;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Admin,
@@ -49,12 +50,13 @@ pub struct Metadata {
 }
 
 /// A user as the API shows it: never a hash.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct UserView {
     pub username: String,
     pub role: Role,
     pub disabled: bool,
     #[serde(serialize_with = "rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub created_at: Option<DateTime<Utc>>,
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::model::{Accounts, Refusal, Role, UserView};
 use super::validate;
@@ -36,23 +37,24 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/users/{user}/role").route(web::put().to(set_role)));
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewUser {
+pub(crate) struct NewUser {
     username: String,
     password: String,
+    /// "admin" or "user" (default).
     role: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewPassword {
+pub(crate) struct NewPassword {
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewRole {
+pub(crate) struct NewRole {
     role: String,
 }
 
@@ -64,6 +66,7 @@ fn path_user(path: web::Path<String>) -> Result<String, ApiError> {
 
 async fn hash_password(state: &AppState, password: String) -> Result<String, ApiError> {
     let cost = state.config.bcrypt_cost;
+    state.metrics.bcrypt_hash();
     run_blocking(move || {
         bcrypt::hash_with_result(password, cost)
             .map(|h| h.format_for_version(bcrypt::Version::TwoY))
@@ -81,11 +84,19 @@ async fn change<T: Send + 'static>(
     Ok(run_blocking(move || store.modify(f)).await??)
 }
 
-async fn list(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// All accounts, sorted by name.
+#[utoipa::path(get, path = "/users", tag = "users", responses((status = 200, description = "accounts", body = [UserView])), security(("basic" = []), ("bearer" = [])))]
+pub(crate) async fn list(
+    _admin: Admin,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(state.store.current()?.list()))
 }
 
-async fn create(
+/// Creates an account; registry:2 accepts it at once.
+#[utoipa::path(post, path = "/users", tag = "users", request_body = NewUser,
+    responses((status = 201, description = "created", body = UserView)), security(("basic" = []), ("bearer" = [])))]
+pub(crate) async fn create(
     Admin(admin): Admin,
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -122,7 +133,9 @@ async fn create(
     Ok(HttpResponse::Created().json(view))
 }
 
-async fn get(
+#[utoipa::path(get, path = "/users/{user}", tag = "users", params(("user" = String, Path, description = "username")),
+    responses((status = 200, description = "the account", body = UserView)), security(("basic" = []), ("bearer" = [])))]
+pub(crate) async fn get(
     _admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -136,7 +149,10 @@ async fn get(
     Ok(HttpResponse::Ok().json(view))
 }
 
-async fn delete(
+/// Deletes an account (not the last enabled admin, not the service account).
+#[utoipa::path(delete, path = "/users/{user}", tag = "users", params(("user" = String, Path, description = "username")),
+    responses((status = 204, description = "deleted")), security(("basic" = []), ("bearer" = [])))]
+pub(crate) async fn delete(
     _admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -146,7 +162,10 @@ async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn set_password(
+/// Sets a password: admins for anyone, users for themselves.
+#[utoipa::path(put, path = "/users/{user}/password", tag = "users", params(("user" = String, Path, description = "username")),
+    request_body = NewPassword, responses((status = 204, description = "changed")), security(("basic" = []), ("bearer" = [])))]
+pub(crate) async fn set_password(
     account: Account,
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -163,7 +182,10 @@ async fn set_password(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn disable(
+/// Disables an account: its htpasswd line is removed (kept aside for enable).
+#[utoipa::path(post, path = "/users/{user}/disable", tag = "users", params(("user" = String, Path, description = "username")),
+    responses((status = 200, description = "the account", body = UserView)), security(("basic" = []), ("bearer" = [])))]
+pub(crate) async fn disable(
     _admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -173,7 +195,10 @@ async fn disable(
     Ok(HttpResponse::Ok().json(view))
 }
 
-async fn enable(
+/// Enables an account with the password it had.
+#[utoipa::path(post, path = "/users/{user}/enable", tag = "users", params(("user" = String, Path, description = "username")),
+    responses((status = 200, description = "the account", body = UserView)), security(("basic" = []), ("bearer" = [])))]
+pub(crate) async fn enable(
     _admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -183,7 +208,9 @@ async fn enable(
     Ok(HttpResponse::Ok().json(view))
 }
 
-async fn set_role(
+#[utoipa::path(put, path = "/users/{user}/role", tag = "users", params(("user" = String, Path, description = "username")),
+    request_body = NewRole, responses((status = 200, description = "the account", body = UserView)), security(("basic" = []), ("bearer" = [])))]
+pub(crate) async fn set_role(
     _admin: Admin,
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -304,6 +304,24 @@ impl App {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// SIGTERM, as `docker stop` sends; returns the exit code once the process is gone.
+    pub fn terminate(&mut self, limit: Duration) -> Option<i32> {
+        let ok = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        panic!("registry-admin did not stop within {limit:?} of SIGTERM");
+    }
+
     /// SIGKILL, as a crash or an OOM kill would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -1,0 +1,250 @@
+//! Prometheus metrics, named `registry_admin_*`, rendered in the text exposition format at
+//! `GET /metrics` (admins only).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+
+use crate::AppState;
+use crate::auth::Admin;
+
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+#[derive(Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, secs: f64) {
+        for (i, le) in BUCKETS.iter().enumerate() {
+            if secs <= *le {
+                self.counts[i] += 1;
+            }
+        }
+        self.sum += secs;
+        self.count += 1;
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (i, le) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {}",
+                self.counts[i]
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(out, "{name}_sum{braces} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{braces} {}", self.count);
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    request_seconds: Mutex<BTreeMap<String, Histogram>>,
+    upstream: Mutex<BTreeMap<String, u64>>,
+    upstream_seconds: Mutex<Histogram>,
+    bcrypt_hash: AtomicU64,
+    bcrypt_verify: AtomicU64,
+    events_recorded: AtomicU64,
+    events_dropped: AtomicU64,
+}
+
+impl Metrics {
+    /// One answered request; `route` is the route template, never the raw path, so names in
+    /// paths cannot blow up the number of series.
+    pub fn request(&self, method: &str, route: &str, status: u16, took: Duration) {
+        let mut r = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        *r.entry((method.to_string(), route.to_string(), status))
+            .or_default() += 1;
+        drop(r);
+        self.request_seconds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(route.to_string())
+            .or_default()
+            .observe(took.as_secs_f64());
+    }
+
+    /// One upstream request; `outcome` is `ok` or the kind of error.
+    pub fn upstream(&self, outcome: &str, took: Duration) {
+        *self
+            .upstream
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(outcome.to_string())
+            .or_default() += 1;
+        self.upstream_seconds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn bcrypt_hash(&self) {
+        self.bcrypt_hash.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn bcrypt_verify(&self) {
+        self.bcrypt_verify.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn events(&self, recorded: u64, dropped: u64) {
+        self.events_recorded.fetch_add(recorded, Ordering::Relaxed);
+        self.events_dropped.fetch_add(dropped, Ordering::Relaxed);
+    }
+
+    pub fn render(&self, audit_entries: u64) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP registry_admin_http_requests_total Requests answered, by route template and status.\n");
+        out.push_str("# TYPE registry_admin_http_requests_total counter\n");
+        for ((m, r, s), n) in self
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "registry_admin_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{s}\"}} {n}",
+                escape(m),
+                escape(r)
+            );
+        }
+        out.push_str("# HELP registry_admin_http_request_duration_seconds Time to answer, by route template.\n");
+        out.push_str("# TYPE registry_admin_http_request_duration_seconds histogram\n");
+        for (r, h) in self
+            .request_seconds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            h.render(
+                &mut out,
+                "registry_admin_http_request_duration_seconds",
+                &format!("route=\"{}\"", escape(r)),
+            );
+        }
+        out.push_str("# HELP registry_admin_upstream_requests_total Requests to registry:2, by outcome (ok or the error kind).\n");
+        out.push_str("# TYPE registry_admin_upstream_requests_total counter\n");
+        for (o, n) in self
+            .upstream
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "registry_admin_upstream_requests_total{{outcome=\"{}\"}} {n}",
+                escape(o)
+            );
+        }
+        out.push_str("# HELP registry_admin_upstream_request_duration_seconds Time of requests to registry:2.\n");
+        out.push_str("# TYPE registry_admin_upstream_request_duration_seconds histogram\n");
+        self.upstream_seconds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .render(
+                &mut out,
+                "registry_admin_upstream_request_duration_seconds",
+                "",
+            );
+        out.push_str(
+            "# HELP registry_admin_bcrypt_operations_total bcrypt hashes and verifications run.\n",
+        );
+        out.push_str("# TYPE registry_admin_bcrypt_operations_total counter\n");
+        let _ = writeln!(
+            out,
+            "registry_admin_bcrypt_operations_total{{op=\"hash\"}} {}",
+            self.bcrypt_hash.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "registry_admin_bcrypt_operations_total{{op=\"verify\"}} {}",
+            self.bcrypt_verify.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP registry_admin_audit_entries_written_total Audit entries written since start.\n");
+        out.push_str("# TYPE registry_admin_audit_entries_written_total counter\n");
+        let _ = writeln!(
+            out,
+            "registry_admin_audit_entries_written_total {audit_entries}"
+        );
+        out.push_str("# HELP registry_admin_registry_events_total Registry notifications received, by result.\n");
+        out.push_str("# TYPE registry_admin_registry_events_total counter\n");
+        let _ = writeln!(
+            out,
+            "registry_admin_registry_events_total{{result=\"recorded\"}} {}",
+            self.events_recorded.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "registry_admin_registry_events_total{{result=\"dropped\"}} {}",
+            self.events_dropped.load(Ordering::Relaxed)
+        );
+        out
+    }
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(metrics));
+}
+
+/// Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "metrics", body = String, content_type = "text/plain")), security(("basic" = []), ("bearer" = [])))]
+pub(crate) async fn metrics(_admin: Admin, state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render(state.audit.written()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histograms() {
+        let m = Metrics::default();
+        m.request("GET", "/users/{user}", 200, Duration::from_millis(3));
+        m.request("GET", "/users/{user}", 200, Duration::from_millis(30));
+        m.upstream("ok", Duration::from_millis(2));
+        m.bcrypt_verify();
+        m.events(2, 1);
+        let text = m.render(7);
+        assert!(text.contains("registry_admin_http_requests_total{method=\"GET\",route=\"/users/{user}\",status=\"200\"} 2"));
+        assert!(text.contains("registry_admin_http_request_duration_seconds_bucket{route=\"/users/{user}\",le=\"0.005\"} 1"));
+        assert!(text.contains(
+            "registry_admin_http_request_duration_seconds_count{route=\"/users/{user}\"} 2"
+        ));
+        assert!(
+            text.contains("registry_admin_upstream_request_duration_seconds_bucket{le=\"+Inf\"} 1")
+        );
+        assert!(text.contains("registry_admin_audit_entries_written_total 7"));
+        assert!(text.contains("registry_admin_registry_events_total{result=\"dropped\"} 1"));
+        assert!(text.contains("registry_admin_bcrypt_operations_total{op=\"verify\"} 1"));
+    }
+}
