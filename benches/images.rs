@@ -12,7 +12,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::images::{Layout, OCI_MANIFEST, raw_manifest};
+use common::images::{copy_by_mount, one_image, raw_manifest};
 use common::{ADMIN_PASSWORD, Stack, client};
 use serde_json::Value;
 
@@ -35,28 +35,8 @@ fn timed(f: impl FnOnce()) -> Duration {
     t.elapsed()
 }
 
-/// Stores `raw` (an OCI manifest whose blobs live in `seed`) as `name:tag`, with an annotation
-/// making its digest unique when `unique` is given.
-fn put_manifest(
-    stack: &Stack,
-    blobs: &[String],
-    raw: &[u8],
-    name: &str,
-    tag: &str,
-    unique: Option<usize>,
-) {
-    let c = client();
-    let reg = &stack.registry.url;
-    for b in blobs {
-        let r = c
-            .post(format!(
-                "{reg}/v2/{name}/blobs/uploads/?mount={b}&from=seed"
-            ))
-            .basic_auth("admin", Some(ADMIN_PASSWORD))
-            .send()
-            .unwrap();
-        assert_eq!(r.status(), 201);
-    }
+/// Stores `raw` as `name:tag`, made unique by an annotation when `unique` is given.
+fn put_manifest(stack: &Stack, raw: &[u8], name: &str, tag: &str, unique: Option<usize>) {
     let body = match unique {
         None => raw.to_vec(),
         Some(n) => {
@@ -65,14 +45,14 @@ fn put_manifest(
             serde_json::to_vec(&m).unwrap()
         }
     };
-    let r = c
-        .put(format!("{reg}/v2/{name}/manifests/{tag}"))
-        .basic_auth("admin", Some(ADMIN_PASSWORD))
-        .header("content-type", OCI_MANIFEST)
-        .body(body)
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 201, "PUT {name}:{tag}");
+    copy_by_mount(
+        &stack.registry.url,
+        ADMIN_PASSWORD,
+        "seed",
+        &body,
+        name,
+        tag,
+    );
 }
 
 fn main() {
@@ -87,21 +67,13 @@ fn main() {
     });
     let reg_host = format!("127.0.0.1:{}", stack.registry.port);
     let creds = format!("admin:{ADMIN_PASSWORD}");
-    let dir = tempfile::tempdir().unwrap();
-    let mut layout = Layout::new(dir.path());
-    let img = layout.image("amd64", None, 2);
-    layout.tag("img", &img);
+    let (_dir, layout, _) = one_image(2);
     layout.push(&reg_host, &creds, "img", "seed", "v1", false);
     let raw = raw_manifest(&reg_host, &creds, "seed:v1").unwrap();
-    let manifest: Value = serde_json::from_slice(&raw).unwrap();
-    let blobs: Vec<String> = std::iter::once(&manifest["config"])
-        .chain(manifest["layers"].as_array().unwrap())
-        .map(|d| d["digest"].as_str().unwrap().to_string())
-        .collect();
 
     // 1. Tags of one repository with 10 tags, keep-alive clients on both sides, interleaved.
     for t in 0..10 {
-        put_manifest(&stack, &blobs, &raw, "bench/tags", &format!("v{t}"), None);
+        put_manifest(&stack, &raw, "bench/tags", &format!("v{t}"), None);
     }
     let ours_client = client();
     let direct_client = client();
@@ -130,7 +102,7 @@ fn main() {
 
     // 2. The catalog over REPOS repositories.
     for i in 0..REPOS {
-        put_manifest(&stack, &blobs, &raw, &format!("many/r{i:05}"), "v1", None);
+        put_manifest(&stack, &raw, &format!("many/r{i:05}"), "v1", None);
     }
     let (mut ours, mut direct) = (Vec::new(), Vec::new());
     for _ in 0..5 {
@@ -178,18 +150,11 @@ fn main() {
     //    Tags with siblings: ours moves the tag to a throwaway manifest; skopeo cannot do that
     //    without taking the siblings, so it is timed on lone tags only.
     for i in 0..DELETES {
-        put_manifest(&stack, &blobs, &raw, "del/lone", &format!("t{i}"), Some(i));
-        put_manifest(
-            &stack,
-            &blobs,
-            &raw,
-            "del/skopeo",
-            &format!("t{i}"),
-            Some(1000 + i),
-        );
-        put_manifest(&stack, &blobs, &raw, "del/siblings", &format!("t{i}"), None);
+        put_manifest(&stack, &raw, "del/lone", &format!("t{i}"), Some(i));
+        put_manifest(&stack, &raw, "del/skopeo", &format!("t{i}"), Some(1000 + i));
+        put_manifest(&stack, &raw, "del/siblings", &format!("t{i}"), None);
     }
-    put_manifest(&stack, &blobs, &raw, "del/siblings", "keep", None);
+    put_manifest(&stack, &raw, "del/siblings", "keep", None);
     let delete_ours = |name: &str, tag: &str| {
         timed(|| {
             let r = ours_client

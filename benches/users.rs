@@ -5,64 +5,27 @@
 //!
 //! Run with `cargo bench --bench users`. Talks only to 127.0.0.1.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-const ADMIN_PASSWORD: &str = "bench-admin-pass";
+use common::{ADMIN_PASSWORD, App, AppEnv};
 const USERS_TO_ADD: usize = 120;
 const ADD_CONCURRENCY: usize = 8;
 const READ_SECONDS: u64 = 5;
 const READ_CONCURRENCY: usize = 8;
 
-struct Server {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server() -> Server {
+/// registry-admin at the contract's default bcrypt cost; no registry is needed here.
+fn start_server() -> (tempfile::TempDir, App) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_registry-admin"))
-        .env_clear()
-        .env("BIND_ADDR", "127.0.0.1:0")
-        .env("REGISTRY_URL", "http://127.0.0.1:9")
-        .env("HTPASSWD_PATH", dir.path().join("auth/htpasswd"))
-        .env("AUDIT_LOG_PATH", dir.path().join("logs/audit.log"))
-        .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("BCRYPT_COST", "10")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start registry-admin");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("registry-admin: listening on ") {
-                let _ = tx.send(url.to_string());
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("registry-admin did not start");
-    Server {
-        child,
-        url,
-        _dir: dir,
-    }
+    let app = AppEnv::new(dir.path(), "http://127.0.0.1:9")
+        .set("BCRYPT_COST", "10")
+        .set("RUST_LOG", "warn")
+        .start();
+    (dir, app)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -232,7 +195,7 @@ fn main() {
     let hash = one_hash_time();
     let limit = cores as f64 / hash.as_secs_f64();
 
-    let server = start_server();
+    let (_dir, server) = start_server();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::thread;
 use std::time::Duration;
 
-use common::images::Layout;
+use common::images::one_image;
 use common::{ADMIN_PASSWORD, AppEnv, EVENTS_TOKEN, Stack, client, json, wait_until};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -253,10 +253,7 @@ fn pushes_and_pulls_at_the_registry_are_recorded_with_their_user() {
             .status(),
         201
     );
-    let dir = tempfile::tempdir().unwrap();
-    let mut layout = Layout::new(dir.path());
-    let img = layout.image("amd64", None, 2);
-    layout.tag("img", &img);
+    let (_dir, layout, img) = one_image(2);
     let reg = format!("127.0.0.1:{}", stack.registry.port);
     layout.push(&reg, "pusher:pusher-pass-1", "img", "team/app", "v1", false);
 

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::images::{
-    ACCEPT_ALL, CREATED, DOCKER_LIST, DOCKER_MANIFEST, Layout, OCI_INDEX, OCI_MANIFEST, pull_all,
-    raw_manifest, sha256,
+    ACCEPT_ALL, CREATED, DOCKER_LIST, DOCKER_MANIFEST, Layout, OCI_INDEX, OCI_MANIFEST,
+    copy_by_mount, one_image, pull_all, raw_manifest, sha256,
 };
 use common::{ADMIN_PASSWORD, Stack, client, json};
 use reqwest::Method;
@@ -318,10 +318,7 @@ fn a_tag_on_a_child_of_an_index_is_deleted_without_breaking_the_index() {
 #[test]
 fn tags_are_sorted_paged_and_never_null() {
     let stack = start();
-    let dir = tempfile::tempdir().unwrap();
-    let mut layout = Layout::new(dir.path());
-    let img = layout.image("amd64", None, 1);
-    layout.tag("img", &img);
+    let (_dir, layout, _) = one_image(1);
     let reg = host(&stack);
     let tags = ["v9", "v10", "A1", "v1", "latest", "_x"];
     for t in tags {
@@ -391,10 +388,7 @@ fn tags_are_sorted_paged_and_never_null() {
 #[test]
 fn a_repository_named_tags_works() {
     let stack = start();
-    let dir = tempfile::tempdir().unwrap();
-    let mut layout = Layout::new(dir.path());
-    let img = layout.image("amd64", None, 1);
-    layout.tag("img", &img);
+    let (_dir, layout, _) = one_image(1);
     layout.push(&host(&stack), &creds(), "img", "x/tags", "v1", false);
     let (status, body) = json(
         stack
@@ -414,44 +408,23 @@ fn a_repository_named_tags_works() {
 #[test]
 fn the_catalog_lists_every_repository_across_upstream_pages() {
     let stack = start();
-    let dir = tempfile::tempdir().unwrap();
-    let mut layout = Layout::new(dir.path());
-    let img = layout.image("amd64", None, 1);
-    layout.tag("img", &img);
+    let (_dir, layout, _) = one_image(1);
     let reg = host(&stack);
     layout.push(&reg, &creds(), "img", "seed", "v1", false);
     let raw = raw_manifest(&reg, &creds(), "seed:v1").unwrap();
-    let manifest: Value = serde_json::from_slice(&raw).unwrap();
-    let blobs: Vec<String> = std::iter::once(&manifest["config"])
-        .chain(manifest["layers"].as_array().unwrap())
-        .map(|d| d["digest"].as_str().unwrap().to_string())
-        .collect();
 
-    // 1,060 more repositories (over one upstream page of 1,000), made with the registry's own
-    // API: cross-repository blob mounts and one manifest PUT each.
-    let c = client();
+    // 1,060 more repositories: over one upstream page of 1,000.
     let mut expected: BTreeSet<String> = BTreeSet::from(["seed".to_string()]);
     for i in 0..1060 {
         let name = format!("many/r{i:04}");
-        for b in &blobs {
-            let r = c
-                .post(format!(
-                    "{}/v2/{name}/blobs/uploads/?mount={b}&from=seed",
-                    stack.registry.url
-                ))
-                .basic_auth("admin", Some(ADMIN_PASSWORD))
-                .send()
-                .unwrap();
-            assert_eq!(r.status(), 201, "mount into {name}");
-        }
-        let r = c
-            .put(format!("{}/v2/{name}/manifests/v1", stack.registry.url))
-            .basic_auth("admin", Some(ADMIN_PASSWORD))
-            .header("content-type", OCI_MANIFEST)
-            .body(raw.clone())
-            .send()
-            .unwrap();
-        assert_eq!(r.status(), 201, "manifest into {name}");
+        copy_by_mount(
+            &stack.registry.url,
+            ADMIN_PASSWORD,
+            "seed",
+            &raw,
+            &name,
+            "v1",
+        );
         expected.insert(name);
     }
     let (status, body) = json(stack.app.as_admin(Method::GET, "/images").send().unwrap());

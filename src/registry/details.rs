@@ -80,12 +80,8 @@ struct IndexManifest {
 
 #[derive(Deserialize, Default)]
 struct ImageConfig {
-    #[serde(default)]
-    os: String,
-    #[serde(default)]
-    architecture: String,
-    #[serde(default)]
-    variant: Option<String>,
+    #[serde(flatten)]
+    platform: PlatformSpec,
     #[serde(default)]
     created: Option<String>,
 }
@@ -136,9 +132,12 @@ async fn platform(
         + image.config.size
         + layers.iter().map(|l| l.size).sum::<u64>();
     Ok(Platform {
-        os: pick(hint.os, config.os),
-        architecture: pick(hint.architecture, config.architecture),
-        variant: hint.variant.or(config.variant).filter(|v| !v.is_empty()),
+        os: pick(hint.os, config.platform.os),
+        architecture: pick(hint.architecture, config.platform.architecture),
+        variant: hint
+            .variant
+            .or(config.platform.variant)
+            .filter(|v| !v.is_empty()),
         digest: manifest.digest.clone(),
         size,
         created: config.created,
