@@ -197,4 +197,15 @@ fn readiness_reports_a_registry_that_rejects_our_credentials() {
         !stack.htpasswd().contains("registry-admin:"),
         "no service account when one is given"
     );
+    // The images API says so too, as a 502 naming the problem.
+    let (status, body) = json(stack.app.as_admin(Method::GET, "/images").send().unwrap());
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (502, Some("upstream_error")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("credentials"),
+        "{body}"
+    );
 }
