@@ -6,7 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-scripts/install-deps.sh docker-registry
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo not found: install a current Rust toolchain (rustup), then run this again" >&2
+  exit 1
+fi
+scripts/install-deps.sh docker-registry curl
 if [ -f .env ]; then
   set -a; . ./.env; set +a
 fi
