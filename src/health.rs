@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use crate::AppState;
+use crate::paths::parent_dir;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(live))
@@ -30,8 +31,8 @@ pub(crate) async fn live() -> HttpResponse {
     (status = 503, description = "not ready; `checks` says why", body = Object)))]
 pub(crate) async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let registry = check_registry(&state).await;
-    let htpasswd_dir = parent(state.store.htpasswd_path());
-    let audit_dir = parent(&state.config.audit_log_path);
+    let htpasswd_dir = parent_dir(state.store.htpasswd_path()).to_path_buf();
+    let audit_dir = parent_dir(&state.config.audit_log_path).to_path_buf();
     let (htpasswd, audit) =
         match web::block(move || (dir_writable(&htpasswd_dir), dir_writable(&audit_dir))).await {
             Ok(pair) => pair,
@@ -61,13 +62,6 @@ async fn check_registry(state: &AppState) -> String {
         Err(UpstreamError::Unavailable(_)) => "registry unreachable".into(),
         Err(UpstreamError::Status { status, .. }) => format!("registry answered {status}"),
         Err(UpstreamError::Invalid(_)) => "registry sent an unusable answer".into(),
-    }
-}
-
-fn parent(path: &Path) -> std::path::PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => ".".into(),
     }
 }
 

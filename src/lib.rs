@@ -8,6 +8,7 @@ pub mod error;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
+pub mod paths;
 pub mod registry;
 pub mod request_id;
 pub mod users;
@@ -113,10 +114,6 @@ impl AppState {
             .or(forwarded.first())
             .copied()
             .unwrap_or(peer)
-    }
-
-    pub fn client_addr(&self, req: &actix_web::HttpRequest) -> Option<String> {
-        Some(self.client_ip(req).to_string())
     }
 }
 

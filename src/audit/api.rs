@@ -8,7 +8,7 @@ use actix_web::http::{Method, StatusCode, header};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, HttpRequest, web};
 
-use super::entry::{Entry, Outcome, Source};
+use super::entry::{Entry, Outcome, Source, clean};
 use crate::AppState;
 use crate::auth::Account;
 use crate::request_id::RequestId;
@@ -70,14 +70,6 @@ fn outcome_of(status: StatusCode) -> Outcome {
     }
 }
 
-/// Printable ASCII only, at most 64 characters: an attempted username is attacker-chosen.
-pub fn sanitise(s: &str) -> String {
-    s.chars()
-        .filter(|c| c.is_ascii_graphic() || *c == ' ')
-        .take(64)
-        .collect()
-}
-
 pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -112,13 +104,13 @@ pub async fn middleware(
             let mut e = Entry::new(action, actor, outcome, Source::Api);
             e.status = Some(status.as_u16());
             e.request_id = ext.get::<RequestId>().map(|r| r.0.clone());
-            e.remote_addr = state.client_addr(request);
+            e.remote_addr = Some(state.client_ip(request).to_string());
             e
         };
         if auth_failed {
             let attempted = ext
                 .get::<AuthAttempt>()
-                .map(|a| sanitise(&a.0))
+                .map(|a| clean(&a.0, 64))
                 .unwrap_or_default();
             base("auth.failure", &attempted, Outcome::Denied)
         } else {
@@ -130,7 +122,7 @@ pub async fn middleware(
             let n = ext.get::<AuditNote>().cloned().unwrap_or_default();
             e.user = n
                 .user
-                .or_else(|| request.match_info().get("user").map(sanitise));
+                .or_else(|| request.match_info().get("user").map(|u| clean(u, 64)));
             e.image = n.image;
             e.tag = n.tag;
             e.digest = n.digest;

@@ -66,6 +66,12 @@ pub struct Entry {
     pub prev: String,
 }
 
+/// Text from outside (attempted usernames, registry event fields) as it may be written: no
+/// control characters, at most `max` characters.
+pub fn clean(s: &str, max: usize) -> String {
+    s.chars().filter(|c| !c.is_control()).take(max).collect()
+}
+
 pub fn format_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }

@@ -13,7 +13,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::entry::{Entry, Outcome, Source, format_time};
+use super::entry::{Entry, Outcome, Source, clean, format_time};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::registry::client::USER_AGENT;
@@ -110,10 +110,6 @@ struct Actor {
     name: Option<String>,
 }
 
-fn clip(s: &str, n: usize) -> String {
-    s.chars().filter(|c| !c.is_control()).take(n).collect()
-}
-
 /// The entry for one event, or `None` when it is not worth recording.
 fn entry_for(e: &Event) -> Option<Entry> {
     let action = match e.action.as_str() {
@@ -139,23 +135,23 @@ fn entry_for(e: &Event) -> Option<Entry> {
     }
     let mut entry = Entry::new(
         action,
-        &clip(e.actor.name.as_deref().unwrap_or(""), 64),
+        &clean(e.actor.name.as_deref().unwrap_or(""), 64),
         Outcome::Success,
         Source::Registry,
     );
     if let Ok(t) = DateTime::parse_from_rfc3339(&e.timestamp) {
         entry.time = format_time(t.with_timezone(&Utc));
     }
-    entry.image = e.target.repository.as_deref().map(|r| clip(r, 255));
-    entry.tag = e.target.tag.as_deref().map(|t| clip(t, 128));
-    entry.digest = e.target.digest.as_deref().map(|d| clip(d, 140));
-    entry.request_id = e.request.id.as_deref().map(|r| clip(r, 128));
+    entry.image = e.target.repository.as_deref().map(|r| clean(r, 255));
+    entry.tag = e.target.tag.as_deref().map(|t| clean(t, 128));
+    entry.digest = e.target.digest.as_deref().map(|d| clean(d, 140));
+    entry.request_id = e.request.id.as_deref().map(|r| clean(r, 128));
     entry.remote_addr = e.request.addr.as_deref().map(|a| {
         a.parse::<std::net::SocketAddr>()
             .map(|s| s.ip().to_string())
-            .unwrap_or_else(|_| clip(a, 64))
+            .unwrap_or_else(|_| clean(a, 64))
     });
-    entry.detail = e.request.useragent.as_deref().map(|ua| clip(ua, 128));
+    entry.detail = e.request.useragent.as_deref().map(|ua| clean(ua, 128));
     Some(entry)
 }
 

@@ -19,10 +19,7 @@ impl AuditFiles {
     }
 
     pub fn dir(&self) -> PathBuf {
-        match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        }
+        crate::paths::parent_dir(&self.path).to_path_buf()
     }
 
     fn file_name(&self) -> String {

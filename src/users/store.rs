@@ -15,6 +15,7 @@ use thiserror::Error;
 
 use super::htpasswd::{Htpasswd, ParseError};
 use super::model::{Accounts, Metadata, Refusal};
+use crate::paths::parent_dir;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -217,13 +218,6 @@ impl UserStore {
         }
         // lock_file is closed (and the lock released) when it goes out of scope.
         Ok(out)
-    }
-}
-
-fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
     }
 }
 
