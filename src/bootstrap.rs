@@ -43,6 +43,16 @@ pub fn registry_credentials(
     store: &UserStore,
 ) -> Result<(String, String), BootstrapError> {
     if let Some(given) = &config.registry_credentials {
+        let leftover = store
+            .current()?
+            .view(SERVICE_ACCOUNT)
+            .is_some_and(|v| v.role == Role::Service);
+        if leftover {
+            store.modify(|a| {
+                a.retire_service(SERVICE_ACCOUNT);
+                Ok(())
+            })?;
+        }
         return Ok(given.clone());
     }
     if config.admin_username == SERVICE_ACCOUNT {

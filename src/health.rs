@@ -38,6 +38,10 @@ pub(crate) async fn ready(state: web::Data<AppState>) -> HttpResponse {
             Ok(pair) => pair,
             Err(_) => ("check failed".to_string(), "check failed".to_string()),
         };
+    let audit = match state.audit.last_error() {
+        Some(e) if audit == "ok" => format!("last write failed: {e}"),
+        _ => audit,
+    };
     let all_ok = [&registry, &htpasswd, &audit]
         .iter()
         .all(|c| c.as_str() == "ok");

@@ -104,3 +104,29 @@ fn admin_password_recovers_an_admin_removed_by_hand_and_the_registry_accepts_it(
     assert_eq!(registry.status_for("admin", "ignored-pass-1"), 401);
     drop(app);
 }
+
+#[test]
+fn given_registry_credentials_retire_the_old_service_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = AppEnv::new(dir.path(), "http://127.0.0.1:1");
+    drop(env.start());
+    let htpasswd = dir.path().join("auth/htpasswd");
+    assert!(
+        std::fs::read_to_string(&htpasswd)
+            .unwrap()
+            .contains("registry-admin:")
+    );
+    let app = env
+        .set("REGISTRY_USERNAME", "admin")
+        .set("REGISTRY_PASSWORD", common::ADMIN_PASSWORD)
+        .start();
+    let text = std::fs::read_to_string(&htpasswd).unwrap();
+    assert!(!text.contains("registry-admin:"), "{text}");
+    assert!(text.contains("admin:"));
+    let (status, _) = json(
+        app.as_admin(Method::GET, "/users/registry-admin")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 404);
+}

@@ -49,6 +49,7 @@ pub struct AuditLog {
     tx: Mutex<Option<mpsc::Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     written: Arc<AtomicU64>,
+    last_error: Arc<Mutex<Option<String>>>,
 }
 
 /// Where the chain stands in the existing files.
@@ -121,6 +122,7 @@ struct Writer {
     prev: String,
     max_bytes: u64,
     written: Arc<AtomicU64>,
+    last_error: Arc<Mutex<Option<String>>>,
 }
 
 impl Writer {
@@ -170,8 +172,14 @@ impl Writer {
             let mut entries: Vec<Entry> = jobs.iter().map(|j| j.entry.clone()).collect();
             let result = self.write_batch(&mut entries).map_err(|e| {
                 log::error!("audit log write failed: {e}");
+                // Bytes of a failed write were never acknowledged: cut them off so the next
+                // entry does not land in the middle of a half line.
+                if let Err(t) = self.file.set_len(self.size) {
+                    log::error!("audit log: could not cut back a failed write: {t}");
+                }
                 e.to_string()
             });
+            *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = result.clone().err();
             for job in jobs {
                 let _ = job.done.send(result.clone());
             }
@@ -194,7 +202,9 @@ impl AuditLog {
         }
         let size = file.metadata().map_err(io_err(files.current()))?.len();
         let written = Arc::new(AtomicU64::new(0));
+        let last_error = Arc::new(Mutex::new(None));
         let writer = Writer {
+            last_error: Arc::clone(&last_error),
             files: files.clone(),
             file,
             size,
@@ -212,6 +222,7 @@ impl AuditLog {
             tx: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
             written,
+            last_error,
         };
         if let Some((line, bytes)) = tail.torn {
             let name = AuditFiles::display_name(log.files.current());
@@ -235,6 +246,14 @@ impl AuditLog {
 
     pub fn files(&self) -> &AuditFiles {
         &self.files
+    }
+
+    /// The error of the last write, if it failed (cleared by the next successful one).
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Entries written since start.

@@ -271,6 +271,15 @@ impl Accounts {
         Ok(())
     }
 
+    /// Removes registry-admin's own account, left from runs without `REGISTRY_USERNAME`: nobody
+    /// knows its secret any more. A person's account of that name is left alone.
+    pub fn retire_service(&mut self, user: &str) {
+        if self.view(user).is_some_and(|v| v.role == Role::Service) {
+            self.htpasswd.remove(user);
+            self.meta.users.remove(user);
+        }
+    }
+
     fn meta_entry(&mut self, user: &str) -> &mut UserMeta {
         self.meta.users.entry(user.to_string()).or_insert(UserMeta {
             role: Role::User,
@@ -357,6 +366,10 @@ mod tests {
         }
         a.create("person", "h", Role::User, None, now()).unwrap();
         assert!(a.provision_service("person", "h", now()).is_err());
+        a.retire_service("person");
+        assert!(a.view("person").is_some(), "a person is never retired");
+        a.retire_service("registry-admin");
+        assert!(a.view("registry-admin").is_none() && a.htpasswd.get("registry-admin").is_none());
     }
 
     #[test]
