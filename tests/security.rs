@@ -140,10 +140,11 @@ fn bearer_tokens_carry_roles_and_die_with_the_account_state() {
 
 #[test]
 fn tokens_expire_after_token_ttl() {
-    let stack = Stack::start_with(|env| env.set("TOKEN_TTL", "1"));
+    // Expiry is in whole seconds: a 3 s token is good for at least 2 s and gone after 4.
+    let stack = Stack::start_with(|env| env.set("TOKEN_TTL", "3"));
     let t = token(&stack, "admin", ADMIN_PASSWORD);
     assert_eq!(with_bearer(&stack, &t, Method::GET, "/users"), 200);
-    std::thread::sleep(Duration::from_millis(2100));
+    std::thread::sleep(Duration::from_millis(4100));
     assert_eq!(with_bearer(&stack, &t, Method::GET, "/users"), 401);
 }
 

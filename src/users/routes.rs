@@ -40,7 +40,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewUser {
+    #[schema(pattern = "^[A-Za-z0-9_@][A-Za-z0-9._@-]{0,63}$")]
     username: String,
+    #[schema(min_length = 8, max_length = 72)]
     password: String,
     /// "admin" or "user" (default).
     role: Option<String>,
@@ -49,6 +51,7 @@ pub(crate) struct NewUser {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewPassword {
+    #[schema(min_length = 8, max_length = 72)]
     password: String,
 }
 
@@ -133,7 +136,7 @@ pub(crate) async fn create(
     Ok(HttpResponse::Created().json(view))
 }
 
-#[utoipa::path(get, path = "/users/{user}", tag = "users", params(("user" = String, Path, description = "username")),
+#[utoipa::path(get, path = "/users/{user}", tag = "users", params(("user" = String, Path, description = "username", pattern = "^[A-Za-z0-9_@][A-Za-z0-9._@-]{0,63}$")),
     responses((status = 200, description = "the account", body = UserView)), security(("basic" = []), ("bearer" = [])))]
 pub(crate) async fn get(
     _admin: Admin,
@@ -150,7 +153,7 @@ pub(crate) async fn get(
 }
 
 /// Deletes an account (not the last enabled admin, not the service account).
-#[utoipa::path(delete, path = "/users/{user}", tag = "users", params(("user" = String, Path, description = "username")),
+#[utoipa::path(delete, path = "/users/{user}", tag = "users", params(("user" = String, Path, description = "username", pattern = "^[A-Za-z0-9_@][A-Za-z0-9._@-]{0,63}$")),
     responses((status = 204, description = "deleted")), security(("basic" = []), ("bearer" = [])))]
 pub(crate) async fn delete(
     _admin: Admin,
@@ -163,7 +166,7 @@ pub(crate) async fn delete(
 }
 
 /// Sets a password: admins for anyone, users for themselves.
-#[utoipa::path(put, path = "/users/{user}/password", tag = "users", params(("user" = String, Path, description = "username")),
+#[utoipa::path(put, path = "/users/{user}/password", tag = "users", params(("user" = String, Path, description = "username", pattern = "^[A-Za-z0-9_@][A-Za-z0-9._@-]{0,63}$")),
     request_body = NewPassword, responses((status = 204, description = "changed")), security(("basic" = []), ("bearer" = [])))]
 pub(crate) async fn set_password(
     account: Account,
@@ -183,7 +186,7 @@ pub(crate) async fn set_password(
 }
 
 /// Disables an account: its htpasswd line is removed (kept aside for enable).
-#[utoipa::path(post, path = "/users/{user}/disable", tag = "users", params(("user" = String, Path, description = "username")),
+#[utoipa::path(post, path = "/users/{user}/disable", tag = "users", params(("user" = String, Path, description = "username", pattern = "^[A-Za-z0-9_@][A-Za-z0-9._@-]{0,63}$")),
     responses((status = 200, description = "the account", body = UserView)), security(("basic" = []), ("bearer" = [])))]
 pub(crate) async fn disable(
     _admin: Admin,
@@ -196,7 +199,7 @@ pub(crate) async fn disable(
 }
 
 /// Enables an account with the password it had.
-#[utoipa::path(post, path = "/users/{user}/enable", tag = "users", params(("user" = String, Path, description = "username")),
+#[utoipa::path(post, path = "/users/{user}/enable", tag = "users", params(("user" = String, Path, description = "username", pattern = "^[A-Za-z0-9_@][A-Za-z0-9._@-]{0,63}$")),
     responses((status = 200, description = "the account", body = UserView)), security(("basic" = []), ("bearer" = [])))]
 pub(crate) async fn enable(
     _admin: Admin,
@@ -208,7 +211,7 @@ pub(crate) async fn enable(
     Ok(HttpResponse::Ok().json(view))
 }
 
-#[utoipa::path(put, path = "/users/{user}/role", tag = "users", params(("user" = String, Path, description = "username")),
+#[utoipa::path(put, path = "/users/{user}/role", tag = "users", params(("user" = String, Path, description = "username", pattern = "^[A-Za-z0-9_@][A-Za-z0-9._@-]{0,63}$")),
     request_body = NewRole, responses((status = 200, description = "the account", body = UserView)), security(("basic" = []), ("bearer" = [])))]
 pub(crate) async fn set_role(
     _admin: Admin,
