@@ -232,9 +232,9 @@ fn the_openapi_document_covers_every_endpoint_and_docs_are_self_contained() {
 #[test]
 fn sigterm_drains_in_flight_requests_and_flushes_the_audit_log() {
     let dir = tempfile::tempdir().unwrap();
-    // A slow request: one bcrypt at cost 14 takes about a second.
+    // A slow request: one bcrypt at cost 15 takes well over a second.
     let mut app = AppEnv::new(dir.path(), "http://127.0.0.1:9")
-        .set("BCRYPT_COST", "14")
+        .set("BCRYPT_COST", "15")
         .start();
     // Warm the credentials cache so the request's time is its own hash.
     assert_eq!(
@@ -250,7 +250,7 @@ fn sigterm_drains_in_flight_requests_and_flushes_the_audit_log() {
             .send()
             .map(|r| r.status().as_u16())
     });
-    thread::sleep(Duration::from_millis(200));
+    thread::sleep(Duration::from_millis(500));
     let code = app.terminate(Duration::from_secs(30));
     assert_eq!(
         slow.join()
