@@ -80,13 +80,10 @@ impl Metrics {
     /// One answered request; `route` is the route template, never the raw path, so names in
     /// paths cannot blow up the number of series.
     pub fn request(&self, method: &str, route: &str, status: u16, took: Duration) {
-        let mut r = self.requests.lock().unwrap_or_else(|p| p.into_inner());
-        *r.entry((method.to_string(), route.to_string(), status))
+        *lock(&self.requests)
+            .entry((method.to_string(), route.to_string(), status))
             .or_default() += 1;
-        drop(r);
-        self.request_seconds
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        lock(&self.request_seconds)
             .entry(route.to_string())
             .or_default()
             .observe(took.as_secs_f64());
@@ -94,16 +91,8 @@ impl Metrics {
 
     /// One upstream request; `outcome` is `ok` or the kind of error.
     pub fn upstream(&self, outcome: &str, took: Duration) {
-        *self
-            .upstream
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(outcome.to_string())
-            .or_default() += 1;
-        self.upstream_seconds
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .observe(took.as_secs_f64());
+        *lock(&self.upstream).entry(outcome.to_string()).or_default() += 1;
+        lock(&self.upstream_seconds).observe(took.as_secs_f64());
     }
 
     pub fn bcrypt_hash(&self) {
@@ -121,92 +110,120 @@ impl Metrics {
 
     pub fn render(&self, audit_entries: u64) -> String {
         let mut out = String::new();
-        out.push_str("# HELP registry_admin_http_requests_total Requests answered, by route template and status.\n");
-        out.push_str("# TYPE registry_admin_http_requests_total counter\n");
-        for ((m, r, s), n) in self
-            .requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            let _ = writeln!(
-                out,
-                "registry_admin_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{s}\"}} {n}",
+        family(
+            &mut out,
+            "http_requests_total",
+            "counter",
+            "Requests answered, by route template and status.",
+        );
+        for ((m, r, s), n) in lock(&self.requests).iter() {
+            let labels = format!(
+                "method=\"{}\",route=\"{}\",status=\"{s}\"",
                 escape(m),
                 escape(r)
             );
+            sample(&mut out, "http_requests_total", &labels, *n);
         }
-        out.push_str("# HELP registry_admin_http_request_duration_seconds Time to answer, by route template.\n");
-        out.push_str("# TYPE registry_admin_http_request_duration_seconds histogram\n");
-        for (r, h) in self
-            .request_seconds
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
+        family(
+            &mut out,
+            "http_request_duration_seconds",
+            "histogram",
+            "Time to answer, by route template.",
+        );
+        for (r, h) in lock(&self.request_seconds).iter() {
             h.render(
                 &mut out,
                 "registry_admin_http_request_duration_seconds",
                 &format!("route=\"{}\"", escape(r)),
             );
         }
-        out.push_str("# HELP registry_admin_upstream_requests_total Requests to registry:2, by outcome (ok or the error kind).\n");
-        out.push_str("# TYPE registry_admin_upstream_requests_total counter\n");
-        for (o, n) in self
-            .upstream
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            let _ = writeln!(
-                out,
-                "registry_admin_upstream_requests_total{{outcome=\"{}\"}} {n}",
-                escape(o)
+        family(
+            &mut out,
+            "upstream_requests_total",
+            "counter",
+            "Requests to registry:2, by outcome (ok or the error kind).",
+        );
+        for (o, n) in lock(&self.upstream).iter() {
+            sample(
+                &mut out,
+                "upstream_requests_total",
+                &format!("outcome=\"{}\"", escape(o)),
+                *n,
             );
         }
-        out.push_str("# HELP registry_admin_upstream_request_duration_seconds Time of requests to registry:2.\n");
-        out.push_str("# TYPE registry_admin_upstream_request_duration_seconds histogram\n");
-        self.upstream_seconds
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .render(
-                &mut out,
-                "registry_admin_upstream_request_duration_seconds",
-                "",
-            );
-        out.push_str(
-            "# HELP registry_admin_bcrypt_operations_total bcrypt hashes and verifications run.\n",
+        family(
+            &mut out,
+            "upstream_request_duration_seconds",
+            "histogram",
+            "Time of requests to registry:2.",
         );
-        out.push_str("# TYPE registry_admin_bcrypt_operations_total counter\n");
-        let _ = writeln!(
-            out,
-            "registry_admin_bcrypt_operations_total{{op=\"hash\"}} {}",
-            self.bcrypt_hash.load(Ordering::Relaxed)
+        lock(&self.upstream_seconds).render(
+            &mut out,
+            "registry_admin_upstream_request_duration_seconds",
+            "",
         );
-        let _ = writeln!(
-            out,
-            "registry_admin_bcrypt_operations_total{{op=\"verify\"}} {}",
-            self.bcrypt_verify.load(Ordering::Relaxed)
+        family(
+            &mut out,
+            "bcrypt_operations_total",
+            "counter",
+            "bcrypt hashes and verifications run.",
         );
-        out.push_str("# HELP registry_admin_audit_entries_written_total Audit entries written since start.\n");
-        out.push_str("# TYPE registry_admin_audit_entries_written_total counter\n");
-        let _ = writeln!(
-            out,
-            "registry_admin_audit_entries_written_total {audit_entries}"
+        sample(
+            &mut out,
+            "bcrypt_operations_total",
+            "op=\"hash\"",
+            self.bcrypt_hash.load(Ordering::Relaxed),
         );
-        out.push_str("# HELP registry_admin_registry_events_total Registry notifications received, by result.\n");
-        out.push_str("# TYPE registry_admin_registry_events_total counter\n");
-        let _ = writeln!(
-            out,
-            "registry_admin_registry_events_total{{result=\"recorded\"}} {}",
-            self.events_recorded.load(Ordering::Relaxed)
+        sample(
+            &mut out,
+            "bcrypt_operations_total",
+            "op=\"verify\"",
+            self.bcrypt_verify.load(Ordering::Relaxed),
         );
-        let _ = writeln!(
-            out,
-            "registry_admin_registry_events_total{{result=\"dropped\"}} {}",
-            self.events_dropped.load(Ordering::Relaxed)
+        family(
+            &mut out,
+            "audit_entries_written_total",
+            "counter",
+            "Audit entries written since start.",
+        );
+        sample(&mut out, "audit_entries_written_total", "", audit_entries);
+        family(
+            &mut out,
+            "registry_events_total",
+            "counter",
+            "Registry notifications received, by result.",
+        );
+        sample(
+            &mut out,
+            "registry_events_total",
+            "result=\"recorded\"",
+            self.events_recorded.load(Ordering::Relaxed),
+        );
+        sample(
+            &mut out,
+            "registry_events_total",
+            "result=\"dropped\"",
+            self.events_dropped.load(Ordering::Relaxed),
         );
         out
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The `# HELP` and `# TYPE` lines of a metric family; `name` without the common prefix.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP registry_admin_{name} {help}");
+    let _ = writeln!(out, "# TYPE registry_admin_{name} {kind}");
+}
+
+fn sample(out: &mut String, name: &str, labels: &str, value: u64) {
+    if labels.is_empty() {
+        let _ = writeln!(out, "registry_admin_{name} {value}");
+    } else {
+        let _ = writeln!(out, "registry_admin_{name}{{{labels}}} {value}");
     }
 }
 
