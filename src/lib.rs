@@ -11,6 +11,7 @@ pub mod openapi;
 pub mod paths;
 pub mod registry;
 pub mod request_id;
+pub mod sync;
 pub mod users;
 
 use std::net::{IpAddr, Ipv4Addr, TcpListener};

@@ -1,6 +1,7 @@
 //! Prometheus metrics, named `registry_admin_*`, rendered in the text exposition format at
 //! `GET /metrics` (admins only).
 
+use crate::sync::lock;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
@@ -207,10 +208,6 @@ impl Metrics {
         );
         out
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The `# HELP` and `# TYPE` lines of a metric family; `name` without the common prefix.

@@ -2,6 +2,7 @@
 //! `image.delete` entries. Blob events and the events our own requests caused are dropped, and
 //! a repeated event id (delivery is at-least-once) is recorded once.
 
+use crate::sync::lock;
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 
@@ -40,15 +41,11 @@ pub struct SeenEvents {
 
 impl SeenEvents {
     fn contains(&self, id: &str) -> bool {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .0
-            .contains(id)
+        lock(&self.inner).0.contains(id)
     }
 
     fn insert(&self, id: String) {
-        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut g = lock(&self.inner);
         if g.0.insert(id.clone()) {
             g.1.push_back(id);
             while g.1.len() > REMEMBERED_IDS {

@@ -2,6 +2,7 @@
 //! entries and wait until their line is on disk. Entries that arrive together are written with
 //! one write and one fsync (group commit), so durability does not cost a flush per request.
 
+use crate::sync::lock;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -179,7 +180,7 @@ impl Writer {
                 }
                 e.to_string()
             });
-            *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = result.clone().err();
+            *lock(&self.last_error) = result.clone().err();
             for job in jobs {
                 let _ = job.done.send(result.clone());
             }
@@ -250,10 +251,7 @@ impl AuditLog {
 
     /// The error of the last write, if it failed (cleared by the next successful one).
     pub fn last_error(&self) -> Option<String> {
-        self.last_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.last_error).clone()
     }
 
     /// Entries written since start.
@@ -263,7 +261,7 @@ impl AuditLog {
 
     fn submit(&self, entry: Entry) -> Result<oneshot::Receiver<Result<(), String>>, AuditError> {
         let (done, rx) = oneshot::channel();
-        let guard = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        let guard = lock(&self.tx);
         let tx = guard.as_ref().ok_or(AuditError::Closed)?;
         tx.send(Job { entry, done })
             .map_err(|_| AuditError::Closed)?;
@@ -280,8 +278,8 @@ impl AuditLog {
 
     /// Stops taking entries, writes those already queued and waits for the writer to finish.
     pub fn close(&self) {
-        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        lock(&self.tx).take();
+        if let Some(t) = lock(&self.thread).take() {
             let _ = t.join();
         }
     }

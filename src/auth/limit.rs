@@ -2,6 +2,7 @@
 //! Only failures count, a success resets its pair, and a username is never locked out as such:
 //! someone guessing alice's password from one address does not lock alice out from another.
 
+use crate::sync::lock;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -64,7 +65,7 @@ impl FailureLimiter {
     }
 
     fn book(&self) -> std::sync::MutexGuard<'_, Book> {
-        self.book.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.book)
     }
 
     /// How long this pair (or its address) must wait, if it is throttled now.

@@ -2,6 +2,7 @@
 //! script's repeated calls do not each pay a bcrypt; the memory is keyed by the hash in force,
 //! so a password change, disable or delete invalidates it without any bookkeeping.
 
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -71,14 +72,14 @@ impl Verifier {
     }
 
     fn remembered(&self, user: &str, hash: &str, digest: &[u8; 32]) -> bool {
-        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let cache = lock(&self.cache);
         cache
             .get(user)
             .is_some_and(|r| r.hash == hash && bool::from(r.password_digest.ct_eq(digest)))
     }
 
     fn remember(&self, user: &str, hash: String, password_digest: [u8; 32]) {
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = lock(&self.cache);
         if cache.len() >= MAX_CACHED {
             cache.clear();
         }

@@ -4,6 +4,7 @@
 //! delete by digest; otherwise move the tag onto a unique throwaway manifest and delete that
 //! (regclient's `regctl tag delete` technique), so the siblings keep their digest.
 
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -70,7 +71,7 @@ pub struct RepoLocks {
 
 impl RepoLocks {
     fn get(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut map = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = lock(&self.locks);
         // Drop locks nobody holds, so the map does not grow with every repository ever seen.
         map.retain(|_, l| Arc::strong_count(l) > 1);
         map.entry(name.to_string()).or_default().clone()

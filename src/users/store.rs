@@ -4,6 +4,7 @@
 //! temp file in the same directory, fsync, an mtime that differs from the old file's (registry:2
 //! reloads on mtime change only), rename, directory fsync. registry:2 never sees a partial file.
 
+use crate::sync::lock;
 use std::fs::{self, File, FileTimes, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -156,7 +157,7 @@ impl UserStore {
         &self,
         change: impl FnOnce(&mut Accounts) -> Result<T, Refusal>,
     ) -> Result<T, StoreError> {
-        let _inner = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _inner = lock(&self.write_lock);
         let dir = parent_dir(&self.htpasswd_path);
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let lock_file = OpenOptions::new()
