@@ -101,20 +101,24 @@ impl AppState {
         if !trusted(&peer) {
             return peer;
         }
-        let forwarded: Vec<IpAddr> = req
+        // Walk from the right: each trusted proxy appended the address it saw, so the first
+        // address that is not one of ours is the client. Anything left of it is the client's
+        // own claim; an unparsable entry ends the walk.
+        let mut nearest_trusted = None;
+        let entries = req
             .headers()
             .get_all("x-forwarded-for")
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .map_while(|s| s.trim().parse::<IpAddr>().ok())
-            .collect();
-        forwarded
-            .iter()
-            .rev()
-            .find(|ip| !trusted(ip))
-            .or(forwarded.first())
-            .copied()
-            .unwrap_or(peer)
+            .collect::<Vec<_>>();
+        for entry in entries.iter().rev() {
+            match entry.trim().parse::<IpAddr>() {
+                Ok(ip) if !trusted(&ip) => return ip,
+                Ok(ip) => nearest_trusted = Some(ip),
+                Err(_) => break,
+            }
+        }
+        nearest_trusted.unwrap_or(peer)
     }
 }
 

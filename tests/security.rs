@@ -220,6 +220,24 @@ fn failed_logins_are_throttled_per_address_and_username_only() {
     );
     assert!(vic.iter().all(|e| e["remote_addr"] == attacker));
     assert_eq!(vic.iter().filter(|e| e["status"] == 429).count(), 1);
+
+    // What the client claims left of the address our proxy saw does not count, and a
+    // malformed claim does not hide the real address.
+    let r = login(
+        &stack,
+        "not-an-ip, 6.6.6.6, 198.51.100.99",
+        "walt",
+        "walt-pass-11",
+    );
+    assert_eq!(r.status(), 401);
+    let (_, body) = json(
+        stack
+            .app
+            .as_admin(Method::GET, "/audit?user=walt")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(body["entries"][0]["remote_addr"], "198.51.100.99");
 }
 
 #[test]
