@@ -5,6 +5,7 @@ use rand::RngCore;
 use thiserror::Error;
 
 use crate::config::Config;
+use crate::users::htpasswd::bcrypt_hash as hash;
 use crate::users::model::Role;
 use crate::users::store::{StoreError, UserStore};
 
@@ -25,10 +26,6 @@ pub enum BootstrapError {
     Store(#[from] StoreError),
     #[error("bcrypt: {0}")]
     Bcrypt(#[from] bcrypt::BcryptError),
-}
-
-fn hash(password: &str, cost: u32) -> Result<String, bcrypt::BcryptError> {
-    Ok(bcrypt::hash_with_result(password, cost)?.format_for_version(bcrypt::Version::TwoY))
 }
 
 fn random_secret(bytes: usize) -> String {

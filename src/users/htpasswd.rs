@@ -116,6 +116,11 @@ impl Htpasswd {
     }
 }
 
+/// A bcrypt hash in the `$2y$` form Apache's `htpasswd -B` writes, so both tools read our lines.
+pub fn bcrypt_hash(password: &str, cost: u32) -> Result<String, bcrypt::BcryptError> {
+    Ok(bcrypt::hash_with_result(password, cost)?.format_for_version(bcrypt::Version::TwoY))
+}
+
 /// Whether registry:2 would accept this hash at all: it verifies bcrypt only.
 pub fn is_bcrypt(hash: &str) -> bool {
     ["$2y$", "$2a$", "$2b$"].iter().any(|p| hash.starts_with(p))

@@ -8,6 +8,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use super::htpasswd::bcrypt_hash;
 use super::model::{Accounts, Refusal, Role, UserView};
 use super::validate;
 use crate::AppState;
@@ -70,12 +71,9 @@ fn path_user(path: web::Path<String>) -> Result<String, ApiError> {
 async fn hash_password(state: &AppState, password: String) -> Result<String, ApiError> {
     let cost = state.config.bcrypt_cost;
     state.metrics.bcrypt_hash();
-    run_blocking(move || {
-        bcrypt::hash_with_result(password, cost)
-            .map(|h| h.format_for_version(bcrypt::Version::TwoY))
-    })
-    .await?
-    .map_err(|e| ApiError::Internal(format!("bcrypt: {e}")))
+    run_blocking(move || bcrypt_hash(&password, cost))
+        .await?
+        .map_err(|e| ApiError::Internal(format!("bcrypt: {e}")))
 }
 
 /// Applies one change to the accounts under the store's lock, off the async workers.
