@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export ADMIN_PASSWORD="${ADMIN_PASSWORD:-conformance-admin-$$}"
-export EVENTS_TOKEN="${EVENTS_TOKEN:-conformance-events-$$}"
+export EVENTS_TOKEN="${EVENTS_TOKEN:-conformance-events-$$-0123456789abcdef0123}"
 venv="${SCHEMATHESIS_VENV:-$HOME/.cache/registry-admin/schemathesis}"
 if [ ! -x "$venv/bin/schemathesis" ]; then
   python3 -m venv "$venv"

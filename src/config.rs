@@ -81,12 +81,16 @@ impl Config {
 
         let token_ttl = match var("TOKEN_TTL") {
             None => 900,
-            Some(v) => v.parse::<u64>().ok().filter(|t| *t > 0).ok_or_else(|| {
-                bad(
-                    "TOKEN_TTL",
-                    format!("{v:?} is not a positive number of seconds"),
-                )
-            })?,
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|t| (60..=86_400).contains(t))
+                .ok_or_else(|| {
+                    bad(
+                        "TOKEN_TTL",
+                        format!("{v:?} is not a number of seconds from 60 to 86400"),
+                    )
+                })?,
         };
 
         let audit_max_bytes = match var("AUDIT_MAX_BYTES") {
@@ -146,8 +150,22 @@ impl Config {
                 .collect::<Result<_, _>>()?,
         };
         let token_secret = var("TOKEN_SECRET");
-        if token_secret.as_ref().is_some_and(|s| s.len() < 32) {
+        if token_secret
+            .as_ref()
+            .is_some_and(|s| s.chars().count() < 32)
+        {
             return Err(bad("TOKEN_SECRET", "must be at least 32 characters"));
+        }
+        // A guessable notification secret would let anyone write image events into the log.
+        let events_token = var("EVENTS_TOKEN");
+        if events_token
+            .as_ref()
+            .is_some_and(|s| s.chars().count() < 32)
+        {
+            return Err(bad(
+                "EVENTS_TOKEN",
+                "must be at least 32 characters (e.g. `openssl rand -hex 32`)",
+            ));
         }
 
         Ok(Config {
@@ -166,7 +184,7 @@ impl Config {
             admin_username,
             admin_password,
             registry_credentials,
-            events_token: var("EVENTS_TOKEN"),
+            events_token,
             bcrypt_cost,
             token_ttl,
         })
@@ -225,6 +243,10 @@ mod tests {
             (vec![("ADMIN_USERNAME", "a:b")], "ADMIN_USERNAME"),
             (vec![("REGISTRY_USERNAME", "svc")], "REGISTRY_PASSWORD"),
             (vec![("TOKEN_TTL", "0")], "TOKEN_TTL"),
+            (vec![("TOKEN_TTL", "59")], "TOKEN_TTL"),
+            (vec![("TOKEN_TTL", "86401")], "TOKEN_TTL"),
+            (vec![("TOKEN_TTL", "99999999999999999")], "TOKEN_TTL"),
+            (vec![("EVENTS_TOKEN", "short-secret")], "EVENTS_TOKEN"),
             (vec![("AUDIT_MAX_BYTES", "10")], "AUDIT_MAX_BYTES"),
             (
                 vec![("TRUSTED_PROXIES", "10.0.0.1,nope")],

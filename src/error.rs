@@ -9,7 +9,8 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::audit::api::ErrorCode;
+use crate::auth::AuthError;
+use crate::blocking::BlockingError;
 use crate::registry::client::UpstreamError;
 use crate::registry::delete::DeleteError;
 use crate::registry::names::InvalidReference;
@@ -24,10 +25,17 @@ pub enum ApiError {
     InvalidUsername(String),
     #[error("{0}")]
     InvalidPassword(String),
-    #[error("authentication required")]
+    #[error("authentication required: send HTTP Basic credentials or a bearer token")]
     Unauthorized,
+    /// Credentials were sent and did not hold; said apart from `Unauthorized` so an operator
+    /// knows the password (or token) is what failed.
+    #[error("the credentials were rejected")]
+    CredentialsRejected,
     #[error("this account may not do that")]
     Forbidden,
+    /// A 403 that says what is missing.
+    #[error("{0}")]
+    ForbiddenBecause(String),
     #[error("{0}")]
     NotFound(String),
     #[error("user {0:?} already exists")]
@@ -58,6 +66,10 @@ pub enum ApiError {
     Internal(String),
 }
 
+/// The error code of an error response, left in the response's extensions for the audit entry.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: &'a str,
@@ -79,8 +91,8 @@ impl ApiError {
             ApiError::InvalidRequest(_) => "invalid_request",
             ApiError::InvalidUsername(_) => "invalid_username",
             ApiError::InvalidPassword(_) => "invalid_password",
-            ApiError::Unauthorized => "unauthorized",
-            ApiError::Forbidden => "forbidden",
+            ApiError::Unauthorized | ApiError::CredentialsRejected => "unauthorized",
+            ApiError::Forbidden | ApiError::ForbiddenBecause(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::UserExists(_) => "user_exists",
             ApiError::LastAdmin(_) => "last_admin",
@@ -108,8 +120,8 @@ impl ResponseError for ApiError {
             | ApiError::InvalidName(_)
             | ApiError::InvalidTag(_)
             | ApiError::InvalidDigest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Unauthorized | ApiError::CredentialsRejected => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden | ApiError::ForbiddenBecause(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::UserExists(_) | ApiError::LastAdmin(_) | ApiError::ProtectedAccount(_) => {
                 StatusCode::CONFLICT
@@ -133,7 +145,7 @@ impl ResponseError for ApiError {
             other => other.to_string(),
         };
         let mut resp = HttpResponse::build(self.status_code());
-        if let ApiError::Unauthorized = self {
+        if let ApiError::Unauthorized | ApiError::CredentialsRejected = self {
             resp.insert_header((
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"registry-admin\""),
@@ -147,6 +159,22 @@ impl ResponseError for ApiError {
             error: self.code(),
             message,
         })
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Rejected => ApiError::CredentialsRejected,
+            AuthError::Store(s) => s.into(),
+            AuthError::Blocking(b) => b.into(),
+        }
+    }
+}
+
+impl From<BlockingError> for ApiError {
+    fn from(e: BlockingError) -> Self {
+        ApiError::Internal(e.to_string())
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod blocking;
 pub mod bootstrap;
 pub mod config;
 pub mod error;
@@ -50,7 +51,7 @@ pub struct AppState {
     pub repo_locks: RepoLocks,
     pub audit: Arc<AuditLog>,
     pub seen_events: SeenEvents,
-    pub limiter: FailureLimiter,
+    pub limiter: Arc<FailureLimiter>,
     pub tokens: TokenSigner,
     pub metrics: Arc<Metrics>,
 }
@@ -85,7 +86,7 @@ impl AppState {
             repo_locks: RepoLocks::default(),
             audit,
             seen_events: SeenEvents::default(),
-            limiter: FailureLimiter::default(),
+            limiter: Arc::new(FailureLimiter::default()),
             tokens,
             metrics,
         })

@@ -392,7 +392,7 @@ fn populate(stack: &Stack) {
             let r = app
                 .request(Method::PUT, &format!("/users/{u}/password"))
                 .basic_auth(u, Some("some-pass-11"))
-                .json(&json!({"password": "some-pass-11"}))
+                .json(&json!({"password": "some-pass-11", "current_password": "some-pass-11"}))
                 .send()
                 .unwrap();
             assert_eq!(r.status(), 204);

@@ -48,7 +48,7 @@ fn users_added_by_the_tool_are_listed_as_users_and_usable() {
         .app
         .request(Method::PUT, "/users/tooluser/password")
         .basic_auth("tooluser", Some("tool-pass-1"))
-        .json(&serde_json::json!({"password": "tool-pass-2"}))
+        .json(&serde_json::json!({"password": "tool-pass-2", "current_password": "tool-pass-1"}))
         .send()
         .unwrap();
     assert_eq!(resp.status(), 204);

@@ -15,6 +15,11 @@ fn bad_settings_stop_start_up_with_exit_2_naming_the_variable() {
         ("REGISTRY_URL", "ftp://registry"),
         ("BCRYPT_COST", "40"),
         ("ADMIN_PASSWORD", "short"),
+        ("TOKEN_TTL", "59"),
+        ("TOKEN_TTL", "86401"),
+        ("TOKEN_TTL", "9223372036854775807"),
+        ("EVENTS_TOKEN", "only-twenty-chars-xx"),
+        ("TOKEN_SECRET", "thirty-one-characters-long-xxxx"),
     ] {
         let (code, stderr) = AppEnv::new(dir.path(), "http://127.0.0.1:1")
             .set(var, value)

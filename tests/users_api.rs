@@ -135,8 +135,37 @@ fn roles_limit_what_a_user_may_do() {
             .unwrap(),
     );
     assert_eq!(status, 403, "a user may change only their own password");
+    for (body, why) in [
+        (
+            json!({"password": "gina-pass-2"}),
+            "without current_password",
+        ),
+        (
+            json!({"password": "gina-pass-2", "current_password": "not-her-pass"}),
+            "with a wrong current_password",
+        ),
+    ] {
+        let (status, err) = json(
+            as_gina(Method::PUT, "/users/gina/password")
+                .json(&body)
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(
+            (status, err["error"].as_str()),
+            (403, Some("forbidden")),
+            "{why}"
+        );
+        assert!(
+            err["message"]
+                .as_str()
+                .unwrap()
+                .contains("current_password"),
+            "{err}"
+        );
+    }
     let resp = as_gina(Method::PUT, "/users/gina/password")
-        .json(&json!({"password": "gina-pass-2"}))
+        .json(&json!({"password": "gina-pass-2", "current_password": "gina-pass-1"}))
         .send()
         .unwrap();
     assert_eq!(resp.status(), 204);

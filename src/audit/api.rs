@@ -10,7 +10,8 @@ use actix_web::{Error, HttpMessage, HttpRequest, web};
 
 use super::entry::{Entry, Outcome, Source, clean};
 use crate::AppState;
-use crate::auth::Account;
+use crate::auth::{Account, AuthAttempt};
+use crate::error::ErrorCode;
 use crate::request_id::RequestId;
 
 /// Details a handler knows about the action, attached to the request.
@@ -33,14 +34,6 @@ pub fn note(req: &HttpRequest, f: impl FnOnce(&mut AuditNote)) {
         f(n);
     }
 }
-
-/// The username a failed authentication tried, as given (sanitised before it is written).
-#[derive(Debug, Clone)]
-pub struct AuthAttempt(pub String);
-
-/// The error code of an error response, for the entry's `detail`.
-#[derive(Debug, Clone, Copy)]
-pub struct ErrorCode(pub &'static str);
 
 /// The audited action of a route; reads are not audited.
 fn action_of(method: &Method, pattern: &str) -> Option<&'static str> {

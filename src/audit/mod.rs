@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::auth::Admin;
-use crate::auth::verify::run_blocking;
+use crate::blocking::run_blocking;
 use crate::error::ApiError;
 use crate::registry::names;
 use query::{Cursor, Filters};

@@ -15,10 +15,10 @@ use base64::Engine;
 use chrono::{SecondsFormat, Utc};
 
 use crate::AppState;
-use crate::audit::api::AuthAttempt;
 use crate::error::ApiError;
 use crate::users::model::Role;
-pub use verify::Account;
+use limit::Throttled;
+pub use verify::{Account, AuthError};
 
 enum Credentials {
     Basic(String, String),
@@ -57,6 +57,16 @@ fn credentials(req: &HttpRequest) -> Option<Credentials> {
     Some(parsed.unwrap_or(Credentials::Malformed))
 }
 
+/// The username a failed authentication tried, as given (sanitised before it is written). The
+/// extractor leaves it only for attempts worth an audit entry.
+#[derive(Debug, Clone)]
+pub struct AuthAttempt(pub String);
+
+/// The 429 for a throttled attempt, with whole seconds rounded up.
+pub fn retry_after(Throttled(wait): Throttled) -> ApiError {
+    ApiError::RateLimited(wait.as_secs_f64().ceil().max(1.0) as u64)
+}
+
 async fn authenticate(req: HttpRequest) -> Result<Account, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
@@ -71,32 +81,50 @@ async fn authenticate(req: HttpRequest) -> Result<Account, ApiError> {
         Credentials::Basic(u, _) => (u.clone(), Scheme::Basic),
         Credentials::Bearer(_) | Credentials::Malformed => (String::new(), Scheme::Bearer),
     };
-    if let Some(wait) = state.limiter.blocked(ip, &user) {
+    let throttled = |wait: Throttled| {
         if state.limiter.audit_throttled(ip, &user) {
-            req.extensions_mut().insert(AuthAttempt(user));
+            req.extensions_mut().insert(AuthAttempt(user.clone()));
         }
-        return Err(ApiError::RateLimited(wait.as_secs().max(1)));
+        retry_after(wait)
+    };
+    // A throttled pair is refused even with the right password, remembered or not.
+    if let Some(wait) = state.limiter.throttled(ip, &user) {
+        return Err(throttled(wait));
     }
+    if let Credentials::Basic(u, p) = &creds
+        && let Some(account) = state.verifier.remembered(u, p)?
+    {
+        return Ok(accept(&req, account, scheme));
+    }
+    // The slot is taken before the bcrypt, so a burst cannot get more checks than the limit.
+    let slot = state.limiter.reserve(ip, &user).map_err(throttled)?;
     let result = match creds {
         Credentials::Basic(u, p) => state.verifier.verify(&u, &p).await,
-        Credentials::Bearer(t) => state.verifier.verify_bearer(&state.tokens, &t),
-        Credentials::Malformed => Err(ApiError::Unauthorized),
+        Credentials::Bearer(t) => state.verifier.verify_bearer(&state.tokens, &t).await,
+        Credentials::Malformed => Err(AuthError::Rejected),
     };
     match result {
         Ok(account) => {
-            state.limiter.record_success(ip, &user);
-            let mut ext = req.extensions_mut();
-            ext.insert(account.clone());
-            ext.insert(scheme);
-            Ok(account)
+            slot.succeeded();
+            Ok(accept(&req, account, scheme))
         }
-        Err(ApiError::Unauthorized) => {
-            state.limiter.record_failure(ip, &user);
+        Err(AuthError::Rejected) => {
+            slot.failed();
             req.extensions_mut().insert(AuthAttempt(user));
-            Err(ApiError::Unauthorized)
+            Err(ApiError::CredentialsRejected)
         }
-        Err(other) => Err(other),
+        Err(other) => {
+            slot.not_checked();
+            Err(other.into())
+        }
     }
+}
+
+fn accept(req: &HttpRequest, account: Account, scheme: Scheme) -> Account {
+    let mut ext = req.extensions_mut();
+    ext.insert(account.clone());
+    ext.insert(scheme);
+    account
 }
 
 impl FromRequest for Account {
@@ -120,7 +148,9 @@ impl FromRequest for Admin {
         Box::pin(async move {
             let account = account.await?;
             if account.role != Role::Admin {
-                return Err(ApiError::Forbidden);
+                return Err(ApiError::ForbiddenBecause(
+                    "this needs the admin role; this account has the user role".into(),
+                ));
             }
             Ok(Admin(account))
         })
@@ -155,10 +185,14 @@ pub(crate) async fn issue_token(
     let hash = accounts
         .htpasswd
         .get(&account.username)
-        .ok_or(ApiError::Unauthorized)?;
-    let (token, expires) = state
-        .tokens
-        .issue(&account.username, hash, account.role, Utc::now());
+        .ok_or(ApiError::CredentialsRejected)?;
+    let (token, expires) = state.tokens.issue(
+        &account.username,
+        hash,
+        account.role,
+        accounts.token_epoch(&account.username),
+        Utc::now(),
+    );
     Ok(HttpResponse::Ok().json(TokenResponse {
         token,
         expires_at: expires.to_rfc3339_opts(SecondsFormat::Secs, true),

@@ -1,6 +1,8 @@
 //! API bearer tokens: `ra1.<claims>.<HMAC-SHA256>`, short-lived, and bound to the account's state
-//! (its htpasswd hash and role) so that disabling, deleting, demoting or changing the password
-//! of the account ends its tokens at once, with no revocation list.
+//! so that disabling, deleting, demoting or changing the password of the account ends its tokens
+//! at once and for good, with no revocation list: a token carries the account's token epoch
+//! (users.json; every such change moves it, and it never moves back) and a fingerprint of the
+//! hash and role (which also catches edits made to htpasswd by hand).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -21,6 +23,8 @@ pub struct Claims {
     pub exp: i64,
     /// Fingerprint of the account state the token was issued for.
     pub ver: String,
+    /// The account's token epoch when the token was issued.
+    pub ep: u64,
 }
 
 pub struct TokenSigner {
@@ -61,6 +65,7 @@ impl TokenSigner {
         user: &str,
         hash: &str,
         role: Role,
+        epoch: u64,
         now: DateTime<Utc>,
     ) -> (String, DateTime<Utc>) {
         let expires = now + chrono::Duration::seconds(self.ttl_secs as i64);
@@ -68,6 +73,7 @@ impl TokenSigner {
             sub: user.to_string(),
             exp: expires.timestamp(),
             ver: fingerprint(hash, role),
+            ep: epoch,
         };
         let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap_or_default());
         let mut mac = self.mac();
@@ -108,12 +114,12 @@ mod tests {
     fn tokens_verify_until_they_expire_and_resist_tampering() {
         let s = TokenSigner::new(None, 60);
         let now = Utc::now();
-        let (t, exp) = s.issue("alice", "$2y$04$h", Role::Admin, now);
+        let (t, exp) = s.issue("alice", "$2y$04$h", Role::Admin, 7, now);
         assert_eq!((exp - now).num_seconds(), 60);
         let c = s.check(&t, now).unwrap();
         assert_eq!(
-            (c.sub.as_str(), c.ver),
-            ("alice", fingerprint("$2y$04$h", Role::Admin))
+            (c.sub.as_str(), c.ver, c.ep),
+            ("alice", fingerprint("$2y$04$h", Role::Admin), 7)
         );
         assert!(s.check(&t, now + chrono::Duration::seconds(61)).is_none());
         assert!(
@@ -121,7 +127,7 @@ mod tests {
             "another key"
         );
         let mut parts: Vec<&str> = t.split('.').collect();
-        let forged = URL_SAFE_NO_PAD.encode(br#"{"sub":"root","exp":9999999999,"ver":"x"}"#);
+        let forged = URL_SAFE_NO_PAD.encode(br#"{"sub":"root","exp":9999999999,"ver":"x","ep":0}"#);
         parts[1] = &forged;
         assert!(s.check(&parts.join("."), now).is_none());
         assert!(s.check("garbage", now).is_none());

@@ -1,23 +1,27 @@
 //! Checks Basic credentials against the shared htpasswd. Successful checks are remembered so a
 //! script's repeated calls do not each pay a bcrypt; the memory is keyed by the hash in force,
 //! so a password change, disable or delete invalidates it without any bookkeeping.
+//!
+//! A failed check always costs at least one bcrypt at `BCRYPT_COST`: an unknown user is checked
+//! against a dummy hash of that cost, and a hand-added line of a cheaper cost (htpasswd's
+//! default is 5) is followed by the dummy too, so timing does not tell which accounts exist.
 
 use crate::sync::lock;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use chrono::Utc;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-
-use chrono::Utc;
+use thiserror::Error;
 
 use super::token::{TokenSigner, fingerprint};
-use crate::error::ApiError;
+use crate::blocking::{BlockingError, run_blocking};
 use crate::metrics::Metrics;
 use crate::users::htpasswd::is_bcrypt;
-use crate::users::model::Role;
-use crate::users::store::UserStore;
+use crate::users::model::{Accounts, Role};
+use crate::users::store::{StoreError, UserStore};
 
 /// Beyond this many remembered accounts the memory starts over; it is only a cache.
 const MAX_CACHED: usize = 10_000;
@@ -26,6 +30,17 @@ const MAX_CACHED: usize = 10_000;
 pub struct Account {
     pub username: String,
     pub role: Role,
+}
+
+#[derive(Debug, Error)]
+pub enum AuthError {
+    /// Wrong password, unknown or disabled account, or a token that no longer holds.
+    #[error("the credentials were rejected")]
+    Rejected,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Blocking(#[from] BlockingError),
 }
 
 struct Remembered {
@@ -39,9 +54,30 @@ pub struct Verifier {
     store: Arc<UserStore>,
     metrics: Arc<Metrics>,
     key: [u8; 32],
+    cost: u32,
     cache: Mutex<HashMap<String, Remembered>>,
-    /// Verified against for unknown users so that they cost the same time as known ones.
+    /// Checked on every failure path, so each failure costs one bcrypt at `cost`.
     dummy_hash: String,
+}
+
+/// The cost field of a bcrypt hash (`$2y$05$…` → 5).
+fn bcrypt_cost(hash: &str) -> Option<u32> {
+    hash.split('$').nth(2)?.parse().ok()
+}
+
+/// The account as it stands now, if it may use the API.
+fn usable(accounts: &Accounts, user: &str) -> Option<(Account, String)> {
+    let view = accounts
+        .view(user)
+        .filter(|v| !v.disabled && v.role != Role::Service)?;
+    let hash = accounts.htpasswd.get(user).filter(|h| is_bcrypt(h))?;
+    Some((
+        Account {
+            username: view.username,
+            role: view.role,
+        },
+        hash.to_string(),
+    ))
 }
 
 impl Verifier {
@@ -57,6 +93,7 @@ impl Verifier {
             store,
             metrics,
             key,
+            cost,
             cache: Mutex::new(HashMap::new()),
             dummy_hash,
         })
@@ -69,13 +106,6 @@ impl Verifier {
         h.update([0]);
         h.update(password.as_bytes());
         h.finalize().into()
-    }
-
-    fn remembered(&self, user: &str, hash: &str, digest: &[u8; 32]) -> bool {
-        let cache = lock(&self.cache);
-        cache
-            .get(user)
-            .is_some_and(|r| r.hash == hash && bool::from(r.password_digest.ct_eq(digest)))
     }
 
     fn remember(&self, user: &str, hash: String, password_digest: [u8; 32]) {
@@ -92,78 +122,87 @@ impl Verifier {
         );
     }
 
-    /// The account these credentials belong to, or `Unauthorized`. Disabled accounts have no
-    /// htpasswd line and so fail like unknown ones; the service account cannot use the API.
-    pub async fn verify(&self, user: &str, password: &str) -> Result<Account, ApiError> {
+    /// The account, when these exact credentials passed a bcrypt check against the hash still
+    /// in force: no bcrypt, so no throttle slot is needed.
+    pub fn remembered(&self, user: &str, password: &str) -> Result<Option<Account>, AuthError> {
         let accounts = self.store.current()?;
-        let view = accounts
-            .view(user)
-            .filter(|v| !v.disabled && v.role != Role::Service);
-        let hash = accounts
-            .htpasswd
-            .get(user)
-            .filter(|h| is_bcrypt(h))
-            .map(str::to_string);
-        let (Some(view), Some(hash)) = (view, hash) else {
-            self.metrics.bcrypt_verify();
-            let dummy = self.dummy_hash.clone();
-            let pw = password.to_string();
-            let _ = run_blocking(move || bcrypt::verify(pw, &dummy)).await;
-            return Err(ApiError::Unauthorized);
+        let Some((account, hash)) = usable(&accounts, user) else {
+            return Ok(None);
         };
         let digest = self.digest(user, password);
-        if self.remembered(user, &hash, &digest) {
-            return Ok(Account {
-                username: view.username,
-                role: view.role,
-            });
-        }
+        let cache = lock(&self.cache);
+        let hit = cache
+            .get(user)
+            .is_some_and(|r| r.hash == hash && bool::from(r.password_digest.ct_eq(&digest)));
+        Ok(hit.then_some(account))
+    }
+
+    /// The account these credentials belong to, or `Rejected`, after a bcrypt. Disabled
+    /// accounts have no htpasswd line and so fail like unknown ones; the service account
+    /// cannot use the API.
+    pub async fn verify(&self, user: &str, password: &str) -> Result<Account, AuthError> {
+        let accounts = self.store.current()?;
+        let Some((account, hash)) = usable(&accounts, user) else {
+            self.spend_a_failure(password).await;
+            return Err(AuthError::Rejected);
+        };
         self.metrics.bcrypt_verify();
         let pw = password.to_string();
         let h = hash.clone();
         let ok = run_blocking(move || bcrypt::verify(pw, &h).unwrap_or(false)).await?;
         if !ok {
-            return Err(ApiError::Unauthorized);
+            if bcrypt_cost(&hash).is_none_or(|c| c < self.cost) {
+                self.spend_a_failure(password).await;
+            }
+            return Err(AuthError::Rejected);
         }
-        self.remember(user, hash, digest);
-        Ok(Account {
-            username: view.username,
-            role: view.role,
-        })
+        self.remember(user, hash, self.digest(user, password));
+        Ok(account)
     }
-}
 
-impl Verifier {
+    /// One bcrypt at the configured cost whose answer is thrown away.
+    async fn spend_a_failure(&self, password: &str) {
+        self.metrics.bcrypt_verify();
+        let dummy = self.dummy_hash.clone();
+        let pw = password.to_string();
+        let _ = run_blocking(move || bcrypt::verify(pw, &dummy)).await;
+    }
+
     /// The account a bearer token speaks for, if the token is genuine, unexpired, and the
-    /// account is still enabled with the same password and role it had when the token was made.
-    pub fn verify_bearer(&self, signer: &TokenSigner, token: &str) -> Result<Account, ApiError> {
-        let claims = signer
-            .check(token, Utc::now())
-            .ok_or(ApiError::Unauthorized)?;
-        let accounts = self.store.current()?;
-        let view = accounts
-            .view(&claims.sub)
-            .filter(|v| !v.disabled && v.role != Role::Service)
-            .ok_or(ApiError::Unauthorized)?;
-        let hash = accounts
-            .htpasswd
-            .get(&claims.sub)
-            .ok_or(ApiError::Unauthorized)?;
-        if fingerprint(hash, view.role) != claims.ver {
-            return Err(ApiError::Unauthorized);
+    /// account is still enabled under the token epoch, password and role it was issued for.
+    pub async fn verify_bearer(
+        &self,
+        signer: &TokenSigner,
+        token: &str,
+    ) -> Result<Account, AuthError> {
+        let found = match signer.check(token, Utc::now()) {
+            None => None,
+            Some(claims) => {
+                let accounts = self.store.current()?;
+                usable(&accounts, &claims.sub).filter(|(account, hash)| {
+                    fingerprint(hash, account.role) == claims.ver
+                        && accounts.token_epoch(&claims.sub) == claims.ep
+                })
+            }
+        };
+        match found {
+            Some((account, _)) => Ok(account),
+            None => {
+                self.spend_a_failure(token).await;
+                Err(AuthError::Rejected)
+            }
         }
-        Ok(Account {
-            username: view.username,
-            role: view.role,
-        })
     }
 }
 
-/// Runs CPU-heavy or blocking work (bcrypt, locked file writes) off the async workers.
-pub async fn run_blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ApiError> {
-    actix_web::web::block(f)
-        .await
-        .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cost_is_read_from_the_hash() {
+        assert_eq!(bcrypt_cost("$2y$05$abcdefghijklmnopqrstuv"), Some(5));
+        assert_eq!(bcrypt_cost("$2b$12$x"), Some(12));
+        assert_eq!(bcrypt_cost("plain"), None);
+    }
 }

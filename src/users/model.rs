@@ -40,6 +40,10 @@ pub struct UserMeta {
     /// The htpasswd hash of a disabled account, put back when it is enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kept_hash: Option<String>,
+    /// API tokens carry the epoch they were issued under and die once it moves. Drawn from
+    /// one counter for the whole file, so a re-created account never reuses an old epoch.
+    #[serde(default)]
+    pub token_epoch: u64,
 }
 
 /// The content of `users.json`.
@@ -47,6 +51,9 @@ pub struct UserMeta {
 pub struct Metadata {
     #[serde(default)]
     pub users: BTreeMap<String, UserMeta>,
+    /// The last token epoch handed out; only ever grows.
+    #[serde(default)]
+    pub last_token_epoch: u64,
 }
 
 /// A user as the API shows it: never a hash.
@@ -164,6 +171,7 @@ impl Accounts {
             return Err(Refusal::Exists(user.to_string()));
         }
         self.htpasswd.set(user, hash);
+        let token_epoch = self.next_epoch();
         self.meta.users.insert(
             user.to_string(),
             UserMeta {
@@ -172,6 +180,7 @@ impl Accounts {
                 created_at: Some(now),
                 created_by: by.map(str::to_string),
                 kept_hash: None,
+                token_epoch,
             },
         );
         self.existing(user)
@@ -182,6 +191,8 @@ impl Accounts {
         self.keep_an_admin(&view, "delete")?;
         self.htpasswd.remove(user);
         self.meta.users.remove(user);
+        // The counter moves although the account is gone, so a re-creation starts past it.
+        self.next_epoch();
         Ok(())
     }
 
@@ -194,6 +205,7 @@ impl Accounts {
         } else {
             self.htpasswd.set(user, hash);
         }
+        self.bump_epoch(user);
         Ok(())
     }
 
@@ -207,6 +219,7 @@ impl Accounts {
         let meta = self.meta_entry(user);
         meta.disabled = true;
         meta.kept_hash = hash;
+        self.bump_epoch(user);
         self.existing(user)
     }
 
@@ -227,7 +240,10 @@ impl Accounts {
         if view.role == Role::Admin && role != Role::Admin {
             self.keep_an_admin(&view, "demote")?;
         }
-        self.meta_entry(user).role = role;
+        if view.role != role {
+            self.meta_entry(user).role = role;
+            self.bump_epoch(user);
+        }
         self.existing(user)
     }
 
@@ -246,6 +262,7 @@ impl Accounts {
         if let Some(hash) = hash.map(str::to_string).or(kept) {
             self.htpasswd.set(user, &hash);
         }
+        self.bump_epoch(user);
     }
 
     /// Installs registry-admin's own account with a fresh hash; refuses to take over a person's.
@@ -280,6 +297,22 @@ impl Accounts {
         }
     }
 
+    /// The token epoch of an account: `0` for a line added by hand that has no metadata yet.
+    pub fn token_epoch(&self, user: &str) -> u64 {
+        self.meta.users.get(user).map_or(0, |m| m.token_epoch)
+    }
+
+    /// Ends every API token issued to `user` so far.
+    fn bump_epoch(&mut self, user: &str) {
+        let next = self.next_epoch();
+        self.meta_entry(user).token_epoch = next;
+    }
+
+    fn next_epoch(&mut self) -> u64 {
+        self.meta.last_token_epoch += 1;
+        self.meta.last_token_epoch
+    }
+
     fn meta_entry(&mut self, user: &str) -> &mut UserMeta {
         self.meta.users.entry(user.to_string()).or_insert(UserMeta {
             role: Role::User,
@@ -287,6 +320,7 @@ impl Accounts {
             created_at: None,
             created_by: None,
             kept_hash: None,
+            token_epoch: 0,
         })
     }
 }
@@ -392,12 +426,42 @@ mod tests {
                 created_at: None,
                 created_by: None,
                 kept_hash: None,
+                token_epoch: 0,
             },
         );
         assert!(a.view("ghost").is_none());
         a.prune_stale();
         assert!(!a.meta.users.contains_key("ghost"));
         assert!(a.meta.users.contains_key("root"));
+    }
+
+    #[test]
+    fn every_change_that_ends_tokens_moves_the_epoch_and_it_never_comes_back() {
+        let mut a = with_admin();
+        a.create("al", "h", Role::User, None, now()).unwrap();
+        let mut seen = vec![a.token_epoch("al")];
+        let step = |a: &Accounts, seen: &mut Vec<u64>| {
+            let e = a.token_epoch("al");
+            assert!(!seen.contains(&e), "epoch {e} was used before: {seen:?}");
+            seen.push(e);
+        };
+        a.disable("al").unwrap();
+        step(&a, &mut seen);
+        a.enable("al").unwrap();
+        assert_eq!(
+            a.token_epoch("al"),
+            *seen.last().unwrap(),
+            "enable alone ends nothing"
+        );
+        a.set_role("al", Role::Admin).unwrap();
+        step(&a, &mut seen);
+        a.set_role("al", Role::User).unwrap();
+        step(&a, &mut seen);
+        a.set_password("al", "h").unwrap();
+        step(&a, &mut seen);
+        a.delete("al").unwrap();
+        a.create("al", "h", Role::User, None, now()).unwrap();
+        step(&a, &mut seen);
     }
 
     #[test]

@@ -13,8 +13,8 @@ use super::model::{Accounts, Refusal, Role, UserView};
 use super::validate;
 use crate::AppState;
 use crate::audit;
-use crate::auth::verify::run_blocking;
-use crate::auth::{Account, Admin};
+use crate::auth::{Account, Admin, AuthError, retry_after};
+use crate::blocking::run_blocking;
 use crate::error::ApiError;
 
 /// The body is read only after the credentials pass, so a caller without credentials learns
@@ -54,6 +54,9 @@ pub(crate) struct NewUser {
 pub(crate) struct NewPassword {
     #[schema(min_length = 8, max_length = 72)]
     password: String,
+    /// Required when an account changes its own password (admins included), so a stolen
+    /// token cannot take the account over.
+    current_password: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -169,18 +172,62 @@ pub(crate) async fn delete(
 pub(crate) async fn set_password(
     account: Account,
     state: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<String>,
     body: JsonBody<NewPassword>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let user = path_user(path)?;
-    if account.role != Role::Admin && account.username != user {
+    let own = account.username == user;
+    if account.role != Role::Admin && !own {
         return Err(ApiError::Forbidden.into());
     }
-    let NewPassword { password } = body?.into_inner();
+    let NewPassword {
+        password,
+        current_password,
+    } = body?.into_inner();
     validate::password(&password).map_err(ApiError::from)?;
+    if own {
+        check_current_password(&state, &req, &user, current_password).await?;
+    }
     let hash = hash_password(&state, password).await?;
     change(&state, move |a| a.set_password(&user, &hash)).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Changing one's own password proves the old one, throttled like a login: a wrong guess here
+/// costs the same slot as a wrong password at the door.
+async fn check_current_password(
+    state: &AppState,
+    req: &HttpRequest,
+    user: &str,
+    current: Option<String>,
+) -> Result<(), ApiError> {
+    let Some(current) = current else {
+        return Err(ApiError::ForbiddenBecause(
+            "changing your own password needs \"current_password\"".into(),
+        ));
+    };
+    if state.verifier.remembered(user, &current)?.is_some() {
+        return Ok(());
+    }
+    let ip = state.client_ip(req);
+    let slot = state.limiter.reserve(ip, user).map_err(retry_after)?;
+    match state.verifier.verify(user, &current).await {
+        Ok(_) => {
+            slot.succeeded();
+            Ok(())
+        }
+        Err(AuthError::Rejected) => {
+            slot.failed();
+            Err(ApiError::ForbiddenBecause(
+                "\"current_password\" is not the account's password".into(),
+            ))
+        }
+        Err(other) => {
+            slot.not_checked();
+            Err(other.into())
+        }
+    }
 }
 
 /// Disables an account: its htpasswd line is removed (kept aside for enable).

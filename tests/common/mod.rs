@@ -3,6 +3,7 @@
 //! Both are killed when their handle is dropped. Every wait is bounded.
 #![allow(dead_code)]
 
+pub mod auth;
 pub mod images;
 
 use std::io::{BufRead, BufReader};
@@ -18,7 +19,7 @@ use serde_json::Value;
 
 pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
 pub const ADMIN_PASSWORD: &str = "admin-secret-1";
-pub const EVENTS_TOKEN: &str = "test-events-token-0123456789";
+pub const EVENTS_TOKEN: &str = "test-events-token-0123456789abcdef";
 
 pub fn client() -> Client {
     Client::builder()
