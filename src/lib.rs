@@ -19,7 +19,8 @@ use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::Server;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, web};
 
@@ -134,31 +135,45 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     openapi::routes(cfg);
 }
 
+/// The whole application: services, extractor settings, middleware and routes. Used by `serve`
+/// and, in-process, by tests (`actix_web::test::init_service(app(state))`).
+pub fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(state)
+        .app_data(
+            web::JsonConfig::default()
+                .limit(MAX_BODY_BYTES)
+                .error_handler(error::json_payload_error),
+        )
+        .app_data(web::PathConfig::default().error_handler(error::path_error))
+        .app_data(web::QueryConfig::default().error_handler(error::query_error))
+        .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
+        // Innermost first: JSON errors, then the audit entry, then the request id and log line.
+        .wrap(ErrorHandlers::new().default_handler(error::json_error_responses))
+        .wrap(from_fn(audit::api::middleware))
+        .wrap(from_fn(request_id::middleware))
+        .configure(routes)
+        .default_service(web::to(|| async {
+            Err::<actix_web::HttpResponse, _>(ApiError::NotFound("no such endpoint".into()))
+        }))
+}
+
 /// Starts serving on `listener`; the caller awaits the returned server.
 pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
     let state = web::Data::new(state);
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .app_data(
-                web::JsonConfig::default()
-                    .limit(MAX_BODY_BYTES)
-                    .error_handler(error::json_payload_error),
-            )
-            .app_data(web::PathConfig::default().error_handler(error::path_error))
-            .app_data(web::QueryConfig::default().error_handler(error::query_error))
-            .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
-            // Innermost first: JSON errors, then the audit entry, then the request id and log line.
-            .wrap(ErrorHandlers::new().default_handler(error::json_error_responses))
-            .wrap(from_fn(audit::api::middleware))
-            .wrap(from_fn(request_id::middleware))
-            .configure(routes)
-            .default_service(web::to(|| async {
-                Err::<actix_web::HttpResponse, _>(ApiError::NotFound("no such endpoint".into()))
-            }))
-    })
-    .listen(listener)?
-    .shutdown_timeout(10)
-    .run();
+    let server = HttpServer::new(move || app(state.clone()))
+        .listen(listener)?
+        .shutdown_timeout(10)
+        .run();
     Ok(server)
 }

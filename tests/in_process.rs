@@ -1,0 +1,202 @@
+//! The application in-process (`actix_web::test::init_service`), without a registry or a
+//! child process: extractors, middleware and error bodies, as a client sees them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix_web::http::{Method, StatusCode, header};
+use actix_web::test::{self, TestRequest};
+use actix_web::web;
+use base64::Engine;
+use chrono::Utc;
+use serde_json::Value;
+
+use registry_admin::audit::AuditLog;
+use registry_admin::config::Config;
+use registry_admin::users::htpasswd::bcrypt_hash;
+use registry_admin::users::model::Role;
+use registry_admin::users::store::UserStore;
+use registry_admin::{AppState, app};
+
+struct TestApp {
+    _dir: tempfile::TempDir,
+    state: web::Data<AppState>,
+    audit: Arc<AuditLog>,
+}
+
+/// A store holding `admin` and the user-role `ursula`, an audit log, and a registry URL that
+/// refuses connections.
+fn test_app() -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("BIND_ADDR", "127.0.0.1:0".to_string()),
+        ("REGISTRY_URL", "http://127.0.0.1:1".to_string()),
+        (
+            "HTPASSWD_PATH",
+            dir.path().join("htpasswd").display().to_string(),
+        ),
+        (
+            "AUDIT_LOG_PATH",
+            dir.path().join("audit.log").display().to_string(),
+        ),
+        ("BCRYPT_COST", "4".to_string()),
+    ]);
+    let config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    let store = Arc::new(UserStore::new(&config.htpasswd_path));
+    for (name, role) in [("admin", Role::Admin), ("ursula", Role::User)] {
+        let hash = bcrypt_hash(&format!("{name}-password"), 4).unwrap();
+        store
+            .modify(|a| a.create(name, &hash, role, None, Utc::now()))
+            .unwrap();
+    }
+    let audit = Arc::new(AuditLog::open(&config.audit_log_path, 1 << 20).unwrap());
+    let state = AppState::new(
+        config,
+        store,
+        ("registry-admin".into(), "unused".into()),
+        Arc::clone(&audit),
+    )
+    .unwrap();
+    TestApp {
+        _dir: dir,
+        state: web::Data::new(state),
+        audit,
+    }
+}
+
+fn basic(user: &str, password: &str) -> (header::HeaderName, String) {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    (header::AUTHORIZATION, format!("Basic {encoded}"))
+}
+
+/// Status, headers and JSON body of one request.
+async fn call(t: &TestApp, req: TestRequest) -> (StatusCode, header::HeaderMap, Value) {
+    let service = test::init_service(app(t.state.clone())).await;
+    let resp = test::call_service(&service, req.to_request()).await;
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = test::read_body(resp).await;
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, headers, body)
+}
+
+fn is_json(headers: &header::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+#[actix_web::test]
+async fn no_credentials_is_a_401_with_a_basic_challenge_and_a_request_id() {
+    let t = test_app();
+    let (status, headers, body) = call(&t, TestRequest::get().uri("/users")).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        headers.get(header::WWW_AUTHENTICATE).unwrap(),
+        "Basic realm=\"registry-admin\""
+    );
+    assert!(headers.contains_key("x-request-id"));
+    assert!(is_json(&headers));
+    assert_eq!(body["error"], "unauthorized");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("authentication required")
+    );
+}
+
+#[actix_web::test]
+async fn a_wrong_password_says_the_credentials_were_rejected_and_is_audited() {
+    let t = test_app();
+    let req = TestRequest::get()
+        .uri("/users")
+        .insert_header(basic("admin", "not-the-password"))
+        .insert_header(("x-request-id", "probe-1"));
+    let (status, headers, body) = call(&t, req).await;
+    assert_eq!(status, 401);
+    assert_eq!(headers.get("x-request-id").unwrap(), "probe-1");
+    assert_eq!(body["error"], "unauthorized");
+    assert_eq!(body["message"], "the credentials were rejected");
+    t.audit.close();
+    let log = std::fs::read_to_string(&t.state.config.audit_log_path).unwrap();
+    let entry: Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (&entry["action"], &entry["actor"], &entry["request_id"]),
+        (
+            &Value::from("auth.failure"),
+            &Value::from("admin"),
+            &Value::from("probe-1")
+        )
+    );
+    assert!(!log.contains("not-the-password"));
+}
+
+#[actix_web::test]
+async fn a_user_on_an_admin_endpoint_is_told_which_role_it_needs() {
+    let t = test_app();
+    let req = TestRequest::get()
+        .uri("/users")
+        .insert_header(basic("ursula", "ursula-password"));
+    let (status, _, body) = call(&t, req).await;
+    assert_eq!(status, 403);
+    assert_eq!(body["error"], "forbidden");
+    assert!(
+        body["message"].as_str().unwrap().contains("admin role"),
+        "{body}"
+    );
+}
+
+#[actix_web::test]
+async fn actix_errors_have_the_same_json_shape() {
+    let t = test_app();
+    let admin = basic("admin", "admin-password");
+    let cases = [
+        (TestRequest::get().uri("/no/such/route"), 404, "not_found"),
+        (
+            TestRequest::default()
+                .method(Method::PATCH)
+                .uri("/users")
+                .insert_header(admin.clone()),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            TestRequest::post()
+                .uri("/users")
+                .insert_header(admin.clone())
+                .insert_header((header::CONTENT_TYPE, "application/json"))
+                .set_payload("{not json"),
+            400,
+            "invalid_request",
+        ),
+        (
+            TestRequest::post()
+                .uri("/users")
+                .insert_header(admin.clone())
+                .insert_header((header::CONTENT_TYPE, "application/json"))
+                .set_payload(vec![b' '; 70 * 1024]),
+            413,
+            "payload_too_large",
+        ),
+    ];
+    for (req, status, code) in cases {
+        let (got, headers, body) = call(&t, req).await;
+        assert_eq!(got.as_u16(), status, "{body}");
+        assert!(is_json(&headers), "{status}");
+        assert_eq!(body["error"], code);
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+}
+
+#[actix_web::test]
+async fn an_unreachable_registry_is_a_502_naming_the_problem() {
+    let t = test_app();
+    let req = TestRequest::get()
+        .uri("/images")
+        .insert_header(basic("admin", "admin-password"));
+    let (status, _, body) = call(&t, req).await;
+    assert_eq!(status, 502);
+    assert_eq!(body["error"], "upstream_unavailable");
+}
