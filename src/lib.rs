@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod health;
 pub mod metrics;
+pub mod net;
 pub mod openapi;
 pub mod paths;
 pub mod registry;
@@ -15,7 +16,7 @@ pub mod request_id;
 pub mod sync;
 pub mod users;
 
-use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,12 +27,14 @@ use actix_web::{App, HttpServer, web};
 
 use crate::audit::AuditLog;
 use crate::audit::events::SeenEvents;
+use crate::auth::Authenticator;
 use crate::auth::limit::FailureLimiter;
 use crate::auth::token::TokenSigner;
 use crate::auth::verify::Verifier;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::net::ClientAddresses;
 use crate::registry::client::RegistryClient;
 use crate::registry::delete::RepoLocks;
 use crate::users::store::UserStore;
@@ -42,19 +45,20 @@ const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
 /// Request bodies above this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// What every handler can reach.
+/// The services, built once at start. Each is registered as its own `web::Data`, and a handler
+/// names the ones it uses (`web::Data<UserStore>`, `web::Data<RegistryClient>`, …).
 pub struct AppState {
-    pub config: Config,
+    pub config: Arc<Config>,
     pub store: Arc<UserStore>,
-    pub verifier: Verifier,
+    /// Credentials, throttle and API tokens: what the `Account`/`Admin` extractors use.
+    pub auth: Arc<Authenticator>,
     /// Client for registry:2, pooled and with timeouts so a hung registry cannot hang us.
-    pub registry: RegistryClient,
-    pub repo_locks: RepoLocks,
+    pub registry: Arc<RegistryClient>,
+    pub repo_locks: Arc<RepoLocks>,
     pub audit: Arc<AuditLog>,
-    pub seen_events: SeenEvents,
-    pub limiter: Arc<FailureLimiter>,
-    pub tokens: TokenSigner,
+    pub seen_events: Arc<SeenEvents>,
     pub metrics: Arc<Metrics>,
+    pub addresses: Arc<ClientAddresses>,
 }
 
 impl AppState {
@@ -65,12 +69,19 @@ impl AppState {
         audit: Arc<AuditLog>,
     ) -> Result<AppState, String> {
         let metrics = Arc::new(Metrics::default());
+        let addresses = Arc::new(ClientAddresses::new(config.trusted_proxies.clone()));
         let verifier = Verifier::new(Arc::clone(&store), config.bcrypt_cost, Arc::clone(&metrics))
             .map_err(|e| format!("bcrypt: {e}"))?;
         let tokens = TokenSigner::new(
             config.token_secret.as_deref().map(str::as_bytes),
             config.token_ttl,
         );
+        let auth = Arc::new(Authenticator {
+            verifier,
+            limiter: Arc::new(FailureLimiter::default()),
+            tokens,
+            addresses: Arc::clone(&addresses),
+        });
         let (user, password) = registry_credentials;
         let registry = RegistryClient::new(
             &config.registry_url,
@@ -80,47 +91,20 @@ impl AppState {
             Arc::clone(&metrics),
         )?;
         Ok(AppState {
-            config,
+            config: Arc::new(config),
             store,
-            verifier,
-            registry,
-            repo_locks: RepoLocks::default(),
+            auth,
+            registry: Arc::new(registry),
+            repo_locks: Arc::new(RepoLocks::default()),
             audit,
-            seen_events: SeenEvents::default(),
-            limiter: Arc::new(FailureLimiter::default()),
-            tokens,
+            seen_events: Arc::new(SeenEvents::default()),
             metrics,
+            addresses,
         })
     }
 
-    /// The address a request came from: the peer, or, when the peer is a trusted proxy, the
-    /// nearest address in `X-Forwarded-For` that is not one of our proxies.
-    pub fn client_ip(&self, req: &actix_web::HttpRequest) -> IpAddr {
-        let peer = req
-            .peer_addr()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
-        let trusted = |ip: &IpAddr| self.config.trusted_proxies.iter().any(|n| n.contains(ip));
-        if !trusted(&peer) {
-            return peer;
-        }
-        // Walk from the right: each trusted proxy appended the address it saw, so the first
-        // address that is not one of ours is the client. Anything left of it is the client's
-        // own claim; an unparsable entry ends the walk.
-        let mut nearest_trusted = None;
-        let entries = req
-            .headers()
-            .get_all("x-forwarded-for")
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .collect::<Vec<_>>();
-        for entry in entries.iter().rev() {
-            match entry.trim().parse::<IpAddr>() {
-                Ok(ip) if !trusted(&ip) => return ip,
-                Ok(ip) => nearest_trusted = Some(ip),
-                Err(_) => break,
-            }
-        }
-        nearest_trusted.unwrap_or(peer)
+    pub fn client_ip(&self, req: &actix_web::HttpRequest) -> std::net::IpAddr {
+        self.addresses.client_ip(req)
     }
 }
 
@@ -149,6 +133,15 @@ pub fn app(
     >,
 > {
     App::new()
+        .app_data(web::Data::from(Arc::clone(&state.config)))
+        .app_data(web::Data::from(Arc::clone(&state.store)))
+        .app_data(web::Data::from(Arc::clone(&state.auth)))
+        .app_data(web::Data::from(Arc::clone(&state.registry)))
+        .app_data(web::Data::from(Arc::clone(&state.repo_locks)))
+        .app_data(web::Data::from(Arc::clone(&state.audit)))
+        .app_data(web::Data::from(Arc::clone(&state.seen_events)))
+        .app_data(web::Data::from(Arc::clone(&state.metrics)))
+        .app_data(web::Data::from(Arc::clone(&state.addresses)))
         .app_data(state)
         .app_data(
             web::JsonConfig::default()

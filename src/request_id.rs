@@ -10,12 +10,16 @@ use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage};
 use rand::RngCore;
 
-use crate::auth::Account;
+use crate::metrics::Metrics;
 
 pub const HEADER: &str = "x-request-id";
 
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
+
+/// The authenticated account's name, left in the request's extensions for the log line.
+#[derive(Debug, Clone)]
+pub struct AccountName(pub String);
 
 fn well_formed(id: &str) -> bool {
     (1..=128).contains(&id.len())
@@ -54,15 +58,12 @@ pub async fn middleware(
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(HeaderName::from_static(HEADER), v);
     }
-    if let Some(state) = res
-        .request()
-        .app_data::<actix_web::web::Data<crate::AppState>>()
-    {
+    if let Some(metrics) = res.request().app_data::<actix_web::web::Data<Metrics>>() {
         let route = res
             .request()
             .match_pattern()
             .unwrap_or_else(|| "unmatched".into());
-        state.metrics.request(
+        metrics.request(
             method.as_str(),
             &route,
             res.status().as_u16(),
@@ -72,8 +73,8 @@ pub async fn middleware(
     let account = res
         .request()
         .extensions()
-        .get::<Account>()
-        .map(|a| a.username.clone())
+        .get::<AccountName>()
+        .map(|a| a.0.clone())
         .unwrap_or_else(|| "-".into());
     log::info!(
         "{peer} {method} {path} {} {:.1}ms request_id={id} account={account}",

@@ -15,7 +15,6 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::AppState;
 use crate::auth::Admin;
 use crate::blocking::run_blocking;
 use crate::error::ApiError;
@@ -131,7 +130,7 @@ fn filters_from(p: &AuditParams) -> Result<Filters, ApiError> {
     security(("basic" = []), ("bearer" = [])))]
 pub(crate) async fn list(
     _admin: Admin,
-    state: web::Data<AppState>,
+    audit: web::Data<AuditLog>,
     params: web::Query<AuditParams>,
 ) -> Result<HttpResponse, ApiError> {
     let params = params.into_inner();
@@ -148,7 +147,7 @@ pub(crate) async fn list(
         .map(|c| Cursor::decode(c, &filters))
         .transpose()
         .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
-    let files = state.audit.files().clone();
+    let files = audit.files().clone();
     let page = run_blocking(move || query::query(&files, &filters, limit, cursor.as_ref()))
         .await?
         .map_err(|e| ApiError::Internal(format!("reading the audit log: {e}")))?;
@@ -161,9 +160,9 @@ pub(crate) async fn list(
     security(("basic" = []), ("bearer" = [])))]
 pub(crate) async fn verify_chain(
     _admin: Admin,
-    state: web::Data<AppState>,
+    audit: web::Data<AuditLog>,
 ) -> Result<HttpResponse, ApiError> {
-    let files = state.audit.files().clone();
+    let files = audit.files().clone();
     let report = run_blocking(move || verify::verify(&files))
         .await?
         .map_err(|e| ApiError::Internal(format!("reading the audit log: {e}")))?;

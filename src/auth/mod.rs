@@ -14,10 +14,16 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, dev::Payloa
 use base64::Engine;
 use chrono::{SecondsFormat, Utc};
 
-use crate::AppState;
+use std::sync::Arc;
+
 use crate::error::ApiError;
+use crate::net::ClientAddresses;
+use crate::request_id::AccountName;
 use crate::users::model::Role;
-use limit::Throttled;
+use crate::users::store::UserStore;
+use limit::{FailureLimiter, Throttled};
+use token::TokenSigner;
+use verify::Verifier;
 pub use verify::{Account, AuthError};
 
 enum Credentials {
@@ -67,12 +73,21 @@ pub fn retry_after(Throttled(wait): Throttled) -> ApiError {
     ApiError::RateLimited(wait.as_secs_f64().ceil().max(1.0) as u64)
 }
 
+/// Everything that decides who a request is: the password check, the throttle, API tokens and
+/// which address the request came from.
+pub struct Authenticator {
+    pub verifier: Verifier,
+    pub limiter: Arc<FailureLimiter>,
+    pub tokens: TokenSigner,
+    pub addresses: Arc<ClientAddresses>,
+}
+
 async fn authenticate(req: HttpRequest) -> Result<Account, ApiError> {
     let state = req
-        .app_data::<web::Data<AppState>>()
+        .app_data::<web::Data<Authenticator>>()
         .cloned()
-        .ok_or_else(|| ApiError::Internal("app state missing".into()))?;
-    let ip = state.client_ip(&req);
+        .ok_or_else(|| ApiError::Internal("authenticator missing".into()))?;
+    let ip = state.addresses.client_ip(&req);
     let Some(creds) = credentials(&req) else {
         return Err(ApiError::Unauthorized);
     };
@@ -122,6 +137,7 @@ async fn authenticate(req: HttpRequest) -> Result<Account, ApiError> {
 
 fn accept(req: &HttpRequest, account: Account, scheme: Scheme) -> Account {
     let mut ext = req.extensions_mut();
+    ext.insert(AccountName(account.username.clone()));
     ext.insert(account.clone());
     ext.insert(scheme);
     account
@@ -174,19 +190,20 @@ pub(crate) struct TokenResponse {
 pub(crate) async fn issue_token(
     account: Account,
     req: HttpRequest,
-    state: web::Data<AppState>,
+    auth: web::Data<Authenticator>,
+    store: web::Data<UserStore>,
 ) -> Result<HttpResponse, ApiError> {
     if req.extensions().get::<Scheme>() != Some(&Scheme::Basic) {
         return Err(ApiError::InvalidRequest(
             "a token is issued for Basic credentials only".into(),
         ));
     }
-    let accounts = state.store.current()?;
+    let accounts = store.current()?;
     let hash = accounts
         .htpasswd
         .get(&account.username)
         .ok_or(ApiError::CredentialsRejected)?;
-    let (token, expires) = state.tokens.issue(
+    let (token, expires) = auth.tokens.issue(
         &account.username,
         hash,
         account.role,

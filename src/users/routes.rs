@@ -10,12 +10,14 @@ use utoipa::ToSchema;
 
 use super::htpasswd::bcrypt_hash;
 use super::model::{Accounts, Refusal, Role, UserView};
+use super::store::UserStore;
 use super::validate;
-use crate::AppState;
 use crate::audit;
-use crate::auth::{Account, Admin, AuthError, retry_after};
+use crate::auth::{Account, Admin, AuthError, Authenticator, retry_after};
 use crate::blocking::run_blocking;
+use crate::config::Config;
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 
 /// The body is read only after the credentials pass, so a caller without credentials learns
 /// nothing from a malformed body: it gets 401 like any other.
@@ -71,9 +73,13 @@ fn path_user(path: web::Path<String>) -> Result<String, ApiError> {
     Ok(user)
 }
 
-async fn hash_password(state: &AppState, password: String) -> Result<String, ApiError> {
-    let cost = state.config.bcrypt_cost;
-    state.metrics.bcrypt_hash();
+async fn hash_password(
+    config: &Config,
+    metrics: &Metrics,
+    password: String,
+) -> Result<String, ApiError> {
+    let cost = config.bcrypt_cost;
+    metrics.bcrypt_hash();
     run_blocking(move || bcrypt_hash(&password, cost))
         .await?
         .map_err(|e| ApiError::Internal(format!("bcrypt: {e}")))
@@ -81,10 +87,10 @@ async fn hash_password(state: &AppState, password: String) -> Result<String, Api
 
 /// Applies one change to the accounts under the store's lock, off the async workers.
 async fn change<T: Send + 'static>(
-    state: &web::Data<AppState>,
+    store: &web::Data<UserStore>,
     f: impl FnOnce(&mut Accounts) -> Result<T, Refusal> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let store = Arc::clone(&state.store);
+    let store = Arc::clone(store);
     Ok(run_blocking(move || store.modify(f)).await??)
 }
 
@@ -92,9 +98,9 @@ async fn change<T: Send + 'static>(
 #[utoipa::path(get, path = "/users", tag = "users", responses((status = 200, description = "accounts", body = [UserView])), security(("basic" = []), ("bearer" = [])))]
 pub(crate) async fn list(
     _admin: Admin,
-    state: web::Data<AppState>,
+    store: web::Data<UserStore>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(state.store.current()?.list()))
+    Ok(HttpResponse::Ok().json(store.current()?.list()))
 }
 
 /// Creates an account; registry:2 accepts it at once.
@@ -102,7 +108,9 @@ pub(crate) async fn list(
     responses((status = 201, description = "created", body = UserView)), security(("basic" = []), ("bearer" = [])))]
 pub(crate) async fn create(
     Admin(admin): Admin,
-    state: web::Data<AppState>,
+    store: web::Data<UserStore>,
+    config: web::Data<Config>,
+    metrics: web::Data<Metrics>,
     req: HttpRequest,
     body: JsonBody<NewUser>,
 ) -> Result<HttpResponse, actix_web::Error> {
@@ -119,8 +127,7 @@ pub(crate) async fn create(
         Some(r) => validate::assignable_role(r).map_err(ApiError::from)?,
     };
     audit::api::note(&req, |n| n.detail = Some(format!("role {}", role.as_str())));
-    if state
-        .store
+    if store
         .current()
         .map_err(ApiError::from)?
         .view(&username)
@@ -129,8 +136,8 @@ pub(crate) async fn create(
         // Saves a bcrypt for the common mistake; the check under the lock below is the real one.
         return Err(ApiError::UserExists(username).into());
     }
-    let hash = hash_password(&state, password).await?;
-    let view: UserView = change(&state, move |a| {
+    let hash = hash_password(&config, &metrics, password).await?;
+    let view: UserView = change(&store, move |a| {
         a.create(&username, &hash, role, Some(&admin.username), Utc::now())
     })
     .await?;
@@ -141,12 +148,11 @@ pub(crate) async fn create(
     responses((status = 200, description = "the account", body = UserView)), security(("basic" = []), ("bearer" = [])))]
 pub(crate) async fn get(
     _admin: Admin,
-    state: web::Data<AppState>,
+    store: web::Data<UserStore>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let user = path_user(path)?;
-    let view = state
-        .store
+    let view = store
         .current()?
         .view(&user)
         .ok_or_else(|| ApiError::NotFound(format!("user {user:?} not found")))?;
@@ -158,11 +164,11 @@ pub(crate) async fn get(
     responses((status = 204, description = "deleted")), security(("basic" = []), ("bearer" = [])))]
 pub(crate) async fn delete(
     _admin: Admin,
-    state: web::Data<AppState>,
+    store: web::Data<UserStore>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let user = path_user(path)?;
-    change(&state, move |a| a.delete(&user)).await?;
+    change(&store, move |a| a.delete(&user)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -171,7 +177,10 @@ pub(crate) async fn delete(
     request_body = NewPassword, responses((status = 204, description = "changed")), security(("basic" = []), ("bearer" = [])))]
 pub(crate) async fn set_password(
     account: Account,
-    state: web::Data<AppState>,
+    store: web::Data<UserStore>,
+    config: web::Data<Config>,
+    metrics: web::Data<Metrics>,
+    auth: web::Data<Authenticator>,
     req: HttpRequest,
     path: web::Path<String>,
     body: JsonBody<NewPassword>,
@@ -187,17 +196,17 @@ pub(crate) async fn set_password(
     } = body?.into_inner();
     validate::password(&password).map_err(ApiError::from)?;
     if own {
-        check_current_password(&state, &req, &user, current_password).await?;
+        check_current_password(&auth, &req, &user, current_password).await?;
     }
-    let hash = hash_password(&state, password).await?;
-    change(&state, move |a| a.set_password(&user, &hash)).await?;
+    let hash = hash_password(&config, &metrics, password).await?;
+    change(&store, move |a| a.set_password(&user, &hash)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// Changing one's own password proves the old one, throttled like a login: a wrong guess here
 /// costs the same slot as a wrong password at the door.
 async fn check_current_password(
-    state: &AppState,
+    auth: &Authenticator,
     req: &HttpRequest,
     user: &str,
     current: Option<String>,
@@ -207,12 +216,12 @@ async fn check_current_password(
             "changing your own password needs \"current_password\"".into(),
         ));
     };
-    if state.verifier.remembered(user, &current)?.is_some() {
+    if auth.verifier.remembered(user, &current)?.is_some() {
         return Ok(());
     }
-    let ip = state.client_ip(req);
-    let slot = state.limiter.reserve(ip, user).map_err(retry_after)?;
-    match state.verifier.verify(user, &current).await {
+    let ip = auth.addresses.client_ip(req);
+    let slot = auth.limiter.reserve(ip, user).map_err(retry_after)?;
+    match auth.verifier.verify(user, &current).await {
         Ok(_) => {
             slot.succeeded();
             Ok(())
@@ -235,11 +244,11 @@ async fn check_current_password(
     responses((status = 200, description = "the account", body = UserView)), security(("basic" = []), ("bearer" = [])))]
 pub(crate) async fn disable(
     _admin: Admin,
-    state: web::Data<AppState>,
+    store: web::Data<UserStore>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let user = path_user(path)?;
-    let view = change(&state, move |a| a.disable(&user)).await?;
+    let view = change(&store, move |a| a.disable(&user)).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -248,11 +257,11 @@ pub(crate) async fn disable(
     responses((status = 200, description = "the account", body = UserView)), security(("basic" = []), ("bearer" = [])))]
 pub(crate) async fn enable(
     _admin: Admin,
-    state: web::Data<AppState>,
+    store: web::Data<UserStore>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let user = path_user(path)?;
-    let view = change(&state, move |a| a.enable(&user)).await?;
+    let view = change(&store, move |a| a.enable(&user)).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -260,7 +269,7 @@ pub(crate) async fn enable(
     request_body = NewRole, responses((status = 200, description = "the account", body = UserView)), security(("basic" = []), ("bearer" = [])))]
 pub(crate) async fn set_role(
     _admin: Admin,
-    state: web::Data<AppState>,
+    store: web::Data<UserStore>,
     req: HttpRequest,
     path: web::Path<String>,
     body: JsonBody<NewRole>,
@@ -269,6 +278,6 @@ pub(crate) async fn set_role(
     let NewRole { role } = body?.into_inner();
     let role = validate::assignable_role(&role).map_err(ApiError::from)?;
     audit::api::note(&req, |n| n.detail = Some(format!("role {}", role.as_str())));
-    let view = change(&state, move |a| a.set_role(&user, role)).await?;
+    let view = change(&store, move |a| a.set_role(&user, role)).await?;
     Ok(HttpResponse::Ok().json(view))
 }
