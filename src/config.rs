@@ -22,6 +22,25 @@ fn bad(var: &'static str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// How registry:2 decides who may do what (see README, "Modes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// registry:2 reads the shared htpasswd itself: every account may do anything there.
+    Htpasswd,
+    /// registry:2 trusts tokens from our `GET /token`, which carry only granted actions.
+    Token,
+}
+
+/// Token mode's signing settings.
+#[derive(Debug, Clone)]
+pub struct RegistryTokenConfig {
+    /// PEM EC P-256 private key; `token.crt` lives beside it.
+    pub key_path: PathBuf,
+    pub service: String,
+    pub issuer: String,
+    pub ttl: u64,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub bind_addr: SocketAddr,
@@ -42,6 +61,38 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Key for API bearer tokens; `None`: a random one per process.
     pub token_secret: Option<String>,
+    pub auth_mode: AuthMode,
+    pub registry_token: RegistryTokenConfig,
+    /// registry:2's config.yml, for garbage collection.
+    pub registry_config: Option<PathBuf>,
+    pub registry_bin: PathBuf,
+    /// Seconds an untagged manifest must exist before a GC job may delete it.
+    pub gc_untagged_grace: u64,
+}
+
+/// A number of seconds within `range`, or the default.
+fn seconds(
+    var: &'static str,
+    value: Option<String>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    let Some(v) = value else {
+        return Ok(default);
+    };
+    v.parse::<u64>()
+        .ok()
+        .filter(|t| range.contains(t))
+        .ok_or_else(|| {
+            bad(
+                var,
+                format!(
+                    "{v:?} is not a number of seconds from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            )
+        })
 }
 
 impl Config {
@@ -79,19 +130,36 @@ impl Config {
                 .ok_or_else(|| bad("BCRYPT_COST", format!("{v:?} is not a number from 4 to 31")))?,
         };
 
-        let token_ttl = match var("TOKEN_TTL") {
-            None => 900,
-            Some(v) => v
-                .parse::<u64>()
-                .ok()
-                .filter(|t| (60..=86_400).contains(t))
-                .ok_or_else(|| {
-                    bad(
-                        "TOKEN_TTL",
-                        format!("{v:?} is not a number of seconds from 60 to 86400"),
-                    )
-                })?,
+        let token_ttl = seconds("TOKEN_TTL", var("TOKEN_TTL"), 900, 60..=86_400)?;
+        let auth_mode = match var("AUTH_MODE").as_deref() {
+            None | Some("htpasswd") => AuthMode::Htpasswd,
+            Some("token") => AuthMode::Token,
+            Some(other) => {
+                return Err(bad(
+                    "AUTH_MODE",
+                    format!("{other:?} is neither \"htpasswd\" nor \"token\""),
+                ));
+            }
         };
+        let registry_token = RegistryTokenConfig {
+            key_path: var("REGISTRY_TOKEN_KEY")
+                .unwrap_or_else(|| "./auth/token.key".into())
+                .into(),
+            service: var("REGISTRY_TOKEN_SERVICE").unwrap_or_else(|| "registry".into()),
+            issuer: var("REGISTRY_TOKEN_ISSUER").unwrap_or_else(|| "registry-admin".into()),
+            ttl: seconds(
+                "REGISTRY_TOKEN_TTL",
+                var("REGISTRY_TOKEN_TTL"),
+                300,
+                60..=3600,
+            )?,
+        };
+        let gc_untagged_grace = seconds(
+            "GC_UNTAGGED_GRACE",
+            var("GC_UNTAGGED_GRACE"),
+            86_400,
+            0..=u32::MAX as u64,
+        )?;
 
         let audit_max_bytes = match var("AUDIT_MAX_BYTES") {
             None => 100 * 1024 * 1024,
@@ -187,6 +255,13 @@ impl Config {
             events_token,
             bcrypt_cost,
             token_ttl,
+            auth_mode,
+            registry_token,
+            registry_config: var("REGISTRY_CONFIG").map(PathBuf::from),
+            registry_bin: var("REGISTRY_BIN")
+                .unwrap_or_else(|| "docker-registry".into())
+                .into(),
+            gc_untagged_grace,
         })
     }
 }
@@ -228,6 +303,19 @@ mod tests {
         assert_eq!(c.admin_username, "admin");
         assert!(c.admin_password.is_none());
         assert!(c.registry_credentials.is_none());
+        assert_eq!(c.auth_mode, AuthMode::Htpasswd);
+        assert_eq!(c.registry_token.key_path, PathBuf::from("./auth/token.key"));
+        assert_eq!(
+            (
+                c.registry_token.service.as_str(),
+                c.registry_token.issuer.as_str()
+            ),
+            ("registry", "registry-admin")
+        );
+        assert_eq!(c.registry_token.ttl, 300);
+        assert_eq!(c.registry_bin, PathBuf::from("docker-registry"));
+        assert_eq!(c.gc_untagged_grace, 86_400);
+        assert!(c.registry_config.is_none());
     }
 
     #[test]
@@ -247,6 +335,10 @@ mod tests {
             (vec![("TOKEN_TTL", "86401")], "TOKEN_TTL"),
             (vec![("TOKEN_TTL", "99999999999999999")], "TOKEN_TTL"),
             (vec![("EVENTS_TOKEN", "short-secret")], "EVENTS_TOKEN"),
+            (vec![("AUTH_MODE", "ldap")], "AUTH_MODE"),
+            (vec![("REGISTRY_TOKEN_TTL", "59")], "REGISTRY_TOKEN_TTL"),
+            (vec![("REGISTRY_TOKEN_TTL", "3601")], "REGISTRY_TOKEN_TTL"),
+            (vec![("GC_UNTAGGED_GRACE", "-1")], "GC_UNTAGGED_GRACE"),
             (vec![("AUDIT_MAX_BYTES", "10")], "AUDIT_MAX_BYTES"),
             (
                 vec![("TRUSTED_PROXIES", "10.0.0.1,nope")],
