@@ -5,6 +5,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod config;
 pub mod error;
+pub mod grants;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
@@ -12,6 +13,7 @@ pub mod paths;
 pub mod registry;
 pub mod request_id;
 pub mod sync;
+pub mod token;
 pub mod users;
 
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
