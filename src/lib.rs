@@ -6,6 +6,7 @@ pub mod blocking;
 pub mod bootstrap;
 pub mod config;
 pub mod error;
+pub mod grants;
 pub mod health;
 pub mod metrics;
 pub mod net;
@@ -14,6 +15,7 @@ pub mod paths;
 pub mod registry;
 pub mod request_id;
 pub mod sync;
+pub mod token;
 pub mod users;
 
 use std::net::TcpListener;

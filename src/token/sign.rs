@@ -1,0 +1,236 @@
+//! Registry tokens: ES256 JWTs in the shape registry:2 2.8.2 accepts (REGISTRY-FACTS §h): a
+//! libtrust `kid`, `aud` as a plain string, and a raw r‖s signature. Off-the-shelf JWT crates
+//! get at least one of these wrong for this registry, and the format is small, so it is
+//! written out here.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, TimeDelta, Utc};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use super::key::TokenKey;
+
+/// One entry of the `access` claim. registry:2 matches these exactly: no patterns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Access {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    pub actions: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    pub typ: String,
+    pub alg: String,
+    pub kid: String,
+}
+
+/// In the order registry:2's `ClaimSet` declares them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    /// The account name; "" for an anonymous caller.
+    pub sub: String,
+    /// The service, as a string: registry:2 refuses an array.
+    pub aud: String,
+    pub exp: i64,
+    pub nbf: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub access: Vec<Access>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    pub token: String,
+    /// Whole seconds, equal to `iat`.
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub struct TokenIssuer {
+    key: TokenKey,
+    issuer: String,
+    service: String,
+    ttl: Duration,
+}
+
+impl TokenIssuer {
+    pub fn new(
+        key: TokenKey,
+        issuer: impl Into<String>,
+        service: impl Into<String>,
+        ttl: Duration,
+    ) -> TokenIssuer {
+        TokenIssuer {
+            key,
+            issuer: issuer.into(),
+            service: service.into(),
+            ttl,
+        }
+    }
+
+    pub fn key(&self) -> &TokenKey {
+        &self.key
+    }
+
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    pub fn issue(&self, sub: &str, access: &[Access]) -> IssuedToken {
+        self.issue_at(sub, access, Utc::now())
+    }
+
+    /// As `issue`, as if the clock read `now`.
+    pub fn issue_at(&self, sub: &str, access: &[Access], now: DateTime<Utc>) -> IssuedToken {
+        let iat = now.timestamp();
+        // TTLs are validated to minutes at start-up; saturate rather than wrap on nonsense.
+        let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX / 2);
+        let exp = iat.saturating_add(ttl);
+        let mut jti = [0u8; 16];
+        rand::rng().fill_bytes(&mut jti);
+        let header = Header {
+            typ: "JWT".into(),
+            alg: "ES256".into(),
+            kid: self.key.kid().into(),
+        };
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            sub: sub.into(),
+            aud: self.service.clone(),
+            exp,
+            // nbf = iat: the registry allows 60 s of skew either way, which covers its clock
+            // running a little behind ours.
+            nbf: iat,
+            iat,
+            jti: hex::encode(jti),
+            access: access.to_vec(),
+        };
+        let token = sign_parts(&self.key, &json(&header), &json(&claims));
+        let at = |secs: i64| DateTime::from_timestamp(secs, 0).unwrap_or(now);
+        IssuedToken {
+            token,
+            issued_at: at(iat),
+            expires_at: at(iat)
+                .checked_add_signed(TimeDelta::seconds(ttl))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        }
+    }
+}
+
+/// `base64url(header).base64url(claims).base64url(r‖s)`, all without padding. Public so that
+/// tests can sign deliberately wrong headers or claims with a real key.
+pub fn sign_parts(key: &TokenKey, header_json: &[u8], claims_json: &[u8]) -> String {
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header_json),
+        URL_SAFE_NO_PAD.encode(claims_json)
+    );
+    let signature = key.sign(signing_input.as_bytes());
+    format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+fn json(value: &impl Serialize) -> Vec<u8> {
+    // Structs of strings and integers cannot fail to serialise.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p256::ecdsa::Signature;
+    use p256::ecdsa::signature::Verifier;
+
+    fn issuer() -> TokenIssuer {
+        let (key, _) = TokenKey::generate().unwrap();
+        TokenIssuer::new(key, "registry-admin", "registry", Duration::from_secs(300))
+    }
+
+    fn decode(part: &str) -> serde_json::Value {
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_token_has_the_header_and_claims_registry_2_expects() {
+        let issuer = issuer();
+        let access = vec![Access {
+            kind: "repository".into(),
+            name: "team/app".into(),
+            actions: vec!["pull".into(), "push".into()],
+        }];
+        let now = DateTime::from_timestamp(1_700_000_000, 123_000_000).unwrap();
+        let t = issuer.issue_at("alice", &access, now);
+        let parts: Vec<&str> = t.token.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        assert_eq!(
+            String::from_utf8(URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap(),
+            format!(
+                r#"{{"typ":"JWT","alg":"ES256","kid":"{}"}}"#,
+                issuer.key().kid()
+            )
+        );
+        let claims = decode(parts[1]);
+        let jti = claims["jti"].as_str().unwrap().to_string();
+        assert_eq!(jti.len(), 32);
+        assert_eq!(
+            claims,
+            serde_json::json!({
+                "iss": "registry-admin",
+                "sub": "alice",
+                "aud": "registry",
+                "exp": 1_700_000_300,
+                "nbf": 1_700_000_000,
+                "iat": 1_700_000_000,
+                "jti": jti,
+                "access": [{"type": "repository", "name": "team/app", "actions": ["pull", "push"]}]
+            })
+        );
+        assert_eq!(t.issued_at.timestamp(), 1_700_000_000);
+        assert_eq!(t.issued_at.timestamp_subsec_nanos(), 0);
+        assert_eq!(t.expires_at.timestamp(), 1_700_000_300);
+    }
+
+    #[test]
+    fn the_signature_is_raw_r_and_s_over_the_first_two_parts() {
+        let issuer = issuer();
+        let t = issuer.issue("", &[]);
+        let (input, sig) = t.token.rsplit_once('.').unwrap();
+        let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        assert_eq!(sig.len(), 64);
+        let sig = Signature::from_slice(&sig).unwrap();
+        assert!(
+            issuer
+                .key()
+                .verifying_key()
+                .verify(input.as_bytes(), &sig)
+                .is_ok()
+        );
+        let claims = decode(input.split('.').nth(1).unwrap());
+        assert_eq!(claims["sub"], "");
+        assert_eq!(claims["access"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn every_token_gets_its_own_jti() {
+        let issuer = issuer();
+        let jti = |t: IssuedToken| decode(t.token.split('.').nth(1).unwrap())["jti"].clone();
+        let now = Utc::now();
+        assert_ne!(
+            jti(issuer.issue_at("a", &[], now)),
+            jti(issuer.issue_at("a", &[], now))
+        );
+    }
+}
