@@ -4,6 +4,7 @@ pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
+pub mod durable;
 pub mod error;
 pub mod health;
 pub mod metrics;
