@@ -71,7 +71,7 @@ impl DurableError {
     }
 }
 
-pub(crate) fn io_at(path: &Path) -> impl FnOnce(io::Error) -> DurableError + '_ {
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> DurableError + '_ {
     move |source| DurableError::Io {
         path: path.to_path_buf(),
         source,
@@ -332,7 +332,7 @@ impl<T: Serialize + DeserializeOwned + Default + PartialEq + Clone> JsonFile<T> 
     }
 
     /// The bytes [`JsonFile::write`] would put on disk.
-    pub fn render(&self, value: &T) -> Result<Vec<u8>, DurableError> {
+    fn render(&self, value: &T) -> Result<Vec<u8>, DurableError> {
         serde_json::to_vec_pretty(value).map_err(|e| DurableError::json(&self.path, &e))
     }
 
