@@ -14,11 +14,12 @@ use serde_json::json;
 
 use crate::AppState;
 use crate::bootstrap::SERVICE_ACCOUNT;
+use crate::durable::DurableError;
 use crate::paths::parent_dir;
 use crate::registry::client::USER_AGENT;
 use crate::sync::lock;
 use crate::users::htpasswd::is_bcrypt;
-use crate::users::store::UserStore;
+use crate::users::store::{StoreError, UserStore};
 
 /// Whole budget of the registry probe: well inside the 3 s `/health/ready` promises.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -161,16 +162,28 @@ fn file_checks(
             (account, dir_writable(&htpasswd_dir))
         }
         // The htpasswd check reports the file; the registry itself still has its old list.
-        Err(e) => (
-            "ok".into(),
-            e.htpasswd_problem()
-                .unwrap_or_else(|| "accounts unreadable; see the registry-admin log".into()),
-        ),
+        Err(e) => ("ok".into(), accounts_problem(&e)),
     };
     Local {
         account,
         htpasswd,
         audit: dir_writable(audit_dir),
+    }
+}
+
+/// Why the accounts cannot be read, without paths or file content.
+fn accounts_problem(e: &StoreError) -> String {
+    match e {
+        StoreError::File(DurableError::Json {
+            category,
+            line,
+            column,
+            ..
+        }) => format!("users.json: invalid JSON ({category}) at line {line}, column {column}"),
+        other => other.htpasswd_problem().unwrap_or_else(|| {
+            log::warn!("readiness: accounts unreadable: {other}");
+            "accounts unreadable; see the registry-admin log".into()
+        }),
     }
 }
 

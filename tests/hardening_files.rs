@@ -123,6 +123,26 @@ fn a_deleted_htpasswd_serves_no_stale_accounts_and_is_not_recreated_by_a_write()
 }
 
 #[test]
+fn a_hand_broken_users_json_is_reported_by_readiness_by_position_only() {
+    let stack = Stack::start();
+    let good = std::fs::read(stack.users_json_path()).unwrap();
+    std::fs::write(
+        stack.users_json_path(),
+        "{\n  \"users\": \"$2y$04$pasted\"\n",
+    )
+    .unwrap();
+    let (status, body) = ready(&stack.app.url);
+    assert_eq!(status, 503, "{body}");
+    let reason = body["checks"]["htpasswd"].as_str().unwrap();
+    assert!(reason.starts_with("users.json: invalid JSON"), "{body}");
+    assert!(reason.contains("line 2"), "{body}");
+    assert!(!reason.contains("pasted"), "{body}");
+    std::fs::write(stack.users_json_path(), good).unwrap();
+    let (status, body) = ready(&stack.app.url);
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
 fn a_symlinked_htpasswd_is_written_through_and_stays_a_symlink() {
     let dir = tempfile::tempdir().unwrap();
     let real = dir.path().join("real");
