@@ -62,6 +62,10 @@ pub enum ApiError {
     UpstreamTimeout(String),
     #[error("{0}")]
     Upstream(String),
+    /// The htpasswd on disk cannot be used (a hand edit broke it, or it vanished): accounts are
+    /// unknown until someone fixes the file, so nothing that needs them is answered.
+    #[error("the htpasswd file cannot be used: {0}; accounts are unavailable until it is fixed")]
+    HtpasswdInvalid(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -106,6 +110,7 @@ impl ApiError {
             ApiError::UpstreamUnavailable(_) => "upstream_unavailable",
             ApiError::UpstreamTimeout(_) => "upstream_timeout",
             ApiError::Upstream(_) => "upstream_error",
+            ApiError::HtpasswdInvalid(_) => "htpasswd_invalid",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -131,6 +136,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UpstreamUnavailable(_) | ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::HtpasswdInvalid(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -227,6 +233,7 @@ impl From<StoreError> for ApiError {
             StoreError::Exists(u) => ApiError::UserExists(u),
             StoreError::LastAdmin(m) => ApiError::LastAdmin(m),
             StoreError::Protected(u) => ApiError::ProtectedAccount(u),
+            StoreError::Htpasswd { problem, .. } => ApiError::HtpasswdInvalid(problem.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -1,12 +1,30 @@
 //! Liveness and readiness, open to anyone and free of secrets.
+//!
+//! Readiness is polled often (load balancers, compose health checks), so it must neither hang
+//! with a hung registry nor cost the registry a bcrypt per poll: it probes `GET /v2/` without
+//! credentials (registry:2 answers 401 without touching htpasswd) on a client of its own with
+//! a short timeout, and checks locally that registry-admin's own account is in htpasswd.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use crate::AppState;
+use crate::bootstrap::SERVICE_ACCOUNT;
+use crate::durable::DurableError;
 use crate::paths::parent_dir;
+use crate::registry::client::USER_AGENT;
+use crate::sync::lock;
+use crate::users::htpasswd::is_bcrypt;
+use crate::users::store::{StoreError, UserStore};
+
+/// Whole budget of the registry probe: well inside the 3 s `/health/ready` promises.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Budget of the file checks, run beside the probe; a hung disk must not hang readiness either.
+const LOCAL_TIMEOUT: Duration = Duration::from_millis(2500);
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(live))
@@ -25,23 +43,26 @@ pub(crate) async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// Registry reachable and accepting our credentials, htpasswd directory and audit log writable.
+/// Registry reachable, registry-admin's account in htpasswd, htpasswd parsable and its
+/// directory writable, audit log writable. Answers within 3 s whatever the registry does.
 #[utoipa::path(get, path = "/health/ready", tag = "health", responses(
     (status = 200, description = "ready", body = Object),
     (status = 503, description = "not ready; `checks` says why", body = Object)))]
 pub(crate) async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let registry = check_registry(&state).await;
-    let htpasswd_dir = parent_dir(state.store.htpasswd_path()).to_path_buf();
-    let audit_dir = parent_dir(&state.config.audit_log_path).to_path_buf();
-    let (htpasswd, audit) =
-        match web::block(move || (dir_writable(&htpasswd_dir), dir_writable(&audit_dir))).await {
-            Ok(pair) => pair,
-            Err(_) => ("check failed".to_string(), "check failed".to_string()),
-        };
-    let audit = match state.audit.last_error() {
-        Some(e) if audit == "ok" => format!("last write failed: {e}"),
-        _ => audit,
+    let (reachable, local) = futures_util::future::join(
+        probe_registry(&state.config.registry_url),
+        local_checks(&state),
+    )
+    .await;
+    let registry = match reachable {
+        Ok(()) => local.account,
+        Err(reason) => reason,
     };
+    let audit = match state.audit.last_error() {
+        Some(e) if local.audit == "ok" => format!("last write failed: {e}"),
+        _ => local.audit,
+    };
+    let htpasswd = local.htpasswd;
     let all_ok = [&registry, &htpasswd, &audit]
         .iter()
         .all(|c| c.as_str() == "ok");
@@ -56,16 +77,140 @@ pub(crate) async fn ready(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// registry:2 answers `GET /v2/` with 200 only when it accepts our credentials.
-async fn check_registry(state: &AppState) -> String {
-    use crate::registry::client::UpstreamError;
-    match state.registry.ping().await {
-        Ok(()) => "ok".into(),
-        Err(UpstreamError::Unauthorized) => "registry rejects registry-admin's credentials".into(),
-        Err(UpstreamError::Timeout) => "registry timed out".into(),
-        Err(UpstreamError::Unavailable(_)) => "registry unreachable".into(),
-        Err(UpstreamError::Status { status, .. }) => format!("registry answered {status}"),
-        Err(UpstreamError::Invalid(_)) => "registry sent an unusable answer".into(),
+/// Built once: no pool shared with the API traffic's client, so a registry that exhausts that
+/// client's connections cannot make readiness wait for one.
+fn probe_client() -> Option<&'static reqwest::Client> {
+    static CLIENT: OnceLock<Option<reqwest::Client>> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .user_agent(USER_AGENT)
+                .connect_timeout(PROBE_TIMEOUT)
+                .timeout(PROBE_TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none())
+                .pool_max_idle_per_host(1)
+                .build()
+                .map_err(|e| log::error!("readiness probe client: {e}"))
+                .ok()
+        })
+        .as_ref()
+}
+
+/// 200 (no auth configured) and 401 (auth configured) both mean registry:2 is up and routing.
+async fn probe_registry(registry_url: &str) -> Result<(), String> {
+    let Some(client) = probe_client() else {
+        return Err("check failed".into());
+    };
+    let url = format!("{}/v2/", registry_url.trim_end_matches('/'));
+    // The client's timeout already bounds the request; this bounds everything around it too.
+    let sent = tokio::time::timeout(PROBE_TIMEOUT, client.get(url).send()).await;
+    match sent {
+        Ok(Ok(resp)) => match resp.status().as_u16() {
+            200 | 401 => Ok(()),
+            status => Err(format!("registry answered {status}")),
+        },
+        Ok(Err(e)) if e.is_timeout() => Err("registry timed out".into()),
+        Ok(Err(e)) if e.is_connect() => Err("registry unreachable".into()),
+        Ok(Err(_)) => Err("registry sent an unusable answer".into()),
+        Err(_) => Err("registry timed out".into()),
+    }
+}
+
+struct Local {
+    /// What the registry check says once the registry is reachable.
+    account: String,
+    htpasswd: String,
+    audit: String,
+}
+
+async fn local_checks(state: &AppState) -> Local {
+    let store = Arc::clone(&state.store);
+    let credentials = state.config.registry_credentials.clone();
+    let audit_dir = parent_dir(&state.config.audit_log_path).to_path_buf();
+    let work = web::block(move || file_checks(&store, credentials, &audit_dir));
+    match tokio::time::timeout(LOCAL_TIMEOUT, work).await {
+        Ok(Ok(local)) => local,
+        Ok(Err(_)) => Local {
+            account: "ok".into(),
+            htpasswd: "check failed".into(),
+            audit: "check failed".into(),
+        },
+        Err(_) => Local {
+            account: "ok".into(),
+            htpasswd: "check timed out".into(),
+            audit: "check timed out".into(),
+        },
+    }
+}
+
+fn file_checks(
+    store: &UserStore,
+    credentials: Option<(String, String)>,
+    audit_dir: &Path,
+) -> Local {
+    let htpasswd_dir: PathBuf = parent_dir(store.htpasswd_path()).to_path_buf();
+    let (account, htpasswd) = match store.current() {
+        Ok(accounts) => {
+            let hash = |user: &str| accounts.htpasswd.get(user).map(str::to_string);
+            let account = match credentials {
+                Some((user, password)) => given_account(&user, &password, hash(&user)),
+                None if hash(SERVICE_ACCOUNT).is_some() => "ok".into(),
+                None => "registry rejects registry-admin's credentials: its service account \
+                         is gone from htpasswd (restart registry-admin to provision it)"
+                    .into(),
+            };
+            (account, dir_writable(&htpasswd_dir))
+        }
+        // The htpasswd check reports the file; the registry itself still has its old list.
+        Err(e) => ("ok".into(), accounts_problem(&e)),
+    };
+    Local {
+        account,
+        htpasswd,
+        audit: dir_writable(audit_dir),
+    }
+}
+
+/// Why the accounts cannot be read, without paths or file content.
+fn accounts_problem(e: &StoreError) -> String {
+    match e {
+        StoreError::File(DurableError::Json {
+            category,
+            line,
+            column,
+            ..
+        }) => format!("users.json: invalid JSON ({category}) at line {line}, column {column}"),
+        other => other.htpasswd_problem().unwrap_or_else(|| {
+            log::warn!("readiness: accounts unreadable: {other}");
+            "accounts unreadable; see the registry-admin log".into()
+        }),
+    }
+}
+
+/// Whether the htpasswd line of REGISTRY_USERNAME accepts REGISTRY_PASSWORD, as registry:2
+/// would decide. The answer is kept per hash, so a poll costs a bcrypt only after the line
+/// changed.
+fn given_account(user: &str, password: &str, hash: Option<String>) -> String {
+    static LAST: Mutex<Option<(String, bool)>> = Mutex::new(None);
+    let rejected = |why: &str| format!("registry rejects registry-admin's credentials: {why}");
+    let Some(hash) = hash else {
+        return rejected(&format!("htpasswd has no line for {user:?}"));
+    };
+    let cached = lock(&LAST)
+        .as_ref()
+        .filter(|(h, _)| *h == hash)
+        .map(|(_, ok)| *ok);
+    let ok = cached.unwrap_or_else(|| {
+        let ok = is_bcrypt(&hash) && bcrypt::verify(password, &hash).unwrap_or(false);
+        *lock(&LAST) = Some((hash, ok));
+        ok
+    });
+    if ok {
+        "ok".into()
+    } else {
+        rejected(&format!(
+            "REGISTRY_PASSWORD does not match the htpasswd line of {user:?}"
+        ))
     }
 }
 

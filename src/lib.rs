@@ -5,6 +5,7 @@ pub mod auth;
 pub mod blocking;
 pub mod bootstrap;
 pub mod config;
+pub mod durable;
 pub mod error;
 pub mod grants;
 pub mod health;

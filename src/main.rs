@@ -35,6 +35,7 @@ fn start(config: Config) -> Result<(), String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     let store = Arc::new(UserStore::new(&config.htpasswd_path));
+    store.clean_leftovers().map_err(|e| e.to_string())?;
     let registry_credentials =
         bootstrap::registry_credentials(&config, &store).map_err(|e| e.to_string())?;
     match bootstrap::ensure_admin(&config, &store).map_err(|e| e.to_string())? {

@@ -1,21 +1,28 @@
-//! The htpasswd and `users.json` on disk. Every change takes an exclusive lock (a lock file
-//! beside htpasswd, so two registry-admin processes also serialise), re-reads both files,
-//! applies the change, checks that the result parses, and replaces each file atomically:
-//! temp file in the same directory, fsync, an mtime that differs from the old file's (registry:2
-//! reloads on mtime change only), rename, directory fsync. registry:2 never sees a partial file.
+//! The htpasswd and `users.json` on disk, written through the durable-file layer
+//! (`crate::durable`). Every change takes one exclusive lock (a lock file beside htpasswd, so two
+//! registry-admin processes also serialise), re-reads both files, applies the change, checks
+//! that the result parses, and replaces each file atomically. registry:2 never sees a partial
+//! file. Other files that must change together with the accounts (a deleted user's grants) are
+//! written under the same lock through [`UserStore::modify_with`].
+//!
+//! Reading never serves accounts the files no longer hold: a file that does not parse, cannot
+//! be read, or was deleted after we saw it is an error (`StoreError::Htpasswd`, answered 503),
+//! and the cached snapshot is dropped.
 
-use crate::sync::lock;
-use std::fs::{self, File, FileTimes, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
 use thiserror::Error;
 
 use super::htpasswd::{Htpasswd, ParseError};
 use super::model::{Accounts, Metadata, Refusal};
+use crate::durable::{
+    self, DEFAULT_MAX_BYTES, DurableError, FileLock, JsonFile, LockGuard, read_bounded,
+};
 use crate::paths::parent_dir;
 
 #[derive(Debug, Error)]
@@ -28,15 +35,44 @@ pub enum StoreError {
     LastAdmin(String),
     #[error("account {0:?} is protected")]
     Protected(String),
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
-    #[error("{path}: refusing to rewrite a file registry:2 cannot read: {source}")]
-    Htpasswd { path: PathBuf, source: ParseError },
-    #[error("{path}: {source}")]
-    Metadata {
+    /// The htpasswd on disk cannot be used; someone has to fix it by hand.
+    #[error("{path}: {problem}")]
+    Htpasswd {
         path: PathBuf,
-        source: serde_json::Error,
+        problem: HtpasswdProblem,
     },
+    /// A change would produce an htpasswd registry:2 could not read: our bug, never written.
+    #[error("{path}: refusing to write an htpasswd registry:2 cannot read: {source}")]
+    WouldBreak { path: PathBuf, source: ParseError },
+    #[error(transparent)]
+    File(#[from] DurableError),
+}
+
+/// What is wrong with the htpasswd on disk. The text never quotes the file: a broken line may
+/// be a hash.
+#[derive(Debug, Error)]
+pub enum HtpasswdProblem {
+    #[error("line {}: invalid entry (no ':' separator)", .0.line)]
+    Parse(ParseError),
+    #[error("line {line}: not valid UTF-8")]
+    NotUtf8 { line: usize },
+    #[error(
+        "the file is missing (it existed earlier; restore it, or restart registry-admin to create a new one)"
+    )]
+    Missing,
+    #[error("cannot be read: {0}")]
+    Unreadable(io::Error),
+}
+
+impl StoreError {
+    /// The reason, without the path, when the htpasswd file itself is what is wrong: the text
+    /// `/health/ready` and the 503 `htpasswd_invalid` show.
+    pub fn htpasswd_problem(&self) -> Option<String> {
+        match self {
+            StoreError::Htpasswd { problem, .. } => Some(problem.to_string()),
+            _ => None,
+        }
+    }
 }
 
 impl From<Refusal> for StoreError {
@@ -50,21 +86,16 @@ impl From<Refusal> for StoreError {
     }
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
 /// What identifies one version of a file cheaply: a rename changes the inode, a write the
-/// mtime or size.
+/// mtime or size, and ctime also moves on writes that keep both (same size, same mtime tick).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stamp {
     ino: u64,
     len: u64,
     mtime: i64,
     mtime_nsec: i64,
+    ctime: i64,
+    ctime_nsec: i64,
 }
 
 fn stamp(path: &Path) -> Option<Stamp> {
@@ -73,6 +104,8 @@ fn stamp(path: &Path) -> Option<Stamp> {
         len: m.len(),
         mtime: m.mtime(),
         mtime_nsec: m.mtime_nsec(),
+        ctime: m.ctime(),
+        ctime_nsec: m.ctime_nsec(),
     })
 }
 
@@ -83,10 +116,11 @@ struct Snapshot {
 
 pub struct UserStore {
     htpasswd_path: PathBuf,
-    meta_path: PathBuf,
-    lock_path: PathBuf,
-    /// Serialises writers inside this process; the file lock covers other processes.
-    write_lock: Mutex<()>,
+    meta: JsonFile<Metadata>,
+    lock: FileLock,
+    /// Set once htpasswd has been on disk: from then on its absence is an error. Before (a
+    /// first start), a missing file is an empty one that the bootstrap then creates.
+    seen: AtomicBool,
     snapshot: RwLock<Option<Snapshot>>,
 }
 
@@ -99,10 +133,10 @@ impl UserStore {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "htpasswd".into());
         UserStore {
-            meta_path: dir.join("users.json"),
-            lock_path: dir.join(format!(".{name}.lock")),
+            meta: JsonFile::new(dir.join("users.json")),
+            lock: FileLock::new(dir.join(format!(".{name}.lock"))),
             htpasswd_path,
-            write_lock: Mutex::new(()),
+            seen: AtomicBool::new(false),
             snapshot: RwLock::new(None),
         }
     }
@@ -111,44 +145,77 @@ impl UserStore {
         &self.htpasswd_path
     }
 
+    /// A file beside htpasswd (as configured, not beside a symlink's target), such as
+    /// `grants.json`: files that change with the accounts live with them.
+    pub fn beside(&self, name: &str) -> PathBuf {
+        parent_dir(&self.htpasswd_path).join(name)
+    }
+
     /// The current accounts, re-read only when either file changed on disk (two `stat`s per call),
     /// so hand edits are seen at once, as registry:2 sees them.
     pub fn current(&self) -> Result<Arc<Accounts>, StoreError> {
-        let stamps = (stamp(&self.htpasswd_path), stamp(&self.meta_path));
+        let stamps = (stamp(&self.htpasswd_path), stamp(self.meta.path()));
         if let Ok(guard) = self.snapshot.read()
             && let Some(snap) = guard.as_ref()
             && snap.stamps == stamps
         {
             return Ok(snap.accounts.clone());
         }
-        let accounts = Arc::new(self.read()?);
-        if let Ok(mut guard) = self.snapshot.write() {
-            *guard = Some(Snapshot {
-                stamps,
-                accounts: accounts.clone(),
-            });
+        match self.read() {
+            Ok(accounts) => {
+                let accounts = Arc::new(accounts);
+                if let Ok(mut guard) = self.snapshot.write() {
+                    *guard = Some(Snapshot {
+                        stamps,
+                        accounts: accounts.clone(),
+                    });
+                }
+                Ok(accounts)
+            }
+            Err(e) => {
+                // Not needed for correctness (the stamps no longer match), but nothing should
+                // keep accounts a broken or vanished file no longer holds.
+                if let Ok(mut guard) = self.snapshot.write() {
+                    *guard = None;
+                }
+                Err(e)
+            }
         }
-        Ok(accounts)
+    }
+
+    fn htpasswd_error(&self, problem: HtpasswdProblem) -> StoreError {
+        StoreError::Htpasswd {
+            path: self.htpasswd_path.clone(),
+            problem,
+        }
+    }
+
+    fn read_htpasswd(&self) -> Result<Htpasswd, StoreError> {
+        let bytes = match read_bounded(&self.htpasswd_path, DEFAULT_MAX_BYTES) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) if self.seen.load(Ordering::Relaxed) => {
+                return Err(self.htpasswd_error(HtpasswdProblem::Missing));
+            }
+            Ok(None) => return Ok(Htpasswd::default()),
+            Err(DurableError::Io { source, .. }) => {
+                return Err(self.htpasswd_error(HtpasswdProblem::Unreadable(source)));
+            }
+            Err(other) => return Err(other.into()),
+        };
+        self.seen.store(true, Ordering::Relaxed);
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = 1 + valid.iter().filter(|&&b| b == b'\n').count();
+            self.htpasswd_error(HtpasswdProblem::NotUtf8 { line })
+        })?;
+        Htpasswd::parse(&text).map_err(|e| self.htpasswd_error(HtpasswdProblem::Parse(e)))
     }
 
     fn read(&self) -> Result<Accounts, StoreError> {
-        let htpasswd = match fs::read_to_string(&self.htpasswd_path) {
-            Ok(text) => Htpasswd::parse(&text).map_err(|source| StoreError::Htpasswd {
-                path: self.htpasswd_path.clone(),
-                source,
-            })?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Htpasswd::default(),
-            Err(e) => return Err(io_err(&self.htpasswd_path)(e)),
-        };
-        let meta = match fs::read(&self.meta_path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| StoreError::Metadata {
-                path: self.meta_path.clone(),
-                source,
-            })?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Metadata::default(),
-            Err(e) => return Err(io_err(&self.meta_path)(e)),
-        };
-        Ok(Accounts { htpasswd, meta })
+        Ok(Accounts {
+            htpasswd: self.read_htpasswd()?,
+            meta: self.meta.read()?,
+        })
     }
 
     /// Applies `change` under the lock and writes what it changed. Blocking: call it from
@@ -157,34 +224,43 @@ impl UserStore {
         &self,
         change: impl FnOnce(&mut Accounts) -> Result<T, Refusal>,
     ) -> Result<T, StoreError> {
-        let _inner = lock(&self.write_lock);
-        let dir = parent_dir(&self.htpasswd_path);
-        fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let lock_file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&self.lock_path)
-            .map_err(io_err(&self.lock_path))?;
-        lock_file.lock().map_err(io_err(&self.lock_path))?;
+        self.modify_with(|accounts, _| change(accounts).map_err(StoreError::from))
+    }
 
+    /// [`UserStore::modify`] for a change that also writes other files in the same critical
+    /// section: `change` gets the accounts and the held lock, which it passes to
+    /// `JsonFile::update`/`write` (for a file at [`UserStore::beside`]). Its own writes land
+    /// *before* the accounts are written, so a change that takes rights away elsewhere (a
+    /// deleted user's grants) is on disk first and a crash between the two leaves less access,
+    /// never more. `change` should refuse before it writes anything; once it returns `Ok`, a
+    /// failed accounts write does not undo its files. Blocking.
+    pub fn modify_with<T, E: From<StoreError>>(
+        &self,
+        change: impl FnOnce(&mut Accounts, &LockGuard<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let held = self.lock.acquire().map_err(StoreError::from)?;
         let old = self.read()?;
         let mut new = old.clone();
-        let out = change(&mut new)?;
-        new.prune_stale();
+        let out = change(&mut new, &held)?;
+        self.write(&held, &old, new)?;
+        Ok(out)
+        // `held` is dropped here: the lock is released after both renames.
+    }
 
+    fn write(
+        &self,
+        held: &LockGuard<'_>,
+        old: &Accounts,
+        mut new: Accounts,
+    ) -> Result<(), StoreError> {
+        new.prune_stale();
         let htpasswd_text = new.htpasswd.render();
         // The registry keeps its previous user list when a file fails to parse, so a bad
         // write would silently keep removed users alive: check before swapping.
-        Htpasswd::parse(&htpasswd_text).map_err(|source| StoreError::Htpasswd {
+        Htpasswd::parse(&htpasswd_text).map_err(|source| StoreError::WouldBreak {
             path: self.htpasswd_path.clone(),
             source,
         })?;
-        let meta_text =
-            serde_json::to_vec_pretty(&new.meta).map_err(|source| StoreError::Metadata {
-                path: self.meta_path.clone(),
-                source,
-            })?;
 
         let htpasswd_changed = new.htpasswd != old.htpasswd;
         let meta_changed = new.meta != old.meta;
@@ -200,13 +276,14 @@ impl UserStore {
             .any(|(u, h)| old_users.get(u) != Some(h));
         let write_htpasswd = || -> Result<(), StoreError> {
             if htpasswd_changed || !self.htpasswd_path.exists() {
-                replace_atomically(&self.htpasswd_path, htpasswd_text.as_bytes())?;
+                durable::replace_atomically(&self.htpasswd_path, htpasswd_text.as_bytes())?;
+                self.seen.store(true, Ordering::Relaxed);
             }
             Ok(())
         };
         let write_meta = || -> Result<(), StoreError> {
-            if meta_changed || !self.meta_path.exists() {
-                replace_atomically(&self.meta_path, &meta_text)?;
+            if meta_changed || !self.meta.exists() {
+                self.meta.write(held, &new.meta)?;
             }
             Ok(())
         };
@@ -217,45 +294,30 @@ impl UserStore {
             write_meta()?;
             write_htpasswd()?;
         }
-        // lock_file is closed (and the lock released) when it goes out of scope.
-        Ok(out)
+        Ok(())
     }
-}
 
-/// Replaces `path` with `contents` so that a reader sees either the old or the new file.
-pub fn replace_atomically(path: &Path, contents: &[u8]) -> Result<(), StoreError> {
-    let dir = parent_dir(path);
-    let err = io_err(path);
-    let old = fs::metadata(path).ok();
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(io_err(dir))?;
-    tmp.write_all(contents).map_err(io_err(path))?;
-    if let Some(old) = &old {
-        tmp.as_file()
-            .set_permissions(fs::Permissions::from_mode(old.mode() & 0o7777))
-            .map_err(io_err(path))?;
-        bump_mtime_past(tmp.as_file(), old).map_err(io_err(path))?;
+    /// Removes the temp files a crash left beside htpasswd and `users.json` (beside their
+    /// targets when they are symlinks). Call it once at start, before anything writes; it takes
+    /// the lock, so another process's write in progress keeps its temp file. Returns how many
+    /// files were removed. Blocking.
+    pub fn clean_leftovers(&self) -> Result<usize, StoreError> {
+        if !parent_dir(&self.htpasswd_path).is_dir() {
+            return Ok(0);
+        }
+        let held = self.lock.acquire()?;
+        let mut removed = 0;
+        for path in [self.htpasswd_path.as_path(), self.meta.path()] {
+            for leftover in durable::remove_leftovers(&held, path)? {
+                log::warn!(
+                    "removed {}, left behind by an interrupted write",
+                    leftover.display()
+                );
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
-    tmp.as_file().sync_all().map_err(io_err(path))?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))?;
-    Ok(())
-}
-
-/// registry:2 reloads htpasswd only when the mtime differs from what it saw; on a kernel with
-/// coarse timestamps two writes in one tick could share an mtime, so push ours past the old one.
-fn bump_mtime_past(file: &File, old: &fs::Metadata) -> io::Result<()> {
-    let new_mtime = file.metadata()?.modified()?;
-    let old_mtime = old.modified()?;
-    if new_mtime <= old_mtime {
-        let later: SystemTime = old_mtime + Duration::from_millis(1);
-        file.set_times(FileTimes::new().set_modified(later))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -263,6 +325,14 @@ mod tests {
     use super::*;
     use crate::users::model::Role;
     use chrono::Utc;
+    use std::fs::OpenOptions;
+    use std::io::Write;
+    use std::os::unix::fs::symlink;
+
+    fn problem(e: StoreError) -> String {
+        e.htpasswd_problem()
+            .unwrap_or_else(|| panic!("not an htpasswd problem: {e}"))
+    }
 
     #[test]
     fn writes_both_files_and_sees_hand_edits() {
@@ -297,7 +367,7 @@ mod tests {
         let err = store
             .modify(|a| a.create("alice", "h", Role::User, None, Utc::now()))
             .unwrap_err();
-        assert!(matches!(err, StoreError::Htpasswd { .. }), "{err}");
+        assert_eq!(problem(err), "line 1: invalid entry (no ':' separator)");
         assert_eq!(fs::read_to_string(&path).unwrap(), "garbage-line\n");
     }
 
@@ -318,18 +388,158 @@ mod tests {
     }
 
     #[test]
-    fn mtime_always_moves_forward() {
+    fn a_broken_file_serves_no_accounts_until_it_is_fixed() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        fs::write(&path, "a").unwrap();
-        let future = SystemTime::now() + Duration::from_secs(3600);
-        File::options()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_times(FileTimes::new().set_modified(future))
+        let path = dir.path().join("htpasswd");
+        fs::write(&path, "alice:$2y$05$x\n").unwrap();
+        let store = UserStore::new(&path);
+        assert!(store.current().unwrap().view("alice").is_some());
+
+        fs::write(&path, "alice:$2y$05$x\n# note\n$2y$05$pasted-hash\n").unwrap();
+        for _ in 0..2 {
+            let reason = problem(store.current().unwrap_err());
+            assert_eq!(reason, "line 3: invalid entry (no ':' separator)");
+            assert!(!reason.contains("pasted"), "never the line's content");
+        }
+
+        fs::write(&path, "alice:$2y$05$x\nbob:$2y$05$y\n").unwrap();
+        assert!(store.current().unwrap().view("bob").is_some());
+    }
+
+    #[test]
+    fn invalid_utf8_names_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("htpasswd");
+        fs::write(&path, b"a:b\nc:\xff\n").unwrap();
+        let store = UserStore::new(&path);
+        assert_eq!(
+            problem(store.current().unwrap_err()),
+            "line 2: not valid UTF-8"
+        );
+    }
+
+    #[test]
+    fn a_vanished_file_is_an_error_but_a_first_start_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("htpasswd");
+        let store = UserStore::new(&path);
+        assert!(
+            store.current().unwrap().list().is_empty(),
+            "never existed: empty"
+        );
+        store
+            .modify(|a| a.create("alice", "$2y$05$y", Role::Admin, None, Utc::now()))
             .unwrap();
-        replace_atomically(&path, b"b").unwrap();
-        assert!(fs::metadata(&path).unwrap().modified().unwrap() > future);
+        assert_eq!(store.current().unwrap().list().len(), 1);
+
+        fs::remove_file(&path).unwrap();
+        assert!(problem(store.current().unwrap_err()).starts_with("the file is missing"));
+        let err = store
+            .modify(|a| a.create("bob", "$2y$05$z", Role::User, None, Utc::now()))
+            .unwrap_err();
+        assert!(problem(err).starts_with("the file is missing"));
+        assert!(!path.exists(), "not recreated with only the new user");
+    }
+
+    #[test]
+    fn a_symlinked_htpasswd_and_users_json_stay_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        fs::create_dir(&real).unwrap();
+        fs::write(real.join("htpasswd"), "hand:$2y$05$x\n").unwrap();
+        fs::write(real.join("users.json"), "{}").unwrap();
+        let auth = dir.path().join("auth");
+        fs::create_dir(&auth).unwrap();
+        symlink(real.join("htpasswd"), auth.join("htpasswd")).unwrap();
+        symlink("../real/users.json", auth.join("users.json")).unwrap();
+
+        let store = UserStore::new(auth.join("htpasswd"));
+        store
+            .modify(|a| a.create("alice", "$2y$05$y", Role::Admin, None, Utc::now()))
+            .unwrap();
+        for name in ["htpasswd", "users.json"] {
+            let meta = fs::symlink_metadata(auth.join(name)).unwrap();
+            assert!(meta.file_type().is_symlink(), "{name} is still a link");
+        }
+        assert!(
+            fs::read_to_string(real.join("htpasswd"))
+                .unwrap()
+                .contains("alice:")
+        );
+        assert!(
+            fs::read_to_string(real.join("users.json"))
+                .unwrap()
+                .contains("alice")
+        );
+        assert!(store.current().unwrap().view("alice").is_some());
+    }
+
+    #[test]
+    fn clean_leftovers_removes_temp_files_beside_both_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("htpasswd");
+        for name in [
+            ".tmp-htpasswd.aaaaaa",
+            ".tmp-users.json.bbbbbb",
+            ".tmp-c1d2e3",
+        ] {
+            fs::write(dir.path().join(name), "x").unwrap();
+        }
+        let store = UserStore::new(&path);
+        assert_eq!(store.clean_leftovers().unwrap(), 3);
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, [".htpasswd.lock"]);
+        let missing = UserStore::new(dir.path().join("none/htpasswd"));
+        assert_eq!(missing.clean_leftovers().unwrap(), 0);
+        assert!(!dir.path().join("none").exists(), "nothing created");
+    }
+
+    /// Stands for grants.json: a user's deletion and its grants change in one critical section.
+    #[test]
+    fn modify_with_writes_another_file_under_the_same_lock() {
+        type Grants = std::collections::BTreeMap<String, Vec<String>>;
+        let dir = tempfile::tempdir().unwrap();
+        let store = UserStore::new(dir.path().join("htpasswd"));
+        let grants = JsonFile::<Grants>::new(store.beside("grants.json"));
+        store
+            .modify(|a| {
+                a.create("admin", "$2y$05$a", Role::Admin, None, Utc::now())?;
+                a.create("bob", "$2y$05$b", Role::User, None, Utc::now())
+            })
+            .unwrap();
+        let held_grants = Grants::from([("bob".into(), vec!["pull:app".into()])]);
+        store
+            .modify_with(|_, held| -> Result<(), StoreError> {
+                Ok(grants.write(held, &held_grants)?)
+            })
+            .unwrap();
+
+        store
+            .modify_with(|a, held| -> Result<(), StoreError> {
+                a.delete("bob")?;
+                grants.update(
+                    held,
+                    |g| {
+                        g.remove("bob");
+                        Ok::<_, StoreError>(())
+                    },
+                    |_| Ok(()),
+                )
+            })
+            .unwrap();
+        assert!(grants.read().unwrap().is_empty());
+        assert!(store.current().unwrap().view("bob").is_none());
+
+        // A refusal before any write leaves both files alone.
+        let before = fs::read(grants.path()).unwrap();
+        let refused = store.modify_with(|a, held| -> Result<(), StoreError> {
+            a.delete("admin")?;
+            Ok(grants.write(held, &Grants::new())?)
+        });
+        assert!(matches!(refused, Err(StoreError::LastAdmin(_))));
+        assert_eq!(fs::read(grants.path()).unwrap(), before);
     }
 }
