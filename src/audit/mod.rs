@@ -151,7 +151,10 @@ pub(crate) async fn list(
     let files = state.audit.files().clone();
     let page = run_blocking(move || query::query(&files, &filters, limit, cursor.as_ref()))
         .await?
-        .map_err(|e| ApiError::Internal(format!("reading the audit log: {e}")))?;
+        .map_err(|e| match e {
+            query::QueryError::Cursor(c) => ApiError::InvalidRequest(c.to_string()),
+            query::QueryError::Io(e) => ApiError::Internal(format!("reading the audit log: {e}")),
+        })?;
     Ok(HttpResponse::Ok().json(json!({"entries": page.entries, "next_cursor": page.next_cursor})))
 }
 
