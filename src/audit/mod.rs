@@ -30,11 +30,8 @@ pub const MAX_LIMIT: usize = 1000;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/audit", web::get().to(list))
         .route("/audit/verify", web::get().to(verify_chain))
-        .service(
-            web::resource("/events")
-                .app_data(web::PayloadConfig::default().limit(events::MAX_EVENTS_BODY))
-                .route(web::post().to(events::receive)),
-        );
+        // The handler reads its body itself, bounded in size and time, after the token check.
+        .route("/events", web::post().to(events::receive));
 }
 
 #[derive(Deserialize, IntoParams)]
