@@ -2,6 +2,7 @@
 //! events, with newest-first queries and a chain check.
 
 pub mod api;
+pub mod burst;
 pub mod entry;
 pub mod events;
 pub mod files;
