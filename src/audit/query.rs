@@ -417,4 +417,34 @@ mod tests {
         );
         assert_eq!(Cursor::decode("!!", &f), Err(CursorError::Malformed));
     }
+
+    #[test]
+    fn a_cursor_outside_the_files_or_inside_a_line_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = AuditFiles::new(dir.path().join("audit.log"));
+        let line = br#"{"time":"2026-11-23T10:00:00.000Z","action":"a","source":"api"}"#;
+        let mut text = line.to_vec();
+        text.push(b'\n');
+        text.extend_from_slice(line);
+        text.push(b'\n');
+        std::fs::write(files.current(), &text).unwrap();
+        let f = Filters::default();
+        let at = |file: u64, offset: u64| Cursor {
+            file,
+            offset,
+            fingerprint: f.fingerprint(),
+        };
+        let second = line.len() as u64 + 1;
+        let page = query(&files, &f, 10, Some(&at(1, second))).unwrap();
+        assert_eq!(page.entries.len(), 1);
+        for bad in [at(1, second + 1), at(1, 1 << 40), at(2, 0), at(0, 0)] {
+            assert!(
+                matches!(
+                    query(&files, &f, 10, Some(&bad)),
+                    Err(QueryError::Cursor(CursorError::Outside))
+                ),
+                "{bad:?}"
+            );
+        }
+    }
 }
