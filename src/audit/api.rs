@@ -8,6 +8,10 @@ use actix_web::http::{Method, StatusCode, header};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, HttpRequest, web};
 
+use std::sync::LazyLock;
+use std::time::Instant;
+
+use super::burst::{BurstTracker, Verdict, summary_detail};
 use super::entry::{Entry, Outcome, Source, clean};
 use crate::AppState;
 use crate::auth::{Account, AuthAttempt};
@@ -34,6 +38,9 @@ pub fn note(req: &HttpRequest, f: impl FnOnce(&mut AuditNote)) {
         f(n);
     }
 }
+
+/// Refusals per (actor, action), for the whole process like the audit log they protect.
+static REFUSALS: LazyLock<BurstTracker> = LazyLock::new(BurstTracker::default);
 
 /// The audited action of a route; reads are not audited.
 fn action_of(method: &Method, pattern: &str) -> Option<&'static str> {
@@ -90,7 +97,7 @@ pub async fn middleware(
         return Ok(res);
     }
 
-    let entry = {
+    let mut entry = {
         let request = res.request();
         let ext = request.extensions();
         let base = |action: &str, actor: &str, outcome: Outcome| {
@@ -129,6 +136,26 @@ pub async fn middleware(
             e
         }
     };
+    // Failed logins are bounded by the limiter already; other refusals are bounded here, so a
+    // client repeating a refused request cannot write to the disk as fast as it can send.
+    if !auth_failed && entry.outcome != Outcome::Success {
+        match REFUSALS.refused(
+            &entry.actor,
+            &entry.action,
+            Instant::now(),
+            chrono::Utc::now(),
+        ) {
+            Verdict::Skip => return Ok(res),
+            Verdict::Write(Some(left_out)) => {
+                entry.detail = Some(summary_detail(
+                    entry.detail.as_deref(),
+                    &entry.action,
+                    left_out,
+                ));
+            }
+            Verdict::Write(None) => {}
+        }
+    }
     if let Err(err) = state.audit.record(entry).await {
         // The action has happened; refusing the response now would only mislead the client.
         log::error!(

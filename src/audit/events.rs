@@ -1,14 +1,22 @@
 //! `POST /events`: registry:2 notifications become `image.push`, `image.pull` and
-//! `image.delete` entries. Blob events and the events our own requests caused are dropped, and
-//! a repeated event id (delivery is at-least-once) is recorded once.
+//! `image.delete` entries. Blob events and the events registry-admin's own registry account
+//! caused are dropped, and a repeated event id (delivery is at-least-once) is recorded once, also
+//! when the repeats arrive at the same time.
+//!
+//! The token is checked before a byte of the body is read, wrong tokens are throttled and audited
+//! like failed logins, and the body must arrive whole within `BODY_DEADLINE`.
 
 use crate::sync::lock;
 use std::collections::{HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
+use std::time::Duration;
 
-use actix_web::http::header;
+use actix_web::http::{StatusCode, header};
+use actix_web::web::BytesMut;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -16,14 +24,29 @@ use subtle::ConstantTimeEq;
 
 use super::entry::{Entry, Outcome, Source, clean, format_time};
 use crate::AppState;
+use crate::bootstrap::SERVICE_ACCOUNT;
+use crate::config::Config;
+use crate::auth::retry_after;
 use crate::error::ApiError;
-use crate::registry::client::USER_AGENT;
 
 /// Notifications carry every layer of a manifest as a reference, so they may be larger than
 /// API bodies; refusing one would stall the registry's queue, which retries forever.
 pub const MAX_EVENTS_BODY: usize = 4 << 20;
+/// How long the whole body may take to arrive. registry:2 sends one small event per POST with a
+/// timeout of its own of a few seconds; a body still trickling in after this is someone holding a
+/// connection open.
+pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
+/// registry:2's ids are UUIDs; anything longer is not one of its events, and remembering it
+/// would let one request pin megabytes in the de-duplication set.
+pub const MAX_EVENT_ID: usize = 128;
 /// How many event ids are remembered for de-duplication.
 const REMEMBERED_IDS: usize = 100_000;
+/// The username wrong tokens are throttled under: none was tried, as with a wrong bearer token.
+const LIMITER_USER: &str = "";
+/// Written into `detail` when `remote_addr` came from a request header rather than from the
+/// connection registry:2 saw.
+pub const CLAIMED_ADDR: &str =
+    "remote_addr as claimed by the client (X-Forwarded-For or X-Real-Ip)";
 
 const MANIFEST_TYPES: [&str; 6] = [
     "application/vnd.oci.image.manifest.v1+json",
@@ -34,25 +57,37 @@ const MANIFEST_TYPES: [&str; 6] = [
     "application/vnd.docker.distribution.manifest.v1+prettyjws",
 ];
 
+/// Event ids already recorded, oldest forgotten first.
 #[derive(Default)]
 pub struct SeenEvents {
     inner: Mutex<(HashSet<String>, VecDeque<String>)>,
 }
 
 impl SeenEvents {
-    fn contains(&self, id: &str) -> bool {
-        lock(&self.inner).0.contains(id)
+    /// Marks `id` as recorded; false when it already was. One lock around the check and the
+    /// insert, so of several concurrent deliveries of one event exactly one gets `true`.
+    fn claim(&self, id: &str) -> bool {
+        let mut g = lock(&self.inner);
+        if !g.0.insert(id.to_string()) {
+            return false;
+        }
+        g.1.push_back(id.to_string());
+        while g.1.len() > REMEMBERED_IDS {
+            if let Some(old) = g.1.pop_front() {
+                g.0.remove(&old);
+            }
+        }
+        true
     }
 
-    fn insert(&self, id: String) {
+    /// Gives a claim back after its entry could not be written, so the registry's retry of the
+    /// event is recorded instead of being taken for a repeat.
+    fn release(&self, id: &str) {
         let mut g = lock(&self.inner);
-        if g.0.insert(id.clone()) {
-            g.1.push_back(id);
-            while g.1.len() > REMEMBERED_IDS {
-                if let Some(old) = g.1.pop_front() {
-                    g.0.remove(&old);
-                }
-            }
+        if g.0.remove(id)
+            && let Some(pos) = g.1.iter().rposition(|x| x == id)
+        {
+            g.1.remove(pos);
         }
     }
 }
@@ -107,8 +142,36 @@ struct Actor {
     name: Option<String>,
 }
 
-/// The entry for one event, or `None` when it is not worth recording.
-fn entry_for(e: &Event) -> Option<Entry> {
+/// The registry account registry-admin itself acts as toward registry:2. Its own requests
+/// (digest lookups, deletes) come back as events that are nobody's action, and are recognised by
+/// this actor alone: a `User-Agent` is whatever the client chose to send. In token mode the
+/// subject of registry-admin's own tokens is the same `registry-admin`.
+pub fn own_registry_account(config: &Config) -> &str {
+    config
+        .registry_credentials
+        .as_ref()
+        .map_or(SERVICE_ACCOUNT, |(user, _)| user.as_str())
+}
+
+/// `remote_addr` from an event's `request.addr`, and whether it is only the client's claim.
+///
+/// registry:2 fills `request.addr` with the first `X-Forwarded-For` entry, else `X-Real-Ip`, each
+/// used only when it parses as a bare IP, else with the connection's address, which Go always
+/// writes as `ip:port` (distribution `context.RemoteAddr`). So an address with a port is the
+/// connection registry:2 saw, and a bare one came from a header anyone can send.
+fn remote_addr(raw: &str) -> (String, bool) {
+    if let Ok(s) = raw.parse::<SocketAddr>() {
+        return (s.ip().to_string(), false);
+    }
+    match raw.parse::<IpAddr>() {
+        Ok(ip) => (ip.to_string(), true),
+        Err(_) => (clean(raw, 64), true),
+    }
+}
+
+/// The entry for one event, or `None` when it is not worth recording. `own` is the account
+/// registry-admin uses toward registry:2 (see `own_registry_account`).
+fn entry_for(e: &Event, own: &str) -> Option<Entry> {
     let action = match e.action.as_str() {
         "push" => "image.push",
         "pull" => "image.pull",
@@ -120,14 +183,7 @@ fn entry_for(e: &Event) -> Option<Entry> {
         Some(mt) => MANIFEST_TYPES.contains(&mt.as_str()),
         None => e.action == "delete",
     };
-    if !is_manifest {
-        return None;
-    }
-    if e.request
-        .useragent
-        .as_deref()
-        .is_some_and(|ua| ua.starts_with(USER_AGENT))
-    {
+    if !is_manifest || e.actor.name.as_deref() == Some(own) {
         return None;
     }
     let mut entry = Entry::new(
@@ -143,12 +199,15 @@ fn entry_for(e: &Event) -> Option<Entry> {
     entry.tag = e.target.tag.as_deref().map(|t| clean(t, 128));
     entry.digest = e.target.digest.as_deref().map(|d| clean(d, 140));
     entry.request_id = e.request.id.as_deref().map(|r| clean(r, 128));
-    entry.remote_addr = e.request.addr.as_deref().map(|a| {
-        a.parse::<std::net::SocketAddr>()
-            .map(|s| s.ip().to_string())
-            .unwrap_or_else(|_| clean(a, 64))
-    });
-    entry.detail = e.request.useragent.as_deref().map(|ua| clean(ua, 128));
+    let addr = e.request.addr.as_deref().map(remote_addr);
+    let claimed = addr.as_ref().is_some_and(|(_, claimed)| *claimed);
+    entry.remote_addr = addr.map(|(a, _)| a);
+    let agent = e.request.useragent.as_deref().map(|ua| clean(ua, 128));
+    entry.detail = match (claimed, agent) {
+        (true, Some(ua)) => Some(format!("{CLAIMED_ADDR}; user agent {ua}")),
+        (true, None) => Some(CLAIMED_ADDR.to_string()),
+        (false, agent) => agent,
+    };
     Some(entry)
 }
 
@@ -168,39 +227,120 @@ fn token_ok(req: &HttpRequest, expected: Option<&str>) -> bool {
     bool::from(a.ct_eq(&b))
 }
 
+/// A refused token as an `auth.failure` entry, like a failed login (no username was tried).
+async fn audit_refusal(req: &HttpRequest, state: &AppState, ip: IpAddr, status: StatusCode) {
+    let mut e = Entry::new("auth.failure", "", Outcome::Denied, Source::Api);
+    e.status = Some(status.as_u16());
+    e.request_id = crate::request_id::of(req);
+    e.remote_addr = Some(ip.to_string());
+    e.detail = Some(if status == StatusCode::TOO_MANY_REQUESTS {
+        "wrong EVENTS_TOKEN on /events, throttled".into()
+    } else {
+        "wrong EVENTS_TOKEN on /events".into()
+    });
+    if let Err(err) = state.audit.record(e).await {
+        log::error!("could not write the audit entry for a refused /events token: {err}");
+    }
+}
+
+/// Lets the request on only with the right token; wrong tokens are throttled per client address
+/// with the failed-login limiter.
+async fn check_token(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    // As with a login, a request without credentials is neither counted nor written down, so an
+    // anonymous flood costs neither throttling state nor disk.
+    if !req.headers().contains_key(header::AUTHORIZATION) {
+        return Err(ApiError::Unauthorized);
+    }
+    let ip = state.client_ip(req);
+    let limiter = &state.auth.limiter;
+    let throttled = if let Some(wait) = limiter.throttled(ip, LIMITER_USER) {
+        Some(wait)
+    } else if token_ok(req, state.config.events_token.as_deref()) {
+        return Ok(());
+    } else {
+        // A wrong token takes a failure slot like a wrong password; the check is cheap, so the
+        // slot is settled at once.
+        limiter
+            .reserve(ip, LIMITER_USER)
+            .map(|slot| slot.failed())
+            .err()
+    };
+    if let Some(wait) = throttled {
+        if limiter.audit_throttled(ip, LIMITER_USER) {
+            audit_refusal(req, state, ip, StatusCode::TOO_MANY_REQUESTS).await;
+        }
+        return Err(retry_after(wait));
+    }
+    audit_refusal(req, state, ip, StatusCode::UNAUTHORIZED).await;
+    Err(ApiError::CredentialsRejected)
+}
+
+/// The whole body, at most `MAX_EVENTS_BODY` bytes, arrived within `BODY_DEADLINE`.
+async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<BytesMut, ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_EVENTS_BODY as u64) {
+        return Err(ApiError::PayloadTooLarge(MAX_EVENTS_BODY));
+    }
+    let read = async {
+        let mut body = BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| {
+                ApiError::InvalidRequest(format!("could not read the notification body: {e}"))
+            })?;
+            if body.len() + chunk.len() > MAX_EVENTS_BODY {
+                return Err(ApiError::PayloadTooLarge(MAX_EVENTS_BODY));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    };
+    tokio::time::timeout(BODY_DEADLINE, read)
+        .await
+        .map_err(|_| {
+            ApiError::InvalidRequest(format!(
+                "the notification body did not arrive within {} seconds",
+                BODY_DEADLINE.as_secs()
+            ))
+        })?
+}
+
 /// registry:2's notification endpoint; takes `Authorization: Bearer $EVENTS_TOKEN` only.
 #[utoipa::path(post, path = "/events", tag = "registry", request_body(content = Object, content_type = "application/vnd.docker.distribution.events.v1+json"),
     responses((status = 200, description = "recorded", body = Object)), security(("events_token" = [])))]
 pub async fn receive(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    if !token_ok(&req, state.config.events_token.as_deref()) {
-        return Err(ApiError::Unauthorized);
-    }
+    check_token(&req, &state).await?;
+    let body = read_body(&req, payload).await?;
     let envelope: Envelope = serde_json::from_slice(&body)
         .map_err(|e| ApiError::InvalidRequest(format!("invalid notification body: {e}")))?;
+    let own = own_registry_account(&state.config);
     let (mut recorded, mut dropped) = (0, 0);
     for event in &envelope.events {
-        if !event.id.is_empty() && state.seen_events.contains(&event.id) {
+        let Some(entry) = entry_for(event, own) else {
+            dropped += 1;
+            continue;
+        };
+        // Dropped rather than refused: a refusal makes registry:2 retry the POST forever,
+        // holding up every event behind it.
+        let id = event.id.as_str();
+        if id.len() > MAX_EVENT_ID || (!id.is_empty() && !state.seen_events.claim(id)) {
             dropped += 1;
             continue;
         }
-        match entry_for(event) {
-            Some(entry) => {
-                state
-                    .audit
-                    .record(entry)
-                    .await
-                    .map_err(|e| ApiError::Internal(e.to_string()))?;
-                recorded += 1;
+        if let Err(e) = state.audit.record(entry).await {
+            if !id.is_empty() {
+                state.seen_events.release(id);
             }
-            None => dropped += 1,
+            return Err(ApiError::Internal(e.to_string()));
         }
-        if !event.id.is_empty() {
-            state.seen_events.insert(event.id.clone());
-        }
+        recorded += 1;
     }
     state.metrics.events(recorded, dropped);
     Ok(HttpResponse::Ok().json(json!({"recorded": recorded, "dropped": dropped})))
@@ -210,25 +350,28 @@ pub async fn receive(
 mod tests {
     use super::*;
 
+    const OWN: &str = "registry-admin";
+
     fn event(v: serde_json::Value) -> Event {
         serde_json::from_value(v).unwrap()
     }
 
     #[test]
-    fn manifest_events_map_and_blobs_and_our_own_are_dropped() {
+    fn manifest_events_map_and_blobs_and_our_own_account_are_dropped() {
         let push = event(json!({
             "id": "e1", "timestamp": "2026-11-23T00:33:09.120313848Z", "action": "push",
             "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:41e7", "repository": "team/app", "tag": "v1"},
             "request": {"id": "r1", "addr": "127.0.0.1:59094", "useragent": "skopeo/1.9.3"},
             "actor": {"name": "admin"}
         }));
-        let e = entry_for(&push).unwrap();
+        let e = entry_for(&push, OWN).unwrap();
         assert_eq!(
             (e.action.as_str(), e.actor.as_str()),
             ("image.push", "admin")
         );
         assert_eq!(e.time, "2026-11-23T00:33:09.120Z");
         assert_eq!(e.remote_addr.as_deref(), Some("127.0.0.1"));
+        assert_eq!(e.detail.as_deref(), Some("skopeo/1.9.3"));
         assert_eq!(
             (e.image.as_deref(), e.tag.as_deref()),
             (Some("team/app"), Some("v1"))
@@ -236,15 +379,60 @@ mod tests {
 
         let blob =
             event(json!({"action": "push", "target": {"mediaType": "application/octet-stream"}}));
-        assert!(entry_for(&blob).is_none());
-        let ours = event(
-            json!({"action": "pull", "target": {"mediaType": "application/vnd.oci.image.index.v1+json"},
-            "request": {"useragent": USER_AGENT}}),
-        );
-        assert!(entry_for(&ours).is_none());
+        assert!(entry_for(&blob, OWN).is_none());
+        let index = json!({"mediaType": "application/vnd.oci.image.index.v1+json"});
+        let ours = event(json!({"action": "pull", "target": index, "actor": {"name": OWN}}));
+        assert!(entry_for(&ours, OWN).is_none());
+        assert!(entry_for(&ours, "svc").is_some(), "own is what it is told");
         let tag_delete =
             event(json!({"action": "delete", "target": {"repository": "team/app", "tag": "v1"}}));
-        assert_eq!(entry_for(&tag_delete).unwrap().action, "image.delete");
-        assert!(entry_for(&event(json!({"action": "mount"}))).is_none());
+        assert_eq!(entry_for(&tag_delete, OWN).unwrap().action, "image.delete");
+        assert!(entry_for(&event(json!({"action": "mount"})), OWN).is_none());
+    }
+
+    #[test]
+    fn our_user_agent_from_someone_else_is_recorded() {
+        let forged = event(json!({
+            "action": "pull", "target": {"mediaType": "application/vnd.oci.image.index.v1+json"},
+            "request": {"useragent": crate::registry::client::USER_AGENT}, "actor": {"name": "mallory"}
+        }));
+        assert_eq!(entry_for(&forged, OWN).unwrap().actor, "mallory");
+    }
+
+    #[test]
+    fn a_bare_address_is_marked_as_the_clients_claim() {
+        assert_eq!(remote_addr("10.1.2.3:5000"), ("10.1.2.3".into(), false));
+        assert_eq!(remote_addr("[::1]:5000"), ("::1".into(), false));
+        assert_eq!(remote_addr("203.0.113.9"), ("203.0.113.9".into(), true));
+        assert_eq!(remote_addr("2001:db8::1"), ("2001:db8::1".into(), true));
+        assert_eq!(remote_addr("no\naddress"), ("noaddress".into(), true));
+        let claimed = event(json!({
+            "action": "delete", "target": {"repository": "a/b", "tag": "v1"},
+            "request": {"addr": "203.0.113.9", "useragent": "docker/27"}
+        }));
+        let e = entry_for(&claimed, OWN).unwrap();
+        assert_eq!(e.remote_addr.as_deref(), Some("203.0.113.9"));
+        assert_eq!(
+            e.detail.as_deref(),
+            Some(format!("{CLAIMED_ADDR}; user agent docker/27").as_str())
+        );
+    }
+
+    #[test]
+    fn an_id_is_claimed_once_and_can_be_given_back() {
+        let seen = SeenEvents::default();
+        assert!(seen.claim("a"));
+        assert!(!seen.claim("a"));
+        seen.release("a");
+        assert!(seen.claim("a"));
+        assert_eq!(lock(&seen.inner).1.len(), 1);
+    }
+
+    #[test]
+    fn the_own_account_is_the_configured_one_or_the_service_account() {
+        let mut c = Config::from_lookup(|_| None).unwrap();
+        assert_eq!(own_registry_account(&c), "registry-admin");
+        c.registry_credentials = Some(("svc".into(), "pw".into()));
+        assert_eq!(own_registry_account(&c), "svc");
     }
 }

@@ -2,7 +2,21 @@
 //! order they were rotated out. Rotation renames `audit.log` to the next number, so a file keeps
 //! its number for good and query cursors stay valid across rotations.
 
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+/// Opens an audit file for appending, creating it readable and writable by the owner only: the
+/// log names accounts, addresses and images, which is no business of other users on the host.
+/// A rotated file keeps this mode, since rotation is a rename.
+pub fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
 
 #[derive(Debug, Clone)]
 pub struct AuditFiles {

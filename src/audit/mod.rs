@@ -2,6 +2,7 @@
 //! events, with newest-first queries and a chain check.
 
 pub mod api;
+pub mod burst;
 pub mod entry;
 pub mod events;
 pub mod files;
@@ -29,11 +30,8 @@ pub const MAX_LIMIT: usize = 1000;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/audit", web::get().to(list))
         .route("/audit/verify", web::get().to(verify_chain))
-        .service(
-            web::resource("/events")
-                .app_data(web::PayloadConfig::default().limit(events::MAX_EVENTS_BODY))
-                .route(web::post().to(events::receive)),
-        );
+        // The handler reads its body itself, bounded in size and time, after the token check.
+        .route("/events", web::post().to(events::receive));
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -150,7 +148,10 @@ pub(crate) async fn list(
     let files = audit.files().clone();
     let page = run_blocking(move || query::query(&files, &filters, limit, cursor.as_ref()))
         .await?
-        .map_err(|e| ApiError::Internal(format!("reading the audit log: {e}")))?;
+        .map_err(|e| match e {
+            query::QueryError::Cursor(c) => ApiError::InvalidRequest(c.to_string()),
+            query::QueryError::Io(e) => ApiError::Internal(format!("reading the audit log: {e}")),
+        })?;
     Ok(HttpResponse::Ok().json(json!({"entries": page.entries, "next_cursor": page.next_cursor})))
 }
 

@@ -89,6 +89,18 @@ pub enum CursorError {
     Malformed,
     #[error("cursor belongs to a query with other filters; repeat the same filters with it")]
     OtherFilters,
+    /// Well-formed, but naming a file or a position no page ever ended at: forged, or the file
+    /// was cut short since.
+    #[error("cursor points outside the audit log; start again without it")]
+    Outside,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error(transparent)]
+    Cursor(#[from] CursorError),
+    #[error(transparent)]
+    Io(#[from] io::Error),
 }
 
 impl Cursor {
@@ -194,13 +206,29 @@ fn scan_back(
     Ok(Flow::Continue)
 }
 
+/// Whether `offset` in `file` (of `len` bytes) is where a page can have ended: the start of a
+/// line, inside the file. Anything else would be read as a line cut in two, or past the end.
+fn check_offset(file: &File, offset: u64, len: u64) -> Result<(), QueryError> {
+    if offset > len {
+        return Err(CursorError::Outside.into());
+    }
+    if offset > 0 {
+        let mut before = [0u8; 1];
+        file.read_exact_at(&mut before, offset - 1)?;
+        if before[0] != b'\n' {
+            return Err(CursorError::Outside.into());
+        }
+    }
+    Ok(())
+}
+
 /// Up to `limit` entries matching `filters`, newest first, continuing from `cursor`.
 pub fn query(
     files: &AuditFiles,
     filters: &Filters,
     limit: usize,
     cursor: Option<&Cursor>,
-) -> io::Result<Page> {
+) -> Result<Page, QueryError> {
     let needles = filters.needles();
     let finder = needles.first().map(|n| Finder::new(n.as_slice()));
     let others: Vec<Finder> = needles
@@ -214,6 +242,9 @@ pub fn query(
 
     let all = files.all();
     let current = all.last().map_or(1, |(n, _)| *n);
+    if cursor.is_some_and(|c| c.file == 0 || c.file > current) {
+        return Err(CursorError::Outside.into());
+    }
     let mut entries = Vec::new();
     let mut last_pos: Option<(u64, u64)> = None;
     let mut more = false;
@@ -226,11 +257,15 @@ pub fn query(
         let file = match File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
+        let len = file.metadata()?.len();
         let end = match cursor {
-            Some(c) if c.file == *number => c.offset,
-            _ => file.metadata()?.len(),
+            Some(c) if c.file == *number => {
+                check_offset(&file, c.offset, len)?;
+                c.offset
+            }
+            _ => len,
         };
         let flow = scan_back(&file, end, finder.as_ref(), |line, offset| {
             if !others.iter().all(|f| f.find(line).is_some()) {
@@ -381,5 +416,35 @@ mod tests {
             Err(CursorError::OtherFilters)
         );
         assert_eq!(Cursor::decode("!!", &f), Err(CursorError::Malformed));
+    }
+
+    #[test]
+    fn a_cursor_outside_the_files_or_inside_a_line_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = AuditFiles::new(dir.path().join("audit.log"));
+        let line = br#"{"time":"2026-11-23T10:00:00.000Z","action":"a","source":"api"}"#;
+        let mut text = line.to_vec();
+        text.push(b'\n');
+        text.extend_from_slice(line);
+        text.push(b'\n');
+        std::fs::write(files.current(), &text).unwrap();
+        let f = Filters::default();
+        let at = |file: u64, offset: u64| Cursor {
+            file,
+            offset,
+            fingerprint: f.fingerprint(),
+        };
+        let second = line.len() as u64 + 1;
+        let page = query(&files, &f, 10, Some(&at(1, second))).unwrap();
+        assert_eq!(page.entries.len(), 1);
+        for bad in [at(1, second + 1), at(1, 1 << 40), at(2, 0), at(0, 0)] {
+            assert!(
+                matches!(
+                    query(&files, &f, 10, Some(&bad)),
+                    Err(QueryError::Cursor(CursorError::Outside))
+                ),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! one write and one fsync (group commit), so durability does not cost a flush per request.
 
 use crate::sync::lock;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -105,11 +105,7 @@ fn count_lines(path: &Path) -> Result<usize, AuditError> {
 }
 
 fn open_append(path: &Path) -> Result<File, AuditError> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(io_err(path))
+    super::files::open_append(path).map_err(io_err(path))
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -132,10 +128,7 @@ impl Writer {
         self.file.sync_all()?;
         let target = self.files.numbered(self.files.current_number());
         std::fs::rename(self.files.current(), &target)?;
-        self.file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.files.current())?;
+        self.file = super::files::open_append(self.files.current())?;
         self.size = 0;
         sync_dir(&self.files.dir())
     }
