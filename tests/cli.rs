@@ -229,6 +229,29 @@ fn an_unknown_argument_or_command_prints_usage_and_exits_2() {
 }
 
 #[test]
+fn serve_runs_the_service_start_up_as_no_command_does() {
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let bind = held.local_addr().unwrap().to_string();
+    for args in [vec![], vec!["serve"]] {
+        let dir = tempfile::tempdir().unwrap();
+        let env = AppEnv::new(dir.path(), "http://127.0.0.1:1")
+            .set("BIND_ADDR", &bind)
+            .vars;
+        // It gets as far as binding, which the held port refuses.
+        let run = run_in(dir.path(), &env, &args, b"");
+        assert_eq!(run.code, Some(1), "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains("BIND_ADDR"), "{args:?}: {}", run.stderr);
+        assert!(dir.path().join("auth/htpasswd").exists(), "{args:?}");
+        let env = AppEnv::new(dir.path(), "http://127.0.0.1:1")
+            .set("TOKEN_TTL", "0")
+            .vars;
+        let run = run_in(dir.path(), &env, &args, b"");
+        assert_eq!(run.code, Some(2), "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains("TOKEN_TTL"), "{args:?}: {}", run.stderr);
+    }
+}
+
+#[test]
 fn a_bad_setting_stops_only_the_commands_that_use_it() {
     let dir = tempfile::tempdir().unwrap();
     let env = AppEnv::new(dir.path(), "http://127.0.0.1:1")
