@@ -1,6 +1,10 @@
+mod cli;
+
 use std::net::TcpListener;
 use std::process::ExitCode;
 use std::sync::Arc;
+
+use clap::Parser;
 
 use registry_admin::audit::AuditLog;
 use registry_admin::bootstrap::{self, AdminOutcome};
@@ -9,7 +13,15 @@ use registry_admin::users::store::UserStore;
 use registry_admin::{AppState, serve};
 
 fn main() -> ExitCode {
+    // Before anything else: --help, --version and usage errors print and exit here, having
+    // read no setting and touched no file.
+    let args = cli::Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    cli::run(args.command.unwrap_or(cli::Command::Serve), run_service)
+}
+
+/// `registry-admin` / `registry-admin serve`.
+fn run_service() -> ExitCode {
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -25,7 +37,6 @@ fn main() -> ExitCode {
         }
     }
 }
-
 fn start(config: Config) -> Result<(), String> {
     if let Some(dir) = config
         .audit_log_path

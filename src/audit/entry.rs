@@ -35,6 +35,8 @@ impl Outcome {
 pub enum Source {
     Api,
     Registry,
+    /// A command run on the host (`registry-admin reset-password`, `restore`).
+    Cli,
 }
 
 /// Field order is the order on disk: `time` first keeps time filters cheap.

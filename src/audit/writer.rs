@@ -1,10 +1,18 @@
-//! The one writer of the audit log. A dedicated thread owns the file and the chain: callers send
-//! entries and wait until their line is on disk. Entries that arrive together are written with
-//! one write and one fsync (group commit), so durability does not cost a flush per request.
+//! The one writer of the audit log in this process. A dedicated thread owns the file and the
+//! chain: callers send entries and wait until their line is on disk. Entries that arrive together
+//! are written with one write and one fsync (group commit), so durability does not cost a flush
+//! per request.
+//!
+//! Other processes append too (the host-side commands in `cli`), so every batch is written under
+//! an exclusive lock on a file beside the log (`.audit.log.lock`), and under that lock the writer
+//! first checks that `audit.log` is still the file, and the size, it last wrote. When it is not
+//! (another process appended, or rotated it), the tail is read again, so `prev` is always the hash
+//! of the real last entry and the chain never forks.
 
 use crate::sync::lock;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -18,7 +26,7 @@ use super::files::AuditFiles;
 
 /// Most entries one group commit takes.
 const MAX_BATCH: usize = 4096;
-/// How far back start-up looks for the last whole line.
+/// How far back the writer looks for the last whole line.
 const TAIL_WINDOW: u64 = 1 << 20;
 
 pub const TORN_LINE_ACTION: &str = "audit.torn_line";
@@ -75,7 +83,9 @@ fn read_tail(files: &AuditFiles) -> Result<Tail, AuditError> {
         let start = len.saturating_sub(TAIL_WINDOW);
         f.seek(SeekFrom::Start(start)).map_err(io_err(path))?;
         let mut buf = Vec::new();
-        f.read_to_end(&mut buf).map_err(io_err(path))?;
+        f.take(TAIL_WINDOW)
+            .read_to_end(&mut buf)
+            .map_err(io_err(path))?;
         let mut whole = &buf[..];
         if i == 0 && !buf.is_empty() && !buf.ends_with(b"\n") {
             let cut = memchr::memrchr(b'\n', &buf).map_or(0, |p| p + 1);
@@ -104,53 +114,182 @@ fn count_lines(path: &Path) -> Result<usize, AuditError> {
     Ok(memchr::memchr_iter(b'\n', &bytes).count())
 }
 
-fn open_append(path: &Path) -> Result<File, AuditError> {
-    super::files::open_append(path).map_err(io_err(path))
+fn open_append(path: &Path) -> io::Result<File> {
+    super::files::open_append(path)
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-struct Writer {
-    files: AuditFiles,
+/// The lock file every appender takes, beside the log: `.audit.log.lock`.
+pub fn lock_path(files: &AuditFiles) -> PathBuf {
+    let name = AuditFiles::display_name(files.current());
+    files.dir().join(format!(".{name}.lock"))
+}
+
+/// Held while a process writes to (or copies) the audit files; released when dropped.
+pub struct AuditLock {
+    _file: File,
+}
+
+/// Takes the exclusive lock that every appender, in any process, writes under. Blocking.
+pub fn lock_files(files: &AuditFiles) -> Result<AuditLock, AuditError> {
+    let dir = files.dir();
+    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    let path = lock_path(files);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io_err(&path))?;
+    file.lock().map_err(io_err(&path))?;
+    Ok(AuditLock { _file: file })
+}
+
+/// The file this writer appends to, as it was after the writer's own last write.
+struct Open {
     file: File,
+    dev: u64,
+    ino: u64,
     size: u64,
     prev: String,
+}
+
+struct Writer {
+    files: AuditFiles,
+    /// `None` until the first batch, and again after a failure: the next batch reads the disk.
+    open: Option<Open>,
+    /// The entry recording a torn line found at the tail, written with the next batch.
+    torn_note: Option<Entry>,
     max_bytes: u64,
     written: Arc<AtomicU64>,
     last_error: Arc<Mutex<Option<String>>>,
 }
 
 impl Writer {
-    /// Renames `audit.log` to the next number and starts a new one; the chain simply goes on.
-    fn rotate(&mut self) -> io::Result<()> {
-        self.file.sync_all()?;
-        let target = self.files.numbered(self.files.current_number());
-        std::fs::rename(self.files.current(), &target)?;
-        self.file = super::files::open_append(self.files.current())?;
-        self.size = 0;
-        sync_dir(&self.files.dir())
+    fn new(files: AuditFiles, max_bytes: u64) -> Writer {
+        Writer {
+            files,
+            open: None,
+            torn_note: None,
+            max_bytes,
+            written: Arc::new(AtomicU64::new(0)),
+            last_error: Arc::new(Mutex::new(None)),
+        }
     }
 
-    fn write_batch(&mut self, entries: &mut [Entry]) -> io::Result<()> {
-        let mut buf = Vec::with_capacity(entries.len() * 320);
-        let mut prev = self.prev.clone();
-        for e in entries.iter_mut() {
-            let (line, hash) = seal(e, &prev);
+    /// Under the lock: makes sure `open` is the file at the log's path with the chain's real
+    /// last hash, re-reading the tail when another process appended or rotated since our last
+    /// write. A torn last line is ended with a newline and noted for the next batch.
+    fn catch_up(&mut self) -> Result<(), AuditError> {
+        let path = self.files.current();
+        let on_disk = match std::fs::metadata(path) {
+            Ok(m) => Some((m.dev(), m.ino(), m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_err(path)(e)),
+        };
+        if let (Some(o), Some(disk)) = (&self.open, on_disk)
+            && (o.dev, o.ino, o.size) == disk
+        {
+            return Ok(());
+        }
+        let tail = read_tail(&self.files)?;
+        let mut file = open_append(path).map_err(io_err(path))?;
+        if let Some((line, bytes)) = tail.torn {
+            // End the fragment so the next entry starts on a line of its own; the fragment
+            // itself stays, as evidence.
+            file.write_all(b"\n").map_err(io_err(path))?;
+            let name = AuditFiles::display_name(path);
+            log::warn!("audit log: line {line} of {name} was cut short by a crash ({bytes} bytes)");
+            let mut e = Entry::new(
+                TORN_LINE_ACTION,
+                "registry-admin",
+                Outcome::Failure,
+                Source::Api,
+            );
+            e.detail = Some(format!(
+                "line {line} of {name} ({bytes} bytes) was cut short by a crash; the chain continues from the entry before it"
+            ));
+            self.torn_note = Some(e);
+        }
+        let m = file.metadata().map_err(io_err(path))?;
+        self.open = Some(Open {
+            file,
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.len(),
+            prev: tail.prev,
+        });
+        Ok(())
+    }
+
+    /// Renames `audit.log` to the next number and starts a new one; the chain simply goes on.
+    fn rotate(files: &AuditFiles, open: &mut Open) -> io::Result<()> {
+        open.file.sync_all()?;
+        let target = files.numbered(files.current_number());
+        std::fs::rename(files.current(), &target)?;
+        open.file = open_append(files.current())?;
+        let m = open.file.metadata()?;
+        (open.dev, open.ino, open.size) = (m.dev(), m.ino(), 0);
+        sync_dir(&files.dir())
+    }
+
+    /// One group commit: lock, catch up with the disk, one write, one fdatasync.
+    fn write_batch(&mut self, entries: &[Entry]) -> Result<(), AuditError> {
+        let _lock = lock_files(&self.files)?;
+        self.catch_up()?;
+        let result = self.append(entries);
+        if result.is_err() {
+            // Whatever happened on disk, the next batch must look at it afresh.
+            self.open = None;
+        }
+        result
+    }
+
+    fn append(&mut self, entries: &[Entry]) -> Result<(), AuditError> {
+        let Some(open) = self.open.as_mut() else {
+            return Err(AuditError::Write("audit log is not open".into()));
+        };
+        let path = self.files.current().to_path_buf();
+        let mut buf = Vec::with_capacity((entries.len() + 1) * 320);
+        let mut prev = open.prev.clone();
+        let mut count = 0u64;
+        for e in self.torn_note.iter().chain(entries) {
+            let (line, hash) = seal(&mut e.clone(), &prev);
             buf.extend_from_slice(&line);
             buf.push(b'\n');
             prev = hash;
+            count += 1;
         }
-        if self.size > 0 && self.size + buf.len() as u64 > self.max_bytes {
-            self.rotate()?;
+        if buf.is_empty() {
+            return Ok(());
         }
-        self.file.write_all(&buf)?;
-        self.file.sync_data()?;
-        self.size += buf.len() as u64;
-        self.prev = prev;
-        self.written
-            .fetch_add(entries.len() as u64, Ordering::Relaxed);
+        // A torn fragment and the entry naming it stay in one file, as verification expects.
+        if self.torn_note.is_none()
+            && open.size > 0
+            && open.size + buf.len() as u64 > self.max_bytes
+        {
+            Self::rotate(&self.files, open).map_err(io_err(&path))?;
+        }
+        let written = open
+            .file
+            .write_all(&buf)
+            .and_then(|()| open.file.sync_data());
+        if let Err(e) = written {
+            // Bytes of a failed write were never acknowledged: cut them off so the next
+            // entry does not land in the middle of a half line.
+            if let Err(t) = open.file.set_len(open.size) {
+                log::error!("audit log: could not cut back a failed write: {t}");
+            }
+            return Err(io_err(&path)(e));
+        }
+        open.size += buf.len() as u64;
+        open.prev = prev;
+        self.torn_note = None;
+        self.written.fetch_add(count, Ordering::Relaxed);
         Ok(())
     }
 
@@ -163,14 +302,9 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let mut entries: Vec<Entry> = jobs.iter().map(|j| j.entry.clone()).collect();
-            let result = self.write_batch(&mut entries).map_err(|e| {
+            let entries: Vec<Entry> = jobs.iter().map(|j| j.entry.clone()).collect();
+            let result = self.write_batch(&entries).map_err(|e| {
                 log::error!("audit log write failed: {e}");
-                // Bytes of a failed write were never acknowledged: cut them off so the next
-                // entry does not land in the middle of a half line.
-                if let Err(t) = self.file.set_len(self.size) {
-                    log::error!("audit log: could not cut back a failed write: {t}");
-                }
                 e.to_string()
             });
             *lock(&self.last_error) = result.clone().err();
@@ -181,61 +315,43 @@ impl Writer {
     }
 }
 
+/// Appends `entries` to the log at `path` and returns once they are on disk, without a writer
+/// thread: for a short-lived process (the host-side commands). Safe while the service runs.
+pub fn append(
+    path: impl Into<PathBuf>,
+    max_bytes: u64,
+    entries: &[Entry],
+) -> Result<(), AuditError> {
+    let files = AuditFiles::new(path);
+    let dir = files.dir();
+    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    Writer::new(files, max_bytes).write_batch(entries)
+}
+
 impl AuditLog {
     /// Opens the log, continues the chain from the last whole entry, records a torn last line
     /// (from a crash mid-write) as such, and starts the writer thread.
     pub fn open(path: impl Into<PathBuf>, max_bytes: u64) -> Result<AuditLog, AuditError> {
         let files = AuditFiles::new(path);
         std::fs::create_dir_all(files.dir()).map_err(io_err(&files.dir()))?;
-        let tail = read_tail(&files)?;
-        let mut file = open_append(files.current())?;
-        if tail.torn.is_some() {
-            // End the fragment so the next entry starts on a line of its own; the fragment
-            // itself stays, as evidence.
-            file.write_all(b"\n").map_err(io_err(files.current()))?;
-        }
-        let size = file.metadata().map_err(io_err(files.current()))?.len();
-        let written = Arc::new(AtomicU64::new(0));
-        let last_error = Arc::new(Mutex::new(None));
-        let writer = Writer {
-            last_error: Arc::clone(&last_error),
-            files: files.clone(),
-            file,
-            size,
-            prev: tail.prev,
-            max_bytes,
-            written: Arc::clone(&written),
-        };
+        let mut writer = Writer::new(files.clone(), max_bytes);
+        // An empty batch creates the file, finds the chain's end and writes a torn-line note,
+        // so a log that cannot be written stops start-up.
+        writer.write_batch(&[])?;
+        let written = Arc::clone(&writer.written);
+        let last_error = Arc::clone(&writer.last_error);
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(io_err(files.current()))?;
-        let log = AuditLog {
+        Ok(AuditLog {
             files,
             tx: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
             written,
             last_error,
-        };
-        if let Some((line, bytes)) = tail.torn {
-            let name = AuditFiles::display_name(log.files.current());
-            log::warn!("audit log: line {line} of {name} was cut short by a crash ({bytes} bytes)");
-            let mut e = Entry::new(
-                TORN_LINE_ACTION,
-                "registry-admin",
-                Outcome::Failure,
-                Source::Api,
-            );
-            e.detail = Some(format!(
-                "line {line} of {name} ({bytes} bytes) was cut short by a crash; the chain continues from the entry before it"
-            ));
-            log.submit(e)?
-                .blocking_recv()
-                .map_err(|_| AuditError::Closed)?
-                .map_err(AuditError::Write)?;
-        }
-        Ok(log)
+        })
     }
 
     pub fn files(&self) -> &AuditFiles {
@@ -281,5 +397,86 @@ impl AuditLog {
 impl Drop for AuditLog {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::verify::verify;
+
+    fn entry(action: &str) -> Entry {
+        Entry::new(action, "tester", Outcome::Success, Source::Api)
+    }
+
+    fn record(log: &AuditLog, action: &str) {
+        log.submit(entry(action))
+            .unwrap()
+            .blocking_recv()
+            .unwrap()
+            .unwrap();
+    }
+
+    #[test]
+    fn another_process_appending_between_two_entries_keeps_the_chain_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::open(&path, 1 << 20).unwrap();
+        record(&log, "user.create");
+        append(
+            &path,
+            1 << 20,
+            &[entry("user.password"), entry("user.role")],
+        )
+        .unwrap();
+        record(&log, "user.delete");
+        let report = verify(log.files()).unwrap();
+        assert_eq!((report.ok, report.entries), (true, 4), "{report:?}");
+    }
+
+    #[test]
+    fn a_rotation_by_another_process_is_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::open(&path, 1 << 20).unwrap();
+        record(&log, "user.create");
+        // A tiny limit makes the other writer rotate audit.log away under us.
+        append(&path, 1, &[entry("user.password")]).unwrap();
+        record(&log, "user.delete");
+        record(&log, "user.enable");
+        let files = log.files();
+        assert_eq!(files.rotated(), vec![1]);
+        let current = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(current.lines().count(), 3, "{current}");
+        let report = verify(files).unwrap();
+        assert_eq!((report.ok, report.entries), (true, 4), "{report:?}");
+    }
+
+    #[test]
+    fn a_torn_tail_left_by_another_process_is_noted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::open(&path, 1 << 20).unwrap();
+        record(&log, "user.create");
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"time\":\"2026").unwrap();
+        drop(f);
+        record(&log, "user.delete");
+        let report = verify(log.files()).unwrap();
+        assert!(report.ok, "{report:?}");
+        assert_eq!(report.torn_lines.len(), 1, "{report:?}");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.matches(TORN_LINE_ACTION).count(), 1, "{text}");
+    }
+
+    #[test]
+    fn audit_files_and_their_lock_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        append(&path, 1 << 20, &[entry("user.create")]).unwrap();
+        for p in [path.clone(), lock_path(&AuditFiles::new(&path))] {
+            let mode = std::fs::metadata(&p).unwrap().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", p.display());
+        }
     }
 }

@@ -1,0 +1,776 @@
+//! The operator's command line, run as the real binary: help and usage, `reset-password` while
+//! the service and a real registry:2 run, `verify-audit`, and `backup`/`restore`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{AppEnv, Stack, json};
+use reqwest::Method;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the binary with exactly `env`, in `cwd`, feeding `stdin` and then closing it; killed
+/// if it has not finished within a minute.
+fn run_in(cwd: &Path, env: &[(String, String)], args: &[&str], stdin: &[u8]) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_registry-admin"))
+        .args(args)
+        .current_dir(cwd)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start registry-admin");
+    let mut input = child.stdin.take().expect("stdin");
+    let feed = stdin.to_vec();
+    let writer = thread::spawn(move || {
+        // The command may exit without reading (e.g. --help): a broken pipe is fine.
+        let _ = input.write_all(&feed);
+    });
+    let drain = |mut r: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("stdout")));
+    let err = drain(Box::new(child.stderr.take().expect("stderr")));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if start.elapsed() > LIMIT {
+            let _ = child.kill();
+            panic!("registry-admin {args:?} did not finish within {LIMIT:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let _ = writer.join();
+    Run {
+        code: status.code(),
+        stdout: out.join().expect("stdout"),
+        stderr: err.join().expect("stderr"),
+    }
+}
+
+/// The settings the host-side commands read, for files under `dir` (as the harness lays out).
+fn env_for(dir: &Path) -> Vec<(String, String)> {
+    AppEnv::new(dir, "http://127.0.0.1:1")
+        .set(
+            "REGISTRY_TOKEN_KEY",
+            &dir.join("auth/token.key").display().to_string(),
+        )
+        .vars
+}
+
+fn cli(dir: &Path, args: &[&str], stdin: &str) -> Run {
+    run_in(dir, &env_for(dir), args, stdin.as_bytes())
+}
+
+fn ok(run: &Run) {
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn read(path: impl AsRef<Path>) -> Vec<u8> {
+    std::fs::read(path.as_ref()).unwrap_or_else(|e| panic!("{}: {e}", path.as_ref().display()))
+}
+
+fn api_token_status(stack: &Stack, user: &str, password: &str) -> u16 {
+    stack
+        .app
+        .request(Method::POST, "/auth/token")
+        .basic_auth(user, Some(password))
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn audit_entries(stack: &Stack, query: &str) -> Vec<Value> {
+    let (status, body) = json(
+        stack
+            .app
+            .as_admin(Method::GET, &format!("/audit?{query}"))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{body}");
+    body["entries"].as_array().unwrap().clone()
+}
+
+fn chain_ok(stack: &Stack) -> Value {
+    let (status, body) = json(
+        stack
+            .app
+            .as_admin(Method::GET, "/audit/verify")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn audit_lines(path: &Path) -> Vec<Value> {
+    String::from_utf8(read(path))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn help_and_version_print_and_exit_zero_touching_nothing() {
+    // A port we hold: a binary that tried to serve would fail to bind it and exit non-zero.
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let bind = held.local_addr().unwrap().to_string();
+    // A bad setting too: help and version must not even read the settings.
+    let env = vec![
+        ("BIND_ADDR".to_string(), bind),
+        ("BCRYPT_COST".to_string(), "nope".to_string()),
+    ];
+    for (args, expect) in [
+        (vec!["--help"], "Usage: registry-admin"),
+        (vec!["-h"], "Usage: registry-admin"),
+        (vec!["--version"], "registry-admin 0.1.0"),
+        (vec!["-V"], "registry-admin 0.1.0"),
+        (
+            vec!["help", "reset-password"],
+            "reset-password [OPTIONS] <USER>",
+        ),
+        (
+            vec!["reset-password", "--help"],
+            "reset-password [OPTIONS] <USER>",
+        ),
+    ] {
+        let cwd = tempfile::tempdir().unwrap();
+        let run = run_in(cwd.path(), &env, &args, b"");
+        assert_eq!(run.code, Some(0), "{args:?}: {}", run.stderr);
+        assert!(run.stdout.contains(expect), "{args:?}: {}", run.stdout);
+        assert!(
+            !run.stderr.contains("password:"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert_eq!(
+            names_in(cwd.path()),
+            Vec::<String>::new(),
+            "{args:?} created files"
+        );
+    }
+    let help = run_in(Path::new("/"), &env, &["--help"], b"").stdout;
+    for command in [
+        "serve",
+        "reset-password",
+        "verify-audit",
+        "backup",
+        "restore",
+    ] {
+        assert!(
+            help.contains(command),
+            "{command} missing from --help:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_argument_or_command_prints_usage_and_exits_2() {
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let env = vec![(
+        "BIND_ADDR".to_string(),
+        held.local_addr().unwrap().to_string(),
+    )];
+    for args in [
+        vec!["--frobnicate"],
+        vec!["frobnicate"],
+        vec!["reset-password"],
+        vec!["serve", "extra"],
+        vec!["backup"],
+    ] {
+        let cwd = tempfile::tempdir().unwrap();
+        let run = run_in(cwd.path(), &env, &args, b"");
+        assert_eq!(run.code, Some(2), "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("Usage: registry-admin"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert_eq!(
+            names_in(cwd.path()),
+            Vec::<String>::new(),
+            "{args:?} created files"
+        );
+    }
+}
+
+#[test]
+fn serve_runs_the_service_start_up_as_no_command_does() {
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let bind = held.local_addr().unwrap().to_string();
+    for args in [vec![], vec!["serve"]] {
+        let dir = tempfile::tempdir().unwrap();
+        let env = AppEnv::new(dir.path(), "http://127.0.0.1:1")
+            .set("BIND_ADDR", &bind)
+            .vars;
+        // It gets as far as binding, which the held port refuses.
+        let run = run_in(dir.path(), &env, &args, b"");
+        assert_eq!(run.code, Some(1), "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains("BIND_ADDR"), "{args:?}: {}", run.stderr);
+        assert!(dir.path().join("auth/htpasswd").exists(), "{args:?}");
+        let env = AppEnv::new(dir.path(), "http://127.0.0.1:1")
+            .set("TOKEN_TTL", "0")
+            .vars;
+        let run = run_in(dir.path(), &env, &args, b"");
+        assert_eq!(run.code, Some(2), "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains("TOKEN_TTL"), "{args:?}: {}", run.stderr);
+    }
+}
+
+#[test]
+fn a_bad_setting_stops_only_the_commands_that_use_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = AppEnv::new(dir.path(), "http://127.0.0.1:1")
+        .set("BCRYPT_COST", "3")
+        .vars;
+    let run = run_in(
+        dir.path(),
+        &env,
+        &["reset-password", "alice"],
+        b"alice-pass-1\n",
+    );
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("BCRYPT_COST"), "{}", run.stderr);
+    assert!(!dir.path().join("auth/htpasswd").exists());
+    // verify-audit reads only AUDIT_LOG_PATH.
+    let run = run_in(dir.path(), &env, &["verify-audit"], b"");
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+}
+
+#[test]
+fn reset_password_from_stdin_takes_effect_at_once_while_the_service_runs() {
+    let stack = Stack::start();
+    assert_eq!(
+        stack
+            .app
+            .create_user("alice", "old-password-1", "user")
+            .status(),
+        201
+    );
+    assert_eq!(stack.registry.status_for("alice", "old-password-1"), 200);
+    assert_eq!(api_token_status(&stack, "alice", "old-password-1"), 200);
+
+    // A CRLF line ending, as a Windows-made file would give: not part of the password.
+    let run = cli(
+        stack.dir.path(),
+        &["reset-password", "alice"],
+        "new-password-1\r\n",
+    );
+    ok(&run);
+    assert_eq!(run.stdout, "", "a password given on stdin is not echoed");
+    assert!(run.stderr.contains("alice"), "{}", run.stderr);
+
+    assert_eq!(stack.registry.status_for("alice", "new-password-1"), 200);
+    assert_eq!(stack.registry.status_for("alice", "old-password-1"), 401);
+    assert_eq!(api_token_status(&stack, "alice", "new-password-1"), 200);
+    assert_eq!(api_token_status(&stack, "alice", "old-password-1"), 401);
+
+    let entries = audit_entries(&stack, "action=user.password&user=alice");
+    let cli_entry = entries
+        .iter()
+        .find(|e| e["source"] == "cli")
+        .unwrap_or_else(|| panic!("no source cli entry in {entries:?}"));
+    assert_eq!(cli_entry["user"], "alice");
+    assert_eq!(cli_entry["outcome"], "success");
+    assert!(!cli_entry["actor"].as_str().unwrap().is_empty());
+    let text = String::from_utf8(read(stack.audit_path())).unwrap();
+    assert!(
+        !text.contains("new-password-1") && !text.contains("$2"),
+        "secret in the audit log"
+    );
+
+    // The service's next entries must chain from the CLI's, not from what it last wrote.
+    assert_eq!(
+        stack
+            .app
+            .create_user("bob", "bob-password-1", "user")
+            .status(),
+        201
+    );
+    assert_eq!(api_token_status(&stack, "alice", "wrong-password"), 401);
+    let report = chain_ok(&stack);
+    assert_eq!(report["ok"], true, "{report}");
+    let lines = audit_lines(&stack.audit_path());
+    let at = lines
+        .iter()
+        .position(|e| e["source"] == "cli")
+        .expect("cli line");
+    assert!(at + 1 < lines.len(), "no service entry after the cli's");
+    assert_eq!(lines[at + 1]["prev"], lines[at]["hash"]);
+    ok(&cli(stack.dir.path(), &["verify-audit"], ""));
+}
+
+#[test]
+fn reset_password_with_admin_promotes_and_enables_the_account() {
+    let stack = Stack::start();
+    let app = &stack.app;
+    assert_eq!(
+        app.create_user("bob", "bob-password-1", "user").status(),
+        201
+    );
+    assert_eq!(
+        app.as_admin(Method::POST, "/users/bob/disable")
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+    let run = cli(
+        stack.dir.path(),
+        &["reset-password", "bob", "--admin"],
+        "bob-password-2\n",
+    );
+    ok(&run);
+    assert!(
+        run.stderr.contains("enabled") && run.stderr.contains("admin"),
+        "{}",
+        run.stderr
+    );
+
+    assert_eq!(stack.registry.status_for("bob", "bob-password-2"), 200);
+    let (status, body) = json(
+        app.request(Method::GET, "/users/bob")
+            .basic_auth("bob", Some("bob-password-2"))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (&body["role"], &body["disabled"]),
+        (&"admin".into(), &false.into())
+    );
+    // Only an admin may list accounts: bob is one now.
+    let status = app
+        .request(Method::GET, "/users")
+        .basic_auth("bob", Some("bob-password-2"))
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+
+    let cli_actions: Vec<String> = audit_entries(&stack, "user=bob")
+        .iter()
+        .filter(|e| e["source"] == "cli")
+        .map(|e| e["action"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        cli_actions,
+        ["user.role", "user.enable", "user.password"],
+        "newest first"
+    );
+    assert_eq!(chain_ok(&stack)["ok"], true);
+
+    // The service account is not a person's to reset.
+    let before = read(stack.htpasswd_path());
+    let run = cli(
+        stack.dir.path(),
+        &["reset-password", "registry-admin"],
+        "svc-password-1\n",
+    );
+    assert_ne!(run.code, Some(0));
+    assert!(run.stderr.contains("registry-admin"), "{}", run.stderr);
+    assert_eq!(read(stack.htpasswd_path()), before);
+}
+
+#[test]
+fn reset_password_creates_a_missing_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = cli(
+        dir.path(),
+        &["reset-password", "rescue", "--admin"],
+        "rescue-pass-1\n",
+    );
+    ok(&run);
+    assert!(run.stderr.contains("created"), "{}", run.stderr);
+    let users: Value = serde_json::from_slice(&read(dir.path().join("auth/users.json"))).unwrap();
+    assert_eq!(users["users"]["rescue"]["role"], "admin");
+    let htpasswd = String::from_utf8(read(dir.path().join("auth/htpasswd"))).unwrap();
+    let hash = htpasswd.strip_prefix("rescue:").unwrap().trim_end();
+    assert!(bcrypt::verify("rescue-pass-1", hash).unwrap());
+    let entry = &audit_lines(&dir.path().join("logs/audit.log"))[0];
+    assert_eq!(
+        (&entry["action"], &entry["source"], &entry["user"]),
+        (&"user.create".into(), &"cli".into(), &"rescue".into())
+    );
+}
+
+#[test]
+fn a_password_breaking_the_rules_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // Refused before anything exists: nothing is created.
+    let run = cli(dir.path(), &["reset-password", "alice"], "short\n");
+    assert_ne!(run.code, Some(0));
+    assert_eq!(names_in(dir.path()), Vec::<String>::new());
+
+    ok(&cli(
+        dir.path(),
+        &["reset-password", "alice"],
+        "alice-pass-1\n",
+    ));
+    let files = ["auth/htpasswd", "auth/users.json", "logs/audit.log"].map(|f| dir.path().join(f));
+    let before = files.clone().map(read);
+    let too_long = format!("{}\n", "p".repeat(73));
+    for (stdin, says) in [
+        ("short\n", "at least 8"),
+        (too_long.as_str(), "72"),
+        ("", "stdin is empty"),
+        ("\n", "at least 8"),
+        ("tab\tand\rcr-pass\n", "line breaks"),
+    ] {
+        let run = cli(dir.path(), &["reset-password", "alice"], stdin);
+        assert_eq!(run.code, Some(1), "{stdin:?}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{stdin:?}: {}", run.stderr);
+        assert_eq!(files.clone().map(read), before, "{stdin:?} changed a file");
+    }
+}
+
+#[test]
+fn a_terminal_on_stdin_gets_a_generated_password_printed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_registry-admin");
+    // script(1) gives the command a terminal for stdin, as an operator at a shell has.
+    let mut env = env_for(dir.path());
+    env.push(("PATH".into(), "/usr/bin:/bin".into()));
+    let out = Command::new("/usr/bin/script")
+        .args(["-qec", &format!("{bin} reset-password ops"), "/dev/null"])
+        .current_dir(dir.path())
+        .env_clear()
+        .envs(env)
+        .stdin(Stdio::null())
+        .output()
+        .expect("script");
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(out.status.success(), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("shown once"))
+        .unwrap_or_else(|| panic!("no password shown: {text}"));
+    let password = lines[at + 1].trim();
+    assert!(password.len() >= 20, "{password:?}");
+    let htpasswd = String::from_utf8(read(dir.path().join("auth/htpasswd"))).unwrap();
+    let hash = htpasswd.strip_prefix("ops:").unwrap().trim_end();
+    assert!(bcrypt::verify(password, hash).unwrap());
+    assert!(
+        !String::from_utf8(read(dir.path().join("logs/audit.log")))
+            .unwrap()
+            .contains(password)
+    );
+}
+
+#[test]
+fn verify_audit_exits_0_when_intact_and_1_after_a_line_is_edited() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(&cli(
+        dir.path(),
+        &["reset-password", "alice"],
+        "alice-pass-1\n",
+    ));
+    ok(&cli(
+        dir.path(),
+        &["reset-password", "alice"],
+        "alice-pass-2\n",
+    ));
+    let run = cli(dir.path(), &["verify-audit"], "");
+    ok(&run);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        (&report["ok"], &report["entries"]),
+        (&true.into(), &2.into()),
+        "{report}"
+    );
+
+    let path = dir.path().join("logs/audit.log");
+    let text = String::from_utf8(read(&path)).unwrap();
+    std::fs::write(&path, text.replacen("\"alice\"", "\"alicf\"", 1)).unwrap();
+    let run = cli(dir.path(), &["verify-audit"], "");
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    assert_eq!(
+        report["first_bad_line"],
+        serde_json::json!({"file": "audit.log", "line": 1})
+    );
+    assert!(run.stderr.contains("broken"), "{}", run.stderr);
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn backup_and_restore_bring_back_accounts_grants_and_the_audit_chain() {
+    let mut stack = Stack::start();
+    let d = stack.dir.path().to_path_buf();
+    assert_eq!(
+        stack
+            .app
+            .create_user("alice", "alice-pass-1", "user")
+            .status(),
+        201
+    );
+    assert_eq!(
+        stack
+            .app
+            .create_user("carol", "carol-pass-1", "admin")
+            .status(),
+        201
+    );
+    let grants = br#"{"grants":{"alice":[{"pattern":"team/*","actions":["pull"]}]}}"#;
+    std::fs::write(d.join("auth/grants.json"), grants).unwrap();
+    std::fs::write(d.join("auth/token.key"), "KEY").unwrap();
+
+    let bk = d.join("backup");
+    let run = cli(&d, &["backup", bk.to_str().unwrap()], "");
+    ok(&run);
+    let manifest: Value = serde_json::from_slice(&read(bk.join("backup.json"))).unwrap();
+    let listed: Vec<&str> = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    for name in [
+        "htpasswd",
+        "users.json",
+        "grants.json",
+        "token.key",
+        "audit.log",
+    ] {
+        assert!(listed.contains(&name), "{name} not in {listed:?}");
+        assert_eq!(mode(&bk.join(name)), 0o600, "{name}");
+        let rec = manifest["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap();
+        assert_eq!(rec["sha256"], sha256_hex(&read(bk.join(name))));
+    }
+    assert_eq!(read(bk.join("htpasswd")), read(stack.htpasswd_path()));
+    assert_eq!(read(bk.join("grants.json")), grants);
+    let backed_up = ["htpasswd", "users.json"].map(|n| read(bk.join(n)));
+    // Not into a directory that has something in it.
+    assert_ne!(cli(&d, &["backup", bk.to_str().unwrap()], "").code, Some(0));
+
+    // Life goes on after the backup ...
+    let app = &stack.app;
+    let put = app
+        .as_admin(Method::PUT, "/users/alice/password")
+        .json(&serde_json::json!({"password": "alice-pass-2"}))
+        .send()
+        .unwrap();
+    assert_eq!(put.status(), 204);
+    assert_eq!(
+        app.as_admin(Method::DELETE, "/users/carol")
+            .send()
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(app.create_user("dave", "dave-pass-1", "user").status(), 201);
+    std::fs::write(d.join("auth/grants.json"), b"{}").unwrap();
+    assert_eq!(stack.registry.status_for("alice", "alice-pass-2"), 200);
+
+    // ... until the restore, with the service stopped.
+    assert_eq!(stack.app.terminate(Duration::from_secs(20)), Some(0));
+    let run = cli(&d, &["restore", bk.to_str().unwrap()], "");
+    ok(&run);
+    assert_eq!(read(d.join("auth/users.json")), backed_up[1]);
+    assert_eq!(read(d.join("auth/grants.json")), grants);
+    assert_eq!(read(d.join("auth/token.key")), b"KEY");
+    let aside: Vec<String> = names_in(&d.join("logs"))
+        .into_iter()
+        .filter(|n| n.starts_with("pre-restore-"))
+        .collect();
+    assert_eq!(
+        aside.len(),
+        1,
+        "the replaced audit log is kept: {:?}",
+        names_in(&d.join("logs"))
+    );
+    // registry:2, still running, sees the restored passwords at once.
+    assert_eq!(stack.registry.status_for("alice", "alice-pass-1"), 200);
+    assert_eq!(stack.registry.status_for("alice", "alice-pass-2"), 401);
+    assert_eq!(stack.registry.status_for("carol", "carol-pass-1"), 200);
+    assert_eq!(stack.registry.status_for("dave", "dave-pass-1"), 401);
+    let last = audit_lines(&stack.audit_path()).pop().unwrap();
+    assert_eq!(
+        (&last["action"], &last["source"]),
+        (&"backup.restore".into(), &"cli".into())
+    );
+    assert_eq!(
+        backed_up[0],
+        read(bk.join("htpasswd")),
+        "the backup itself is untouched"
+    );
+
+    // The service starts on the restored files, and the restored chain goes on.
+    stack.app = AppEnv::new(&d, &stack.registry.url).start();
+    let (status, body) = json(stack.app.as_admin(Method::GET, "/users").send().unwrap());
+    assert_eq!(status, 200, "{body}");
+    let roles: Vec<(String, String)> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["role"] != "service")
+        .map(|u| {
+            (
+                u["username"].as_str().unwrap().into(),
+                u["role"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let expect = [("admin", "admin"), ("alice", "user"), ("carol", "admin")]
+        .map(|(u, r)| (u.to_string(), r.to_string()));
+    assert_eq!(roles, expect);
+    assert_eq!(api_token_status(&stack, "carol", "carol-pass-1"), 200);
+    assert_eq!(
+        stack
+            .app
+            .create_user("erin", "erin-pass-1", "user")
+            .status(),
+        201
+    );
+    let report = chain_ok(&stack);
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(
+        audit_entries(&stack, "action=backup.restore")[0]["source"],
+        "cli"
+    );
+}
+
+/// The live files a restore could change, with their bytes.
+fn live_state(d: &Path) -> Vec<(PathBuf, Option<Vec<u8>>)> {
+    let mut files: Vec<PathBuf> = ["auth/htpasswd", "auth/users.json", "auth/grants.json"]
+        .iter()
+        .map(|f| d.join(f))
+        .collect();
+    files.extend(
+        std::fs::read_dir(d.join("logs"))
+            .unwrap()
+            .map(|e| e.unwrap().path()),
+    );
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(&p).ok();
+            (p, bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn a_tampered_backup_is_refused_and_nothing_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&cli(
+        d,
+        &["reset-password", "alice", "--admin"],
+        "alice-pass-1\n",
+    ));
+    ok(&cli(d, &["reset-password", "bob"], "bob-pass-1\n"));
+    let bk = d.join("bk");
+    ok(&cli(d, &["backup", bk.to_str().unwrap()], ""));
+    ok(&cli(d, &["reset-password", "carol"], "carol-pass-1\n"));
+    let before = live_state(d);
+    let manifest_path = bk.join("backup.json");
+    let manifest = read(&manifest_path);
+    let users = read(bk.join("users.json"));
+    let audit = read(bk.join("audit.log"));
+
+    let refused = |what: &str, says: &str| {
+        let run = cli(d, &["restore", bk.to_str().unwrap()], "");
+        assert_eq!(run.code, Some(1), "{what}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("refusing") && run.stderr.contains(says),
+            "{what}: {}",
+            run.stderr
+        );
+        assert_eq!(live_state(d), before, "{what}: a live file changed");
+    };
+
+    // One byte of users.json: the checksum catches it.
+    let mut edited = users.clone();
+    let at = edited.iter().position(|&b| b == b'u').unwrap();
+    edited[at] = b'U';
+    std::fs::write(bk.join("users.json"), &edited).unwrap();
+    refused("edited users.json", "users.json");
+    std::fs::write(bk.join("users.json"), &users).unwrap();
+
+    // An audit line edited and the manifest fixed to match: the chain catches it.
+    let text = String::from_utf8(audit.clone()).unwrap();
+    let forged = text.replacen("\"bob\"", "\"eve\"", 1);
+    std::fs::write(bk.join("audit.log"), &forged).unwrap();
+    let mut m: Value = serde_json::from_slice(&manifest).unwrap();
+    for f in m["files"].as_array_mut().unwrap() {
+        if f["name"] == "audit.log" {
+            f["sha256"] = sha256_hex(forged.as_bytes()).into();
+            f["size"] = forged.len().into();
+        }
+    }
+    std::fs::write(&manifest_path, serde_json::to_vec(&m).unwrap()).unwrap();
+    refused("forged audit line", "audit chain");
+    std::fs::write(bk.join("audit.log"), &audit).unwrap();
+
+    // A manifest pointing outside the backup's names.
+    let mut m: Value = serde_json::from_slice(&manifest).unwrap();
+    m["files"][0]["name"] = "../auth/htpasswd".into();
+    std::fs::write(&manifest_path, serde_json::to_vec(&m).unwrap()).unwrap();
+    refused("escaping name", "unexpected file");
+
+    // A file gone from the backup.
+    std::fs::write(&manifest_path, &manifest).unwrap();
+    std::fs::remove_file(bk.join("users.json")).unwrap();
+    refused("missing file", "missing");
+    std::fs::write(bk.join("users.json"), &users).unwrap();
+
+    // Put right again, the same backup restores.
+    ok(&cli(d, &["restore", bk.to_str().unwrap()], ""));
+    let htpasswd = String::from_utf8(read(d.join("auth/htpasswd"))).unwrap();
+    assert!(
+        htpasswd.contains("bob:") && !htpasswd.contains("carol:"),
+        "{htpasswd}"
+    );
+    ok(&cli(d, &["verify-audit"], ""));
+}
