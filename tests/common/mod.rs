@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod images;
+pub mod proxy;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
