@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the stack and the tests use, if they are missing:
-# docker-registry (registry:2), skopeo (pushes test images), apache2-utils (htpasswd).
+# docker-registry (registry:2), skopeo (pushes test images), apache2-utils (htpasswd),
+# and, when named, nginx (tests/proxy.rs runs the reverse-proxy example). With arguments, it
+# installs exactly those packages; without, the stack's three.
 set -euo pipefail
 
 want=("$@")

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod images;
+pub mod proxy;
 pub mod token;
 
 use std::io::{BufRead, BufReader};
