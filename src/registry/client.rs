@@ -433,13 +433,13 @@ impl RegistryClient {
                 ),
             )
         };
-        // `join` keeps an absolute target as it is, so the checks below see where the request
-        // would really go (a `//host` or `/\host` target resolves to another host too).
         // registry:2 sends an absolute path; a path relative to the current page is not
         // something it produces, so it is not guessed at.
         if !target.starts_with('/') && Url::parse(target).is_err() {
             return Err(refuse());
         }
+        // `join` keeps an absolute target as it is, so the checks below see where the request
+        // would really go (a `//host` or `/\host` target resolves to another host too).
         let url = self.base.join(target).map_err(|_| refuse())?;
         let same_origin = url.origin() == self.base.origin()
             && url.username().is_empty()
