@@ -77,12 +77,26 @@ pub struct Metrics {
     events_dropped: AtomicU64,
 }
 
+/// Methods kept as their own label value; anything else a client sends becomes `other`.
+const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
+
+/// HTTP lets a client invent any method token; labelled as sent, each one would be a new
+/// series held forever.
+fn method_label(method: &str) -> &'static str {
+    METHODS
+        .iter()
+        .find(|m| **m == method)
+        .copied()
+        .unwrap_or("other")
+}
+
 impl Metrics {
-    /// One answered request; `route` is the route template, never the raw path, so names in
-    /// paths cannot blow up the number of series.
+    /// One answered request; `route` is the route template (or `unmatched`), never the raw
+    /// path, and `method` is one of [`METHODS`] or `other`, so what a client sends cannot blow
+    /// up the number of series.
     pub fn request(&self, method: &str, route: &str, status: u16, took: Duration) {
         *lock(&self.requests)
-            .entry((method.to_string(), route.to_string(), status))
+            .entry((method_label(method).to_string(), route.to_string(), status))
             .or_default() += 1;
         lock(&self.request_seconds)
             .entry(route.to_string())
@@ -260,5 +274,21 @@ mod tests {
         assert!(text.contains("registry_admin_audit_entries_written_total 7"));
         assert!(text.contains("registry_admin_registry_events_total{result=\"dropped\"} 1"));
         assert!(text.contains("registry_admin_bcrypt_operations_total{op=\"verify\"} 1"));
+    }
+
+    #[test]
+    fn invented_methods_share_one_series() {
+        let m = Metrics::default();
+        for i in 0..100 {
+            m.request(&format!("JUNK{i}"), "unmatched", 404, Duration::ZERO);
+        }
+        m.request("get", "unmatched", 404, Duration::ZERO);
+        m.request("PATCH", "unmatched", 404, Duration::ZERO);
+        let text = m.render(0);
+        assert!(text.contains(
+            "registry_admin_http_requests_total{method=\"other\",route=\"unmatched\",status=\"404\"} 101"
+        ));
+        assert!(text.contains("method=\"PATCH\""));
+        assert!(!text.contains("JUNK"));
     }
 }

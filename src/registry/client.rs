@@ -1,5 +1,7 @@
-//! The upstream registry:2 client: pooled connections, timeouts, our service credentials and a
-//! recognisable User-Agent, and typed errors instead of panics or hangs.
+//! The upstream registry:2 client: pooled connections, timeouts, credentials from an
+//! [`UpstreamAuth`] provider, a recognisable User-Agent, and typed errors instead of panics or
+//! hangs. Every body is read against a cap as it arrives, so a registry that lies about (or
+//! omits) `Content-Length`, or never ends a body, costs at most the cap in memory.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,10 +24,146 @@ pub const ACCEPT_ALL_MANIFESTS: &str = "application/vnd.oci.image.manifest.v1+js
 
 pub const USER_AGENT: &str = concat!("registry-admin/", env!("CARGO_PKG_VERSION"));
 
-/// Catalog page size; registry:2 refuses more than 1000 by default.
+const MIB: u64 = 1024 * 1024;
+
+/// Largest manifest (image, index or list) read. registry:2 itself refuses to store manifests
+/// over 4 MiB, so a bigger one is not something it produced.
+pub const MAX_MANIFEST_BYTES: u64 = 4 * MIB;
+/// Largest config blob read; image configs are kilobytes, and only a few fields are used.
+pub const MAX_CONFIG_BYTES: u64 = 4 * MIB;
+/// Largest `tags/list` answer read. registry:2 sends every tag at once (no paging), so this
+/// is larger: about 500,000 tags of 30 characters.
+pub const MAX_TAG_LIST_BYTES: u64 = 16 * MIB;
+/// Largest catalog page read: 10,000 names of the 255 characters a name may have fit.
+pub const MAX_CATALOG_PAGE_BYTES: u64 = 4 * MIB;
+/// Error bodies are only read for a message; the rest is not read at all.
+const MAX_ERROR_BODY_BYTES: u64 = 64 * 1024;
+
+/// Catalog page size asked for; registry:2 refuses more than 1000 by default.
 const CATALOG_PAGE: usize = 1000;
+/// More than this on one page means the registry ignored `n`.
+pub const MAX_CATALOG_PAGE_REPOSITORIES: usize = 10_000;
 /// Stops a registry that keeps sending `Link` headers from keeping us busy forever.
-const MAX_CATALOG_PAGES: usize = 10_000;
+pub const MAX_CATALOG_PAGES: usize = 1_000;
+/// All pages together: as many as full pages of the size we ask for can hold.
+pub const MAX_CATALOG_REPOSITORIES: usize = MAX_CATALOG_PAGES * CATALOG_PAGE;
+
+/// `4 MiB` for whole mebibytes, otherwise bytes: how caps are named in error messages.
+pub fn human_bytes(n: u64) -> String {
+    if n >= MIB && n.is_multiple_of(MIB) {
+        format!("{} MiB", n / MIB)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+/// What an upstream request needs to be allowed to do. registry:2 in token mode asks for
+/// exactly these scopes (`registry:catalog:*`, `repository:<name>:<actions>`), so a provider
+/// that signs tokens can sign one per scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamScope<'a> {
+    /// `GET /v2/`: registry:2 asks for no scope; any valid credential passes.
+    Base,
+    /// `GET /v2/_catalog`: `registry:catalog:*`.
+    Catalog,
+    Repository {
+        name: &'a str,
+        actions: &'static [Action],
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Pull,
+    Push,
+    Delete,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Pull => "pull",
+            Action::Push => "push",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+impl<'a> UpstreamScope<'a> {
+    /// Reads: manifests (GET and HEAD), blobs, tags/list.
+    pub fn pull(name: &'a str) -> Self {
+        UpstreamScope::Repository {
+            name,
+            actions: &[Action::Pull],
+        }
+    }
+
+    /// Writes: blob uploads and manifest PUTs; registry:2 asks for `pull,push` on them.
+    pub fn push(name: &'a str) -> Self {
+        UpstreamScope::Repository {
+            name,
+            actions: &[Action::Pull, Action::Push],
+        }
+    }
+
+    /// `DELETE` of a manifest.
+    pub fn delete(name: &'a str) -> Self {
+        UpstreamScope::Repository {
+            name,
+            actions: &[Action::Delete],
+        }
+    }
+
+    /// The scope as registry:2's token challenge spells it; `None` for `GET /v2/`.
+    pub fn token_scope(&self) -> Option<String> {
+        match self {
+            UpstreamScope::Base => None,
+            UpstreamScope::Catalog => Some("registry:catalog:*".into()),
+            UpstreamScope::Repository { name, actions } => {
+                let actions: Vec<&str> = actions.iter().map(|a| a.as_str()).collect();
+                Some(format!("repository:{name}:{}", actions.join(",")))
+            }
+        }
+    }
+}
+
+/// Puts credentials on an upstream request. Basic auth today; token mode signs a token for
+/// the request's scope.
+pub trait UpstreamAuth: Send + Sync {
+    fn authorize(&self, req: RequestBuilder, scope: &UpstreamScope<'_>) -> RequestBuilder;
+    /// The account the registry sees, for messages and logs.
+    fn account(&self) -> &str;
+}
+
+/// htpasswd mode: the same Basic credentials on every request, whatever the scope.
+pub struct BasicAuth {
+    username: String,
+    password: String,
+}
+
+impl BasicAuth {
+    pub fn new(username: String, password: String) -> BasicAuth {
+        BasicAuth { username, password }
+    }
+}
+
+impl std::fmt::Debug for BasicAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BasicAuth")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpstreamAuth for BasicAuth {
+    fn authorize(&self, req: RequestBuilder, _scope: &UpstreamScope<'_>) -> RequestBuilder {
+        req.basic_auth(&self.username, Some(&self.password))
+    }
+
+    fn account(&self) -> &str {
+        &self.username
+    }
+}
 
 #[derive(Debug, Error)]
 pub enum UpstreamError {
@@ -103,15 +241,26 @@ pub struct RegistryClient {
     http: reqwest::Client,
     metrics: Arc<Metrics>,
     base: Url,
-    username: String,
-    password: String,
+    auth: Arc<dyn UpstreamAuth>,
 }
 
 impl RegistryClient {
+    /// A client sending Basic credentials (htpasswd mode).
     pub fn new(
         base_url: &str,
         username: String,
         password: String,
+        timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Result<RegistryClient, String> {
+        let auth = Arc::new(BasicAuth::new(username, password));
+        Self::with_auth(base_url, auth, timeout, metrics)
+    }
+
+    /// A client whose credentials come from `auth`.
+    pub fn with_auth(
+        base_url: &str,
+        auth: Arc<dyn UpstreamAuth>,
         timeout: Duration,
         metrics: Arc<Metrics>,
     ) -> Result<RegistryClient, String> {
@@ -130,9 +279,13 @@ impl RegistryClient {
             http,
             metrics,
             base,
-            username,
-            password,
+            auth,
         })
+    }
+
+    /// The account registry-admin uses upstream.
+    pub fn account(&self) -> &str {
+        self.auth.account()
     }
 
     /// `path` is built only from validated names, tags and digests.
@@ -142,10 +295,8 @@ impl RegistryClient {
             .map_err(|e| UpstreamError::Invalid(format!("bad URL {path:?}: {e}")))
     }
 
-    fn request(&self, method: Method, url: Url) -> RequestBuilder {
-        self.http
-            .request(method, url)
-            .basic_auth(&self.username, Some(&self.password))
+    fn request(&self, method: Method, url: Url, scope: UpstreamScope<'_>) -> RequestBuilder {
+        self.auth.authorize(self.http.request(method, url), &scope)
     }
 
     async fn send(&self, req: RequestBuilder) -> Result<Response, UpstreamError> {
@@ -171,7 +322,8 @@ impl RegistryClient {
     /// Turns an unexpected answer into an error carrying the registry's own error code.
     async fn unexpected(resp: Response) -> UpstreamError {
         let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
+        let text =
+            String::from_utf8_lossy(&read_prefix(resp, MAX_ERROR_BODY_BYTES).await).into_owned();
         let message = serde_json::from_str::<RegistryErrors>(&text)
             .ok()
             .and_then(|e| e.errors.into_iter().next())
@@ -181,8 +333,7 @@ impl RegistryClient {
     }
 
     async fn error_code(resp: Response) -> String {
-        resp.json::<RegistryErrors>()
-            .await
+        serde_json::from_slice::<RegistryErrors>(&read_prefix(resp, MAX_ERROR_BODY_BYTES).await)
             .ok()
             .and_then(|e| e.errors.into_iter().next())
             .map(|e| e.code)
@@ -192,7 +343,7 @@ impl RegistryClient {
     /// `GET /v2/`: whether the registry is up and accepts our credentials.
     pub async fn ping(&self) -> Result<(), UpstreamError> {
         let resp = self
-            .send(self.request(Method::GET, self.url("/v2/")?))
+            .send(self.request(Method::GET, self.url("/v2/")?, UpstreamScope::Base))
             .await?;
         if resp.status().is_success() {
             Ok(())
@@ -201,40 +352,109 @@ impl RegistryClient {
         }
     }
 
-    /// Every repository, following the registry's pages. The `Link` it sends is a path on the
-    /// registry itself, so it is resolved against our base URL.
+    /// Every repository, following the registry's pages. registry:2's `Link` is a path on the
+    /// registry itself; a `Link` anywhere else is refused rather than followed, since it would
+    /// get our credentials. Pages must advance (`last` grows), or a registry could loop us.
     pub async fn catalog(&self) -> Result<Vec<String>, UpstreamError> {
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            repositories: Option<Vec<String>>,
+        }
         let mut repos = Vec::new();
         let mut url = self.url(&format!("/v2/_catalog?n={CATALOG_PAGE}"))?;
+        let mut last: Option<String> = None;
         for _ in 0..MAX_CATALOG_PAGES {
-            let resp = self.send(self.request(Method::GET, url.clone())).await?;
+            let resp = self
+                .send(self.request(Method::GET, url.clone(), UpstreamScope::Catalog))
+                .await?;
             if !resp.status().is_success() {
                 return Err(Self::unexpected(resp).await);
             }
             let next = next_link(resp.headers());
-            #[derive(Deserialize)]
-            struct Page {
-                #[serde(default)]
-                repositories: Option<Vec<String>>,
-            }
-            let page: Page = resp.json().await?;
+            let bytes = read_capped(resp, MAX_CATALOG_PAGE_BYTES, "a catalog page").await?;
+            let page: Page =
+                serde_json::from_slice(&bytes).map_err(|e| invalid("catalog page", e))?;
             let got = page.repositories.unwrap_or_default();
+            if got.len() > MAX_CATALOG_PAGE_REPOSITORIES {
+                return Err(invalid(
+                    "catalog",
+                    format!(
+                        "a page lists {} repositories, more than the cap of {MAX_CATALOG_PAGE_REPOSITORIES} repositories per page",
+                        got.len()
+                    ),
+                ));
+            }
+            if repos.len() + got.len() > MAX_CATALOG_REPOSITORIES {
+                return Err(invalid(
+                    "catalog",
+                    format!("more than the cap of {MAX_CATALOG_REPOSITORIES} repositories"),
+                ));
+            }
             let empty = got.is_empty();
             repos.extend(got);
-            match next {
-                Some(path) if !empty => url = self.url(&path)?,
-                _ => break,
+            let Some(target) = next.filter(|_| !empty) else {
+                repos.sort();
+                repos.dedup();
+                return Ok(repos);
+            };
+            url = self.catalog_link(&target)?;
+            let next_last = url
+                .query_pairs()
+                .find(|(k, _)| k == "last")
+                .map(|(_, v)| v.into_owned());
+            match next_last {
+                Some(l) if last.as_ref().is_none_or(|prev| l > *prev) => last = Some(l),
+                _ => {
+                    return Err(invalid(
+                        "catalog",
+                        format!(
+                            "the next-page Link does not advance past {:?} (a loop); not followed",
+                            last.unwrap_or_default()
+                        ),
+                    ));
+                }
             }
         }
-        repos.sort();
-        repos.dedup();
-        Ok(repos)
+        Err(invalid(
+            "catalog",
+            format!("more than the cap of {MAX_CATALOG_PAGES} pages"),
+        ))
+    }
+
+    /// The next catalog page, only if it is on the registry we were configured with.
+    fn catalog_link(&self, target: &str) -> Result<Url, UpstreamError> {
+        let refuse = || {
+            let shown: String = target.chars().take(200).collect();
+            invalid(
+                "catalog",
+                format!(
+                    "the next-page Link {shown:?} is not a /v2/_catalog path on REGISTRY_URL; not followed"
+                ),
+            )
+        };
+        // registry:2 sends an absolute path; a path relative to the current page is not
+        // something it produces, so it is not guessed at.
+        if !target.starts_with('/') && Url::parse(target).is_err() {
+            return Err(refuse());
+        }
+        // `join` keeps an absolute target as it is, so the checks below see where the request
+        // would really go (a `//host` or `/\host` target resolves to another host too).
+        let url = self.base.join(target).map_err(|_| refuse())?;
+        let same_origin = url.origin() == self.base.origin()
+            && url.username().is_empty()
+            && url.password().is_none();
+        if !same_origin || url.path() != "/v2/_catalog" {
+            return Err(refuse());
+        }
+        Ok(url)
     }
 
     /// Tags of `name`, unsorted as the registry gives them; `None` for an unknown repository.
     pub async fn tags(&self, name: &str) -> Result<Option<Vec<String>>, UpstreamError> {
+        let url = self.url(&format!("/v2/{name}/tags/list"))?;
         let resp = self
-            .send(self.request(Method::GET, self.url(&format!("/v2/{name}/tags/list"))?))
+            .send(self.request(Method::GET, url, UpstreamScope::pull(name)))
             .await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
@@ -248,7 +468,9 @@ impl RegistryClient {
             #[serde(default)]
             tags: Option<Vec<String>>,
         }
-        let list: TagList = resp.json().await?;
+        let bytes =
+            read_capped(resp, MAX_TAG_LIST_BYTES, &format!("the tag list of {name}")).await?;
+        let list: TagList = serde_json::from_slice(&bytes).map_err(|e| invalid("tag list", e))?;
         Ok(Some(list.tags.unwrap_or_default()))
     }
 
@@ -261,7 +483,7 @@ impl RegistryClient {
         let url = self.url(&format!("/v2/{name}/manifests/{reference}"))?;
         let resp = self
             .send(
-                self.request(Method::GET, url)
+                self.request(Method::GET, url, UpstreamScope::pull(name))
                     .header(ACCEPT, ACCEPT_ALL_MANIFESTS),
             )
             .await?;
@@ -272,7 +494,8 @@ impl RegistryClient {
             return Err(Self::unexpected(resp).await);
         }
         let header_type = content_type(resp.headers());
-        let bytes = resp.bytes().await?.to_vec();
+        let what = format!("manifest {name}:{reference}");
+        let bytes = read_capped(resp, MAX_MANIFEST_BYTES, &what).await?;
         let media_type = media_type_of(&bytes).or(header_type).ok_or_else(|| {
             UpstreamError::Invalid(format!("manifest {name}:{reference} has no media type"))
         })?;
@@ -292,7 +515,7 @@ impl RegistryClient {
         let url = self.url(&format!("/v2/{name}/manifests/{reference}"))?;
         let resp = self
             .send(
-                self.request(Method::HEAD, url)
+                self.request(Method::HEAD, url, UpstreamScope::pull(name))
                     .header(ACCEPT, ACCEPT_ALL_MANIFESTS),
             )
             .await?;
@@ -315,13 +538,21 @@ impl RegistryClient {
         Ok(Some((digest, media_type)))
     }
 
-    pub async fn blob(&self, name: &str, digest: &str) -> Result<Vec<u8>, UpstreamError> {
+    /// A blob of at most `max_bytes`; larger ones are refused, not read.
+    pub async fn blob(
+        &self,
+        name: &str,
+        digest: &str,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, UpstreamError> {
         let url = self.url(&format!("/v2/{name}/blobs/{digest}"))?;
-        let resp = self.send(self.request(Method::GET, url)).await?;
+        let resp = self
+            .send(self.request(Method::GET, url, UpstreamScope::pull(name)))
+            .await?;
         if !resp.status().is_success() {
             return Err(Self::unexpected(resp).await);
         }
-        Ok(resp.bytes().await?.to_vec())
+        read_capped(resp, max_bytes, &format!("blob {name}@{digest}")).await
     }
 
     pub async fn delete_manifest(
@@ -330,7 +561,9 @@ impl RegistryClient {
         reference: &str,
     ) -> Result<DeleteOutcome, UpstreamError> {
         let url = self.url(&format!("/v2/{name}/manifests/{reference}"))?;
-        let resp = self.send(self.request(Method::DELETE, url)).await?;
+        let resp = self
+            .send(self.request(Method::DELETE, url, UpstreamScope::delete(name)))
+            .await?;
         let status = resp.status();
         match status {
             s if s.is_success() => Ok(DeleteOutcome::Deleted),
@@ -349,7 +582,9 @@ impl RegistryClient {
     pub async fn upload_blob(&self, name: &str, bytes: Vec<u8>) -> Result<String, UpstreamError> {
         let digest = sha256_digest(&bytes);
         let start = self.url(&format!("/v2/{name}/blobs/uploads/"))?;
-        let resp = self.send(self.request(Method::POST, start)).await?;
+        let resp = self
+            .send(self.request(Method::POST, start, UpstreamScope::push(name)))
+            .await?;
         if resp.status() != StatusCode::ACCEPTED {
             return Err(Self::unexpected(resp).await);
         }
@@ -370,7 +605,7 @@ impl RegistryClient {
         put.query_pairs_mut().append_pair("digest", &digest);
         let resp = self
             .send(
-                self.request(Method::PUT, put)
+                self.request(Method::PUT, put, UpstreamScope::push(name))
                     .header(CONTENT_TYPE, "application/octet-stream")
                     .body(bytes),
             )
@@ -393,7 +628,7 @@ impl RegistryClient {
         let url = self.url(&format!("/v2/{name}/manifests/{reference}"))?;
         let resp = self
             .send(
-                self.request(Method::PUT, url)
+                self.request(Method::PUT, url, UpstreamScope::push(name))
                     .header(CONTENT_TYPE, media_type)
                     .body(bytes),
             )
@@ -403,6 +638,50 @@ impl RegistryClient {
         }
         Ok(digest)
     }
+}
+
+fn invalid(what: &str, e: impl std::fmt::Display) -> UpstreamError {
+    UpstreamError::Invalid(format!("{what}: {e}"))
+}
+
+/// The whole body, refused as soon as it would pass `cap`: on a `Content-Length` over the cap
+/// before reading anything, otherwise as chunks arrive (the header may be absent or wrong).
+async fn read_capped(mut resp: Response, cap: u64, what: &str) -> Result<Vec<u8>, UpstreamError> {
+    let too_large = || {
+        UpstreamError::Invalid(format!(
+            "{what} is larger than the cap of {}",
+            human_bytes(cap)
+        ))
+    };
+    let declared = resp.content_length();
+    if declared.is_some_and(|n| n > cap) {
+        return Err(too_large());
+    }
+    // A lying header must not make us reserve the cap up front for nothing.
+    let initial = declared.unwrap_or(0).min(cap).min(MIB);
+    let mut buf = Vec::with_capacity(usize::try_from(initial).unwrap_or(0));
+    while let Some(chunk) = resp.chunk().await? {
+        if (buf.len() as u64).saturating_add(chunk.len() as u64) > cap {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
+}
+
+/// Up to `cap` bytes of the body, for error messages; a failed read gives what arrived.
+async fn read_prefix(mut resp: Response, cap: u64) -> Vec<u8> {
+    let mut buf = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = usize::try_from(cap)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if buf.len() as u64 >= cap {
+            break;
+        }
+    }
+    buf
 }
 
 fn content_type(h: &HeaderMap) -> Option<String> {
@@ -453,6 +732,82 @@ mod tests {
             Some("/v2/_catalog?last=seed%2Fr000&n=2")
         );
         assert_eq!(next_link(&HeaderMap::new()), None);
+    }
+
+    fn client(base: &str) -> RegistryClient {
+        RegistryClient::new(
+            base,
+            "svc".into(),
+            "pw".into(),
+            Duration::from_secs(1),
+            Arc::new(Metrics::default()),
+        )
+        .expect("client")
+    }
+
+    #[test]
+    fn catalog_links_are_followed_only_on_the_configured_registry() {
+        let c = client("http://127.0.0.1:5000");
+        for ok in [
+            "/v2/_catalog?last=a&n=1000",
+            "http://127.0.0.1:5000/v2/_catalog?last=a",
+            "HTTP://127.0.0.1:5000/v2/_catalog?last=a",
+        ] {
+            let url = c.catalog_link(ok).expect(ok);
+            assert_eq!(url.host_str(), Some("127.0.0.1"), "{ok}");
+        }
+        for bad in [
+            "http://evil.example/v2/_catalog?last=a",
+            "http://127.0.0.1:5001/v2/_catalog?last=a",
+            "https://127.0.0.1:5000/v2/_catalog?last=a",
+            "http://localhost:5000/v2/_catalog?last=a",
+            "//evil.example/v2/_catalog?last=a",
+            "/\\evil.example/v2/_catalog?last=a",
+            "http://user:pw@127.0.0.1:5000/v2/_catalog?last=a",
+            "/v2/app/tags/list",
+            "/v2/_catalog/../app/tags/list",
+            "/v2/_catalogue?last=a",
+            "v2/_catalog?last=a",
+        ] {
+            let err = c.catalog_link(bad).expect_err(bad).to_string();
+            assert!(err.contains("not followed"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn scopes_are_spelled_as_registry_token_challenges_ask() {
+        assert_eq!(UpstreamScope::Base.token_scope(), None);
+        assert_eq!(
+            UpstreamScope::Catalog.token_scope().as_deref(),
+            Some("registry:catalog:*")
+        );
+        assert_eq!(
+            UpstreamScope::pull("team/app").token_scope().as_deref(),
+            Some("repository:team/app:pull")
+        );
+        assert_eq!(
+            UpstreamScope::push("team/app").token_scope().as_deref(),
+            Some("repository:team/app:pull,push")
+        );
+        assert_eq!(
+            UpstreamScope::delete("team/app").token_scope().as_deref(),
+            Some("repository:team/app:delete")
+        );
+    }
+
+    #[test]
+    fn caps_are_named_in_mebibytes() {
+        assert_eq!(human_bytes(MAX_MANIFEST_BYTES), "4 MiB");
+        assert_eq!(human_bytes(1000), "1000 bytes");
+    }
+
+    #[test]
+    fn basic_credentials_never_show_in_debug_output() {
+        let shown = format!("{:?}", BasicAuth::new("svc".into(), "hunter2".into()));
+        assert!(
+            shown.contains("svc") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -325,6 +325,18 @@ impl App {
         panic!("registry-admin did not stop within {limit:?} of SIGTERM");
     }
 
+    /// A memory figure of the process from `/proc/<pid>/status`, in KiB: `VmRSS` now, or
+    /// `VmHWM`, the most it has held at any time.
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc/<pid>/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("{field} missing from /proc status"))
+    }
+
     /// SIGKILL, as a crash or an OOM kill would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
