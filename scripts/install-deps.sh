@@ -6,7 +6,7 @@
 set -euo pipefail
 
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(docker-registry skopeo apache2-utils)
+[ ${#want[@]} -gt 0 ] || want=(docker-registry skopeo apache2-utils podman nginx)
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -174,6 +174,7 @@ impl From<AuthError> for ApiError {
             AuthError::Rejected => ApiError::CredentialsRejected,
             AuthError::Store(s) => s.into(),
             AuthError::Blocking(b) => b.into(),
+            AuthError::Hash(m) => ApiError::Internal(m),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod durable;
 pub mod error;
+pub mod freeze;
 pub mod grants;
 pub mod health;
 pub mod metrics;
@@ -36,6 +37,8 @@ use crate::auth::token::TokenSigner;
 use crate::auth::verify::Verifier;
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::freeze::WriteFreeze;
+use crate::grants::GrantsStore;
 use crate::metrics::Metrics;
 use crate::net::ClientAddresses;
 use crate::registry::client::RegistryClient;
@@ -62,6 +65,8 @@ pub struct AppState {
     pub seen_events: Arc<SeenEvents>,
     pub metrics: Arc<Metrics>,
     pub addresses: Arc<ClientAddresses>,
+    pub grants: Arc<GrantsStore>,
+    pub freeze: Arc<WriteFreeze>,
 }
 
 impl AppState {
@@ -72,6 +77,7 @@ impl AppState {
         audit: Arc<AuditLog>,
     ) -> Result<AppState, String> {
         let metrics = Arc::new(Metrics::default());
+        let grants = GrantsStore::new(store.beside(grants::store::FILE_NAME));
         let addresses = Arc::new(ClientAddresses::new(config.trusted_proxies.clone()));
         let verifier = Verifier::new(Arc::clone(&store), config.bcrypt_cost, Arc::clone(&metrics))
             .map_err(|e| format!("bcrypt: {e}"))?;
@@ -103,6 +109,8 @@ impl AppState {
             seen_events: Arc::new(SeenEvents::default()),
             metrics,
             addresses,
+            grants: Arc::new(grants),
+            freeze: Arc::new(WriteFreeze::default()),
         })
     }
 
@@ -145,6 +153,8 @@ pub fn app(
         .app_data(web::Data::from(Arc::clone(&state.seen_events)))
         .app_data(web::Data::from(Arc::clone(&state.metrics)))
         .app_data(web::Data::from(Arc::clone(&state.addresses)))
+        .app_data(web::Data::from(Arc::clone(&state.grants)))
+        .app_data(web::Data::from(Arc::clone(&state.freeze)))
         .app_data(state)
         .app_data(
             web::JsonConfig::default()

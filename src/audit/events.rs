@@ -24,9 +24,9 @@ use subtle::ConstantTimeEq;
 
 use super::entry::{Entry, Outcome, Source, clean, format_time};
 use crate::AppState;
+use crate::auth::retry_after;
 use crate::bootstrap::SERVICE_ACCOUNT;
 use crate::config::Config;
-use crate::auth::retry_after;
 use crate::error::ApiError;
 
 /// Notifications carry every layer of a manifest as a reference, so they may be larger than

@@ -19,7 +19,7 @@ use thiserror::Error;
 use super::token::{TokenSigner, fingerprint};
 use crate::blocking::{BlockingError, run_blocking};
 use crate::metrics::Metrics;
-use crate::users::htpasswd::is_bcrypt;
+use crate::users::htpasswd::{bcrypt_hash, is_bcrypt};
 use crate::users::model::{Accounts, Role};
 use crate::users::store::{StoreError, UserStore};
 
@@ -41,6 +41,8 @@ pub enum AuthError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Blocking(#[from] BlockingError),
+    #[error("bcrypt: {0}")]
+    Hash(String),
 }
 
 struct Remembered {
@@ -158,6 +160,15 @@ impl Verifier {
         }
         self.remember(user, hash, self.digest(user, password));
         Ok(account)
+    }
+
+    /// A new password's htpasswd hash at `BCRYPT_COST`, computed off the async workers.
+    pub async fn hash(&self, password: String) -> Result<String, AuthError> {
+        let cost = self.cost;
+        self.metrics.bcrypt_hash();
+        run_blocking(move || bcrypt_hash(&password, cost))
+            .await?
+            .map_err(|e| AuthError::Hash(e.to_string()))
     }
 
     /// One bcrypt at the configured cost whose answer is thrown away.

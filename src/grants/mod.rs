@@ -4,9 +4,11 @@
 pub mod model;
 pub mod pattern;
 pub mod policy;
+pub mod store;
 
 pub use model::{Action, Grant, GrantError, GrantSpec, Grants};
 pub use pattern::{Pattern, PatternError};
 pub use policy::{
     Explanation, Principal, Reason, Source, Wanted, allows, catalog_allowed, explain, granted,
 };
+pub use store::GrantsStore;

@@ -8,16 +8,13 @@ use chrono::Utc;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::htpasswd::bcrypt_hash;
 use super::model::{Accounts, Refusal, Role, UserView};
 use super::store::UserStore;
 use super::validate;
 use crate::audit;
 use crate::auth::{Account, Admin, AuthError, Authenticator, retry_after};
 use crate::blocking::run_blocking;
-use crate::config::Config;
 use crate::error::ApiError;
-use crate::metrics::Metrics;
 
 /// The body is read only after the credentials pass, so a caller without credentials learns
 /// nothing from a malformed body: it gets 401 like any other.
@@ -73,18 +70,6 @@ fn path_user(path: web::Path<String>) -> Result<String, ApiError> {
     Ok(user)
 }
 
-async fn hash_password(
-    config: &Config,
-    metrics: &Metrics,
-    password: String,
-) -> Result<String, ApiError> {
-    let cost = config.bcrypt_cost;
-    metrics.bcrypt_hash();
-    run_blocking(move || bcrypt_hash(&password, cost))
-        .await?
-        .map_err(|e| ApiError::Internal(format!("bcrypt: {e}")))
-}
-
 /// Applies one change to the accounts under the store's lock, off the async workers.
 async fn change<T: Send + 'static>(
     store: &web::Data<UserStore>,
@@ -109,8 +94,7 @@ pub(crate) async fn list(
 pub(crate) async fn create(
     Admin(admin): Admin,
     store: web::Data<UserStore>,
-    config: web::Data<Config>,
-    metrics: web::Data<Metrics>,
+    auth: web::Data<Authenticator>,
     req: HttpRequest,
     body: JsonBody<NewUser>,
 ) -> Result<HttpResponse, actix_web::Error> {
@@ -136,7 +120,7 @@ pub(crate) async fn create(
         // Saves a bcrypt for the common mistake; the check under the lock below is the real one.
         return Err(ApiError::UserExists(username).into());
     }
-    let hash = hash_password(&config, &metrics, password).await?;
+    let hash = auth.verifier.hash(password).await.map_err(ApiError::from)?;
     let view: UserView = change(&store, move |a| {
         a.create(&username, &hash, role, Some(&admin.username), Utc::now())
     })
@@ -178,8 +162,6 @@ pub(crate) async fn delete(
 pub(crate) async fn set_password(
     account: Account,
     store: web::Data<UserStore>,
-    config: web::Data<Config>,
-    metrics: web::Data<Metrics>,
     auth: web::Data<Authenticator>,
     req: HttpRequest,
     path: web::Path<String>,
@@ -198,7 +180,7 @@ pub(crate) async fn set_password(
     if own {
         check_current_password(&auth, &req, &user, current_password).await?;
     }
-    let hash = hash_password(&config, &metrics, password).await?;
+    let hash = auth.verifier.hash(password).await.map_err(ApiError::from)?;
     change(&store, move |a| a.set_password(&user, &hash)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
