@@ -586,6 +586,17 @@ fn bad_filters_are_400() {
             "{q}: {body}"
         );
     }
+    // A well-formed but unknown action is a 400 that lists the known ones.
+    let (status, body) = audit(&stack, "?action=user.created");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("user.created") && message.contains("user.create, user.delete"),
+        "{message}"
+    );
     let r = stack
         .app
         .request(Method::GET, "/audit")

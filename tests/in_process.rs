@@ -199,4 +199,9 @@ async fn an_unreachable_registry_is_a_502_naming_the_problem() {
     let (status, _, body) = call(&t, req).await;
     assert_eq!(status, 502);
     assert_eq!(body["error"], "upstream_unavailable");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("http://127.0.0.1:1") && message.contains("REGISTRY_URL"),
+        "{message}"
+    );
 }

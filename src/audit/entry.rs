@@ -10,6 +10,29 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// `prev` of the first entry ever written.
+/// Every action an entry can carry; `GET /audit?action=` accepts these only, so a typo is a 400
+/// that lists them instead of a silently empty answer.
+pub const ACTIONS: &[&str] = &[
+    "audit.torn_line",
+    "auth.failure",
+    "auth.token",
+    "backup.restore",
+    "gc.finish",
+    "gc.start",
+    "grants.update",
+    "image.delete",
+    "image.pull",
+    "image.push",
+    "tag.delete",
+    "token.issue",
+    "user.create",
+    "user.delete",
+    "user.disable",
+    "user.enable",
+    "user.password",
+    "user.role",
+];
+
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

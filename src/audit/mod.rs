@@ -88,14 +88,17 @@ fn filters_from(p: &AuditParams) -> Result<Filters, ApiError> {
         names::repository(i)?;
     }
     if let Some(a) = &p.action
-        && (a.is_empty()
-            || a.len() > 64
-            || !a
-                .bytes()
-                .all(|c| c.is_ascii_lowercase() || c == b'.' || c == b'_'))
+        && !entry::ACTIONS.contains(&a.as_str())
     {
+        // Echo the value only when it is short and plain: it is the caller's text.
+        let shown = if a.len() <= 64 && a.bytes().all(|c| c.is_ascii_graphic()) {
+            format!("{a:?}")
+        } else {
+            "given".to_string()
+        };
         return Err(ApiError::InvalidRequest(format!(
-            "invalid action {a:?}, e.g. user.create or image.push"
+            "unknown action {shown}; known actions: {}",
+            entry::ACTIONS.join(", ")
         )));
     }
     if let Some(o) = &p.outcome

@@ -167,7 +167,8 @@ impl UpstreamAuth for BasicAuth {
 
 #[derive(Debug, Error)]
 pub enum UpstreamError {
-    #[error("registry unreachable: {0}")]
+    /// Names the address tried, so an operator sees at once whether REGISTRY_URL is wrong.
+    #[error("registry unreachable at {0} (REGISTRY_URL)")]
     Unavailable(String),
     #[error("registry did not answer within the timeout")]
     Timeout,
@@ -186,7 +187,11 @@ impl From<reqwest::Error> for UpstreamError {
         if e.is_timeout() {
             UpstreamError::Timeout
         } else if e.is_connect() || e.is_request() {
-            UpstreamError::Unavailable(root_cause(&e))
+            let at = e
+                .url()
+                .map(|u| u.origin().ascii_serialization())
+                .unwrap_or_else(|| "the registry".into());
+            UpstreamError::Unavailable(format!("{at}: {}", root_cause(&e)))
         } else {
             UpstreamError::Invalid(root_cause(&e))
         }

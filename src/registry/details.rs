@@ -36,8 +36,15 @@ pub struct Layer {
 
 #[derive(Debug, Serialize, PartialEq, ToSchema)]
 pub struct Platform {
-    pub os: String,
-    pub architecture: String,
+    /// Absent for an artifact (a manifest whose config is not an image config).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<String>,
+    /// Set for an artifact, e.g. `application/vnd.example.sbom.v1+json`: what it is instead of
+    /// a platform.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
     pub digest: String,
@@ -56,9 +63,19 @@ pub struct ImageDetails {
     pub media_type: String,
     pub platforms: Vec<Platform>,
     pub size: u64,
-    pub pull: String,
-    pub pull_by_digest: String,
+    /// `docker pull …`; null for an artifact, which docker cannot pull.
+    pub pull: Option<String>,
+    pub pull_by_digest: Option<String>,
+    /// Set when the tag names an artifact rather than a runnable image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
 }
+
+/// Config media types of runnable images; any other config makes the manifest an artifact.
+const IMAGE_CONFIG_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+];
 
 #[derive(Deserialize)]
 struct Descriptor {
@@ -87,6 +104,22 @@ struct ImageManifest {
     config: Descriptor,
     #[serde(default)]
     layers: Vec<Descriptor>,
+    #[serde(rename = "artifactType", default)]
+    artifact_type: Option<String>,
+}
+
+impl ImageManifest {
+    /// What the manifest is when it is not a runnable image (OCI 1.1: `artifactType`, else the
+    /// config's media type, as oras pushes them).
+    fn artifact_type(&self) -> Option<String> {
+        let config_type = self.config.media_type.as_str();
+        let is_image = IMAGE_CONFIG_TYPES.contains(&config_type);
+        match &self.artifact_type {
+            Some(t) if !t.is_empty() => Some(t.clone()),
+            _ if is_image || config_type.is_empty() => None,
+            _ => Some(config_type.to_string()),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -194,15 +227,20 @@ async fn platform(
             ),
         ));
     }
-    let config_bytes = client
-        .blob(name, &image.config.digest, MAX_CONFIG_BYTES)
-        .await?;
-    budget.spend(config_bytes.len())?;
-    // A config that is not an image config (an artifact's) still leaves the manifest usable.
-    let config: ImageConfig = serde_json::from_slice(&config_bytes).unwrap_or_default();
-    drop(config_bytes);
+    let artifact_type = image.artifact_type();
+    // An artifact's config says nothing about a platform, so it is not fetched at all.
+    let config: ImageConfig = if artifact_type.is_some() {
+        ImageConfig::default()
+    } else {
+        let config_bytes = client
+            .blob(name, &image.config.digest, MAX_CONFIG_BYTES)
+            .await?;
+        budget.spend(config_bytes.len())?;
+        serde_json::from_slice(&config_bytes).unwrap_or_default()
+    };
     let hint = hint.unwrap_or_default();
-    let pick = |a: String, b: String| if a.is_empty() { b } else { a };
+    let pick =
+        |a: String, b: String| Some(if a.is_empty() { b } else { a }).filter(|v| !v.is_empty());
     let layers: Vec<Layer> = image
         .layers
         .into_iter()
@@ -222,6 +260,7 @@ async fn platform(
     Ok(Platform {
         os: pick(hint.os, config.platform.os),
         architecture: pick(hint.architecture, config.platform.architecture),
+        artifact_type,
         variant: hint
             .variant
             .or(config.platform.variant)
@@ -284,11 +323,19 @@ pub async fn image_details(
             format!("unsupported media type {}", top.media_type),
         ));
     };
+    // An artifact at the top (not inside an index of images) cannot be pulled by docker.
+    let artifact_type = match platforms.as_slice() {
+        [only] if !is_index(&top.media_type) => only.artifact_type.clone(),
+        _ => None,
+    };
+    let runnable = artifact_type.is_none();
     Ok(Some(ImageDetails {
         name: name.to_string(),
         tag: tag.to_string(),
-        pull: format!("docker pull {public_host}/{name}:{tag}"),
-        pull_by_digest: format!("docker pull {public_host}/{name}@{}", top.digest),
+        pull: runnable.then(|| format!("docker pull {public_host}/{name}:{tag}")),
+        pull_by_digest: runnable
+            .then(|| format!("docker pull {public_host}/{name}@{}", top.digest)),
+        artifact_type,
         digest: top.digest,
         media_type: top.media_type,
         platforms,
