@@ -21,6 +21,9 @@ pub const ADDRESS_FAILURES: usize = 50;
 pub const WINDOW: Duration = Duration::from_secs(300);
 /// While a pair is throttled, at most one audit entry per this long.
 const AUDIT_EVERY: Duration = Duration::from_secs(60);
+/// While throttled, an address spraying a new username on each attempt writes at most this
+/// many entries per `AUDIT_EVERY`, whatever the names.
+const AUDIT_PER_ADDRESS: u32 = 10;
 /// Past this many tracked keys, expired bookkeeping is dropped; it bounds memory against an
 /// attacker with many addresses.
 const PRUNE_AT: usize = 50_000;
@@ -67,6 +70,8 @@ struct Book {
     pairs: HashMap<Pair, Log>,
     addresses: HashMap<IpAddr, Log>,
     last_audited: HashMap<Pair, Instant>,
+    /// Throttled entries written per address in the current minute: (minute start, count).
+    audited_per_address: HashMap<IpAddr, (Instant, u32)>,
 }
 
 pub struct FailureLimiter {
@@ -218,13 +223,23 @@ impl FailureLimiter {
         let now = Instant::now();
         let mut book = lock(&self.book);
         let pair = (ip, user.to_string());
-        match book.last_audited.get(&pair) {
-            Some(at) if now.duration_since(*at) < AUDIT_EVERY => false,
-            _ => {
-                book.last_audited.insert(pair, now);
-                true
-            }
+        if book
+            .last_audited
+            .get(&pair)
+            .is_some_and(|at| now.duration_since(*at) < AUDIT_EVERY)
+        {
+            return false;
         }
+        let minute = book.audited_per_address.entry(ip).or_insert((now, 0));
+        if now.duration_since(minute.0) >= AUDIT_EVERY {
+            *minute = (now, 0);
+        }
+        if minute.1 >= AUDIT_PER_ADDRESS {
+            return false;
+        }
+        minute.1 += 1;
+        book.last_audited.insert(pair, now);
+        true
     }
 }
 
@@ -239,6 +254,8 @@ fn prune(book: &mut Book, now: Instant, window: Duration) {
     book.addresses.retain(|_, l| !l.idle());
     book.last_audited
         .retain(|_, at| now.duration_since(*at) < AUDIT_EVERY);
+    book.audited_per_address
+        .retain(|_, (start, _)| now.duration_since(*start) < AUDIT_EVERY);
 }
 
 #[cfg(test)]
@@ -328,5 +345,15 @@ mod tests {
         assert!(l.audit_throttled(A, "alice"));
         assert!(!l.audit_throttled(A, "alice"));
         assert!(l.audit_throttled(B, "alice"));
+    }
+
+    #[test]
+    fn an_address_spraying_names_while_throttled_writes_a_bounded_number_of_entries() {
+        let l = limiter();
+        let written = (0..500)
+            .filter(|i| l.audit_throttled(A, &format!("spray{i}")))
+            .count();
+        assert_eq!(written, AUDIT_PER_ADDRESS as usize);
+        assert!(l.audit_throttled(B, "spray1"), "another address is not affected");
     }
 }
