@@ -354,6 +354,9 @@ mod tests {
             .filter(|i| l.audit_throttled(A, &format!("spray{i}")))
             .count();
         assert_eq!(written, AUDIT_PER_ADDRESS as usize);
-        assert!(l.audit_throttled(B, "spray1"), "another address is not affected");
+        assert!(
+            l.audit_throttled(B, "spray1"),
+            "another address is not affected"
+        );
     }
 }

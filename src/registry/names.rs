@@ -87,9 +87,72 @@ pub fn digest(d: &str) -> Result<(), InvalidReference> {
     Ok(())
 }
 
+/// A string that passed its grammar check, so a handler signature says what it holds and no
+/// unchecked `&str` can reach an upstream URL. It reads as `&str` everywhere else.
+macro_rules! checked_string {
+    ($(#[$doc:meta])* $name:ident, $check:path) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(value: impl Into<String>) -> Result<$name, InvalidReference> {
+                let value = value.into();
+                $check(&value)?;
+                Ok($name(value))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+checked_string!(
+    /// A repository name in the distribution grammar (`team/app`).
+    RepoName,
+    repository
+);
+checked_string!(
+    /// A tag: `[\w][\w.-]{0,127}`.
+    Tag,
+    tag
+);
+checked_string!(
+    /// A content digest: `sha256:<64 hex>` or `sha512:<128 hex>`.
+    Digest,
+    digest
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checked_strings_hold_only_what_their_grammar_allows() {
+        let name = RepoName::parse("team/app").unwrap();
+        assert_eq!((name.as_str(), &*name), ("team/app", "team/app"));
+        assert_eq!(serde_json::to_string(&name).unwrap(), "\"team/app\"");
+        assert!(RepoName::parse("../etc").is_err());
+        assert!(Tag::parse("v1.0").is_ok() && Tag::parse(".hidden").is_err());
+        assert!(Digest::parse(format!("sha256:{}", "a".repeat(64))).is_ok());
+        assert!(Digest::parse("sha256:abc").is_err());
+    }
 
     #[test]
     fn repository_names() {

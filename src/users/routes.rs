@@ -65,9 +65,9 @@ pub(crate) struct NewRole {
 }
 
 fn path_user(path: web::Path<String>) -> Result<String, ApiError> {
-    let user = path.into_inner();
-    validate::username(&user)?;
-    Ok(user)
+    Ok(validate::Username::parse(path.into_inner())?
+        .as_str()
+        .to_string())
 }
 
 /// Applies one change to the accounts under the store's lock, off the async workers.

@@ -41,6 +41,36 @@ pub fn username(name: &str) -> Result<(), InvalidInput> {
     Ok(())
 }
 
+/// A username that passed [`username`]: what handlers take instead of a raw path segment.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct Username(String);
+
+impl Username {
+    pub fn parse(value: impl Into<String>) -> Result<Username, InvalidInput> {
+        let value = value.into();
+        username(&value)?;
+        Ok(Username(value))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Username {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Username {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 pub fn password(pw: &str) -> Result<(), InvalidInput> {
     let fail = |why: String| Err(InvalidInput::Password(format!("invalid password: {why}")));
     if pw.len() < MIN_PASSWORD_BYTES {
@@ -71,6 +101,12 @@ pub fn assignable_role(role: &str) -> Result<Role, InvalidInput> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_username_holds_only_a_valid_name() {
+        assert_eq!(Username::parse("alice").unwrap().as_str(), "alice");
+        assert!(Username::parse("-x").is_err() && Username::parse("a:b").is_err());
+    }
 
     #[test]
     fn usernames() {
