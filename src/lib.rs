@@ -13,6 +13,7 @@ pub mod health;
 pub mod metrics;
 pub mod net;
 pub mod openapi;
+pub mod ops;
 pub mod paths;
 pub mod registry;
 pub mod request_id;
@@ -126,7 +127,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     users::routes(cfg);
     registry::routes(cfg);
     audit::routes(cfg);
-    metrics::routes(cfg);
+    ops::routes(cfg);
     openapi::routes(cfg);
 }
 

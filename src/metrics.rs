@@ -1,5 +1,5 @@
-//! Prometheus metrics, named `registry_admin_*`, rendered in the text exposition format at
-//! `GET /metrics` (admins only).
+//! Prometheus metrics, named `registry_admin_*`, in the text exposition format; served at
+//! `GET /metrics` by `ops`.
 
 use crate::sync::lock;
 use std::collections::BTreeMap;
@@ -7,11 +7,6 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-
-use actix_web::{HttpResponse, web};
-
-use crate::AppState;
-use crate::auth::Admin;
 
 const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
@@ -236,18 +231,6 @@ fn sample(out: &mut String, name: &str, labels: &str, value: u64) {
     } else {
         let _ = writeln!(out, "registry_admin_{name}{{{labels}}} {value}");
     }
-}
-
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/metrics", web::get().to(metrics));
-}
-
-/// Prometheus text format.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "metrics", body = String, content_type = "text/plain")), security(("basic" = []), ("bearer" = [])))]
-pub(crate) async fn metrics(_admin: Admin, state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render(state.audit.written()))
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ use crate::error::ErrorBodyDoc;
         crate::audit::list,
         crate::audit::verify_chain,
         crate::audit::events::receive,
-        crate::metrics::metrics,
+        crate::ops::metrics,
         openapi_json,
         docs,
     ),

@@ -13,9 +13,10 @@ use std::time::Instant;
 
 use super::burst::{BurstTracker, Verdict, summary_detail};
 use super::entry::{Entry, Outcome, Source, clean};
-use crate::AppState;
+use super::writer::AuditLog;
 use crate::auth::{Account, AuthAttempt};
 use crate::error::ErrorCode;
+use crate::net::ClientAddresses;
 use crate::request_id::RequestId;
 
 /// Details a handler knows about the action, attached to the request.
@@ -78,9 +79,12 @@ pub async fn middleware(
         .match_pattern()
         .and_then(|p| action_of(req.method(), &p));
     let presented_credentials = req.headers().contains_key(header::AUTHORIZATION);
-    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let services = req
+        .app_data::<web::Data<AuditLog>>()
+        .cloned()
+        .zip(req.app_data::<web::Data<ClientAddresses>>().cloned());
     let res = next.call(req).await?;
-    let Some(state) = state else {
+    let Some((audit, addresses)) = services else {
         return Ok(res);
     };
     let status = res.status();
@@ -104,7 +108,7 @@ pub async fn middleware(
             let mut e = Entry::new(action, actor, outcome, Source::Api);
             e.status = Some(status.as_u16());
             e.request_id = ext.get::<RequestId>().map(|r| r.0.clone());
-            e.remote_addr = Some(state.client_ip(request).to_string());
+            e.remote_addr = Some(addresses.client_ip(request).to_string());
             e
         };
         if auth_failed {
@@ -156,7 +160,7 @@ pub async fn middleware(
             Verdict::Write(None) => {}
         }
     }
-    if let Err(err) = state.audit.record(entry).await {
+    if let Err(err) = audit.record(entry).await {
         // The action has happened; refusing the response now would only mislead the client.
         log::error!(
             "could not write the audit entry for {}: {err}",

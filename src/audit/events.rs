@@ -23,11 +23,13 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::entry::{Entry, Outcome, Source, clean, format_time};
-use crate::AppState;
+use super::writer::AuditLog;
+use crate::auth::Authenticator;
 use crate::auth::retry_after;
 use crate::bootstrap::SERVICE_ACCOUNT;
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 
 /// Notifications carry every layer of a manifest as a reference, so they may be larger than
 /// API bodies; refusing one would stall the registry's queue, which retries forever.
@@ -228,7 +230,7 @@ fn token_ok(req: &HttpRequest, expected: Option<&str>) -> bool {
 }
 
 /// A refused token as an `auth.failure` entry, like a failed login (no username was tried).
-async fn audit_refusal(req: &HttpRequest, state: &AppState, ip: IpAddr, status: StatusCode) {
+async fn audit_refusal(req: &HttpRequest, audit: &AuditLog, ip: IpAddr, status: StatusCode) {
     let mut e = Entry::new("auth.failure", "", Outcome::Denied, Source::Api);
     e.status = Some(status.as_u16());
     e.request_id = crate::request_id::of(req);
@@ -238,24 +240,29 @@ async fn audit_refusal(req: &HttpRequest, state: &AppState, ip: IpAddr, status: 
     } else {
         "wrong EVENTS_TOKEN on /events".into()
     });
-    if let Err(err) = state.audit.record(e).await {
+    if let Err(err) = audit.record(e).await {
         log::error!("could not write the audit entry for a refused /events token: {err}");
     }
 }
 
 /// Lets the request on only with the right token; wrong tokens are throttled per client address
 /// with the failed-login limiter.
-async fn check_token(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+async fn check_token(
+    req: &HttpRequest,
+    auth: &Authenticator,
+    expected: Option<&str>,
+    audit: &AuditLog,
+) -> Result<(), ApiError> {
     // As with a login, a request without credentials is neither counted nor written down, so an
     // anonymous flood costs neither throttling state nor disk.
     if !req.headers().contains_key(header::AUTHORIZATION) {
         return Err(ApiError::Unauthorized);
     }
-    let ip = state.client_ip(req);
-    let limiter = &state.auth.limiter;
+    let ip = auth.addresses.client_ip(req);
+    let limiter = &auth.limiter;
     let throttled = if let Some(wait) = limiter.throttled(ip, LIMITER_USER) {
         Some(wait)
-    } else if token_ok(req, state.config.events_token.as_deref()) {
+    } else if token_ok(req, expected) {
         return Ok(());
     } else {
         // A wrong token takes a failure slot like a wrong password; the check is cheap, so the
@@ -267,11 +274,11 @@ async fn check_token(req: &HttpRequest, state: &AppState) -> Result<(), ApiError
     };
     if let Some(wait) = throttled {
         if limiter.audit_throttled(ip, LIMITER_USER) {
-            audit_refusal(req, state, ip, StatusCode::TOO_MANY_REQUESTS).await;
+            audit_refusal(req, audit, ip, StatusCode::TOO_MANY_REQUESTS).await;
         }
         return Err(retry_after(wait));
     }
-    audit_refusal(req, state, ip, StatusCode::UNAUTHORIZED).await;
+    audit_refusal(req, audit, ip, StatusCode::UNAUTHORIZED).await;
     Err(ApiError::CredentialsRejected)
 }
 
@@ -313,14 +320,18 @@ async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<Bytes
     responses((status = 200, description = "recorded", body = Object)), security(("events_token" = [])))]
 pub async fn receive(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    auth: web::Data<Authenticator>,
+    config: web::Data<Config>,
+    audit: web::Data<AuditLog>,
+    seen_events: web::Data<SeenEvents>,
+    metrics: web::Data<Metrics>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    check_token(&req, &state).await?;
+    check_token(&req, &auth, config.events_token.as_deref(), &audit).await?;
     let body = read_body(&req, payload).await?;
     let envelope: Envelope = serde_json::from_slice(&body)
         .map_err(|e| ApiError::InvalidRequest(format!("invalid notification body: {e}")))?;
-    let own = own_registry_account(&state.config);
+    let own = own_registry_account(&config);
     let (mut recorded, mut dropped) = (0, 0);
     for event in &envelope.events {
         let Some(entry) = entry_for(event, own) else {
@@ -330,19 +341,19 @@ pub async fn receive(
         // Dropped rather than refused: a refusal makes registry:2 retry the POST forever,
         // holding up every event behind it.
         let id = event.id.as_str();
-        if id.len() > MAX_EVENT_ID || (!id.is_empty() && !state.seen_events.claim(id)) {
+        if id.len() > MAX_EVENT_ID || (!id.is_empty() && !seen_events.claim(id)) {
             dropped += 1;
             continue;
         }
-        if let Err(e) = state.audit.record(entry).await {
+        if let Err(e) = audit.record(entry).await {
             if !id.is_empty() {
-                state.seen_events.release(id);
+                seen_events.release(id);
             }
             return Err(ApiError::Internal(e.to_string()));
         }
         recorded += 1;
     }
-    state.metrics.events(recorded, dropped);
+    metrics.events(recorded, dropped);
     Ok(HttpResponse::Ok().json(json!({"recorded": recorded, "dropped": dropped})))
 }
 
