@@ -9,7 +9,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::auth::AuthError;
+use crate::auth::verify::AuthError;
 use crate::blocking::BlockingError;
 use crate::registry::client::UpstreamError;
 use crate::registry::delete::DeleteError;
