@@ -18,7 +18,7 @@
 use std::fs::{self, File, FileTimes, OpenOptions};
 use std::io::{self, Read, Write};
 use std::marker::PhantomData;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -78,6 +78,20 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> DurableError + '_ {
     }
 }
 
+/// Opens (creating it owner-only) and exclusively locks the lock file at `path`; the lock lasts
+/// as long as the returned file is open. Blocking. Other processes (the CLI beside the service)
+/// wait on the same file.
+pub fn lock_file(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)?;
+    file.lock()?;
+    Ok(file)
+}
+
 /// An exclusive lock on a lock file, shared by every process using the same path.
 pub struct FileLock {
     path: PathBuf,
@@ -110,13 +124,7 @@ impl FileLock {
         let in_process = lock(&self.in_process);
         let dir = parent_dir(&self.path);
         fs::create_dir_all(dir).map_err(io_at(dir))?;
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&self.path)
-            .map_err(io_at(&self.path))?;
-        file.lock().map_err(io_at(&self.path))?;
+        let file = lock_file(&self.path).map_err(io_at(&self.path))?;
         Ok(LockGuard {
             _file: file,
             _in_process: in_process,
@@ -224,7 +232,7 @@ fn keep_owner(file: &File, old: &fs::Metadata) {
 }
 
 /// Pushes the file's mtime past the old file's when the clock has not moved on since.
-fn bump_mtime_past(file: &File, old: &fs::Metadata) -> io::Result<()> {
+pub fn bump_mtime_past(file: &File, old: &fs::Metadata) -> io::Result<()> {
     let new_mtime = file.metadata()?.modified()?;
     let old_mtime = old.modified()?;
     if new_mtime <= old_mtime {

@@ -10,9 +10,9 @@
 //! of the real last entry and the chain never forks.
 
 use crate::sync::lock;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -138,14 +138,7 @@ pub fn lock_files(files: &AuditFiles) -> Result<AuditLock, AuditError> {
     let dir = files.dir();
     std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
     let path = lock_path(files);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(io_err(&path))?;
-    file.lock().map_err(io_err(&path))?;
+    let file = crate::durable::lock_file(&path).map_err(io_err(&path))?;
     Ok(AuditLock { _file: file })
 }
 

@@ -11,12 +11,11 @@
 //! temp file beside its destination and rename it into place. Audit files already present are
 //! moved aside into `pre-restore-<time>/` beside them, never deleted: the trail is evidence.
 
-use std::fs::{self, File, FileTimes, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -154,15 +153,7 @@ fn lock_accounts(htpasswd: &Path) -> Result<File, CliError> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "htpasswd".into());
     let path = parent_dir(htpasswd).join(format!(".{name}.lock"));
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(io_err(&path))?;
-    file.lock().map_err(io_err(&path))?;
-    Ok(file)
+    registry_admin::durable::lock_file(&path).map_err(io_err(&path))
 }
 
 /// Passes writes through while counting and hashing them.
@@ -465,16 +456,6 @@ fn check_content(p: &Planned) -> Result<(), CliError> {
     Ok(())
 }
 
-/// registry:2 reloads htpasswd only when its mtime changes: make sure the new one's differs.
-fn bump_mtime_past(file: &File, old: &fs::Metadata) -> io::Result<()> {
-    let new_mtime = file.metadata()?.modified()?;
-    let old_mtime = old.modified()?;
-    if new_mtime <= old_mtime {
-        file.set_times(FileTimes::new().set_modified(old_mtime + Duration::from_millis(1)))?;
-    }
-    Ok(())
-}
-
 /// Copies the backed-up file into a temp file beside its destination, checking it once more
 /// against the manifest; an existing file's mode is kept (new files are 0600).
 fn stage(p: &Planned) -> Result<NamedTempFile, CliError> {
@@ -501,7 +482,7 @@ fn stage(p: &Planned) -> Result<NamedTempFile, CliError> {
     if let Some(old) = &old {
         tmp.as_file()
             .set_permissions(fs::Permissions::from_mode(old.mode() & 0o777))
-            .and_then(|()| bump_mtime_past(tmp.as_file(), old))
+            .and_then(|()| registry_admin::durable::bump_mtime_past(tmp.as_file(), old))
             .map_err(io_err(&p.dest))?;
     }
     tmp.as_file().sync_all().map_err(io_err(&p.dest))?;
