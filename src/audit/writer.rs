@@ -451,7 +451,10 @@ mod tests {
         let path = dir.path().join("audit.log");
         let log = AuditLog::open(&path, 1 << 20).unwrap();
         record(&log, "user.create");
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         f.write_all(b"{\"time\":\"2026").unwrap();
         drop(f);
         record(&log, "user.delete");
