@@ -31,6 +31,7 @@ use actix_web::middleware::{ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, web};
 
 use crate::audit::AuditLog;
+use crate::audit::burst::BurstTracker;
 use crate::audit::events::SeenEvents;
 use crate::auth::Authenticator;
 use crate::auth::limit::FailureLimiter;
@@ -68,6 +69,8 @@ pub struct AppState {
     pub addresses: Arc<ClientAddresses>,
     pub grants: Arc<GrantsStore>,
     pub freeze: Arc<WriteFreeze>,
+    /// Refused API requests per (actor, action), so repeated refusals are summarised.
+    pub refusals: Arc<BurstTracker>,
 }
 
 impl AppState {
@@ -112,6 +115,7 @@ impl AppState {
             addresses,
             grants: Arc::new(grants),
             freeze: Arc::new(WriteFreeze::default()),
+            refusals: Arc::new(BurstTracker::default()),
         })
     }
 
@@ -156,6 +160,7 @@ pub fn app(
         .app_data(web::Data::from(Arc::clone(&state.addresses)))
         .app_data(web::Data::from(Arc::clone(&state.grants)))
         .app_data(web::Data::from(Arc::clone(&state.freeze)))
+        .app_data(web::Data::from(Arc::clone(&state.refusals)))
         .app_data(state)
         .app_data(
             web::JsonConfig::default()

@@ -8,7 +8,6 @@ use actix_web::http::{Method, StatusCode, header};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, HttpRequest, web};
 
-use std::sync::LazyLock;
 use std::time::Instant;
 
 use super::burst::{BurstTracker, Verdict, summary_detail};
@@ -39,9 +38,6 @@ pub fn note(req: &HttpRequest, f: impl FnOnce(&mut AuditNote)) {
         f(n);
     }
 }
-
-/// Refusals per (actor, action), for the whole process like the audit log they protect.
-static REFUSALS: LazyLock<BurstTracker> = LazyLock::new(BurstTracker::default);
 
 /// The audited action of a route; reads are not audited.
 fn action_of(method: &Method, pattern: &str) -> Option<&'static str> {
@@ -82,9 +78,10 @@ pub async fn middleware(
     let services = req
         .app_data::<web::Data<AuditLog>>()
         .cloned()
-        .zip(req.app_data::<web::Data<ClientAddresses>>().cloned());
+        .zip(req.app_data::<web::Data<ClientAddresses>>().cloned())
+        .zip(req.app_data::<web::Data<BurstTracker>>().cloned());
     let res = next.call(req).await?;
-    let Some((audit, addresses)) = services else {
+    let Some(((audit, addresses), refusals)) = services else {
         return Ok(res);
     };
     let status = res.status();
@@ -143,7 +140,7 @@ pub async fn middleware(
     // Failed logins are bounded by the limiter already; other refusals are bounded here, so a
     // client repeating a refused request cannot write to the disk as fast as it can send.
     if !auth_failed && entry.outcome != Outcome::Success {
-        match REFUSALS.refused(
+        match refusals.refused(
             &entry.actor,
             &entry.action,
             Instant::now(),
