@@ -125,6 +125,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     auth::routes(cfg);
     users::routes(cfg);
     registry::routes(cfg);
+    grants::routes(cfg);
     audit::routes(cfg);
     metrics::routes(cfg);
     openapi::routes(cfg);
