@@ -689,3 +689,34 @@ fn the_access_endpoint_explains_each_source_of_an_action() {
         );
     }
 }
+
+#[test]
+fn a_broken_grants_file_is_never_read_as_no_grants_and_admins_keep_working() {
+    let stack = start_with_users();
+    let path = stack.dir.path().join("auth/grants.json");
+    std::fs::write(&path, "{\"users\": {\"alice\": [").unwrap();
+    let (status, body) = as_user(&stack, ALICE, Method::GET, "/images", None);
+    assert_eq!(
+        (status, error_code(&body)),
+        (500, Some("internal")),
+        "{body}"
+    );
+    let (status, body) = as_admin(
+        &stack,
+        Method::PUT,
+        "/grants/public",
+        Some(json!({"repositories": ["**"]})),
+    );
+    assert_eq!(
+        (status, error_code(&body)),
+        (500, Some("internal")),
+        "{body}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "{\"users\": {\"alice\": [",
+        "not overwritten"
+    );
+    let (status, body) = as_admin(&stack, Method::GET, "/images", None);
+    assert_eq!(status, 200, "{body}");
+}
