@@ -254,6 +254,38 @@ mod tests {
     }
 
     #[test]
+    fn refusals_answer_403_forbidden_and_409_maintenance() {
+        use actix_web::ResponseError;
+        let cases = [
+            (
+                Denied::Missing {
+                    action: Delete,
+                    repo: "team/app".into(),
+                },
+                403,
+                "forbidden",
+                "this account has no \"delete\" grant on team/app",
+            ),
+            (
+                Denied::Frozen {
+                    action: Delete,
+                    repo: "team/app".into(),
+                },
+                409,
+                "maintenance",
+                "a garbage collection is running: delete on team/app is not possible until it finishes",
+            ),
+        ];
+        for (denied, status, code, message) in cases {
+            let e = ApiError::from(denied);
+            assert_eq!(
+                (e.status_code().as_u16(), e.code(), e.to_string().as_str()),
+                (status, code, message)
+            );
+        }
+    }
+
+    #[test]
     fn principals_follow_roles_and_self_or_admin_is_name_or_role() {
         assert_eq!(principal_of("a", Role::Admin), Principal::Admin);
         assert_eq!(principal_of("a", Role::User), user("a"));
