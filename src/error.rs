@@ -11,6 +11,9 @@ use thiserror::Error;
 
 use crate::auth::verify::AuthError;
 use crate::blocking::BlockingError;
+use crate::durable::DurableError;
+use crate::grants::GrantError;
+use crate::grants::authorize::Denied;
 use crate::registry::client::UpstreamError;
 use crate::registry::delete::DeleteError;
 use crate::registry::names::InvalidReference;
@@ -67,6 +70,11 @@ pub enum ApiError {
     #[error("the htpasswd file cannot be used: {0}; accounts are unavailable until it is fixed")]
     HtpasswdInvalid(String),
     #[error("{0}")]
+    InvalidGrant(String),
+    /// A garbage collection holds registry writes back.
+    #[error("{0}")]
+    Maintenance(String),
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -111,6 +119,8 @@ impl ApiError {
             ApiError::UpstreamTimeout(_) => "upstream_timeout",
             ApiError::Upstream(_) => "upstream_error",
             ApiError::HtpasswdInvalid(_) => "htpasswd_invalid",
+            ApiError::InvalidGrant(_) => "invalid_grant",
+            ApiError::Maintenance(_) => "maintenance",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -124,13 +134,15 @@ impl ResponseError for ApiError {
             | ApiError::InvalidPassword(_)
             | ApiError::InvalidName(_)
             | ApiError::InvalidTag(_)
-            | ApiError::InvalidDigest(_) => StatusCode::BAD_REQUEST,
+            | ApiError::InvalidDigest(_)
+            | ApiError::InvalidGrant(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized | ApiError::CredentialsRejected => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden | ApiError::ForbiddenBecause(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::UserExists(_) | ApiError::LastAdmin(_) | ApiError::ProtectedAccount(_) => {
-                StatusCode::CONFLICT
-            }
+            ApiError::UserExists(_)
+            | ApiError::LastAdmin(_)
+            | ApiError::ProtectedAccount(_)
+            | ApiError::Maintenance(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -236,6 +248,30 @@ impl From<StoreError> for ApiError {
             StoreError::Protected(u) => ApiError::ProtectedAccount(u),
             StoreError::Htpasswd { problem, .. } => ApiError::HtpasswdInvalid(problem.to_string()),
             other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<GrantError> for ApiError {
+    fn from(e: GrantError) -> Self {
+        ApiError::InvalidGrant(e.to_string())
+    }
+}
+
+impl From<DurableError> for ApiError {
+    fn from(e: DurableError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+/// `Hidden` has no answer of its own: the handler answers as for a missing repository, with
+/// that endpoint's own not-found body.
+impl From<Denied> for ApiError {
+    fn from(e: Denied) -> Self {
+        match e {
+            Denied::Hidden => ApiError::NotFound("not found".into()),
+            Denied::Missing { .. } => ApiError::ForbiddenBecause(e.to_string()),
+            Denied::Frozen { .. } => ApiError::Maintenance(e.to_string()),
         }
     }
 }

@@ -130,6 +130,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     auth::routes(cfg);
     users::routes(cfg);
     registry::routes(cfg);
+    grants::routes(cfg);
     audit::routes(cfg);
     ops::routes(cfg);
     openapi::routes(cfg);

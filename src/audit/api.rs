@@ -49,6 +49,7 @@ fn action_of(method: &Method, pattern: &str) -> Option<&'static str> {
         ("POST", "/users/{user}/enable") => "user.enable",
         ("PUT", "/users/{user}/role") => "user.role",
         ("DELETE", "/images/{rest:.*}") => "tag.delete",
+        ("PUT", "/users/{user}/grants" | "/grants/everyone" | "/grants/public") => "grants.update",
         ("POST", "/auth/token") => "auth.token",
         _ => return None,
     })

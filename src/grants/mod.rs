@@ -1,14 +1,19 @@
 //! Grants: which repositories a `user` may pull, push and delete, by pattern, and which an
-//! anonymous caller may pull. Pure domain code; the file lives beside users.json.
+//! anonymous caller may pull. The file lives beside users.json; `authorize` is the one seam
+//! handlers decide repository access through; `routes` is the API that edits and explains them.
 
+pub mod authorize;
 pub mod model;
 pub mod pattern;
 pub mod policy;
+pub mod routes;
 pub mod store;
 
+pub use authorize::{Access, authorize};
 pub use model::{Action, Grant, GrantError, GrantSpec, Grants};
 pub use pattern::{Pattern, PatternError};
 pub use policy::{
     Explanation, Principal, Reason, Source, Wanted, allows, catalog_allowed, explain, granted,
 };
+pub use routes::routes;
 pub use store::GrantsStore;

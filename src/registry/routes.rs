@@ -9,13 +9,14 @@ use utoipa::{IntoParams, ToSchema};
 use super::delete::Deleted;
 use super::details::ImageDetails;
 
-use super::delete::delete_tag;
+use super::client::RegistryClient;
+use super::delete::{RepoLocks, delete_tag};
 use super::details::image_details;
 use super::names;
-use crate::AppState;
 use crate::audit;
-use crate::auth::{Account, Admin};
+use crate::config::Config;
 use crate::error::ApiError;
+use crate::grants::{Access, Action};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/images").route(web::get().to(catalog)))
@@ -89,14 +90,25 @@ pub(crate) struct Catalog {
     repositories: Vec<String>,
 }
 
-/// Every repository, sorted.
+/// The repositories the caller may pull (every one, for admins), sorted.
 #[utoipa::path(get, path = "/images", tag = "images", responses((status = 200, description = "repositories", body = Catalog)), security(("basic" = []), ("bearer" = [])))]
 pub(crate) async fn catalog(
-    _account: Account,
-    state: web::Data<AppState>,
+    access: Access,
+    registry: web::Data<RegistryClient>,
 ) -> Result<HttpResponse, ApiError> {
-    let repositories = state.registry.catalog().await?;
+    let mut repositories = registry.catalog().await?;
+    repositories.retain(|r| access.may_pull(r));
     Ok(HttpResponse::Ok().json(Catalog { repositories }))
+}
+
+/// The answers for a repository or tag that does not exist. A repository the caller may not
+/// pull gets the very same, so its existence does not show.
+fn no_repository(name: &str) -> ApiError {
+    ApiError::NotFound(format!("repository {name} not found"))
+}
+
+fn no_tag(name: &str, tag: &str) -> ApiError {
+    ApiError::NotFound(format!("tag {name}:{tag} not found"))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -134,22 +146,26 @@ pub(crate) fn doc_image_details() {}
 
 /// Serves both `GET` paths above: which one is decided by the shape of the path.
 async fn get(
-    _account: Account,
-    state: web::Data<AppState>,
+    access: Access,
+    registry: web::Data<RegistryClient>,
+    config: web::Data<Config>,
     req: HttpRequest,
     page: web::Query<TagPage>,
 ) -> Result<HttpResponse, ApiError> {
     match parse_target(req.uri().path())? {
-        Target::Tags(name) => list_tags(&state, name, page.into_inner()).await,
+        Target::Tags(name) => {
+            if !access.may_pull(&name) {
+                return Err(no_repository(&name));
+            }
+            list_tags(&registry, name, page.into_inner()).await
+        }
         Target::Tag(name, tag) => {
-            let details = image_details(
-                &state.registry,
-                &state.config.public_registry_host,
-                &name,
-                &tag,
-            )
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("tag {name}:{tag} not found")))?;
+            if !access.may_pull(&name) {
+                return Err(no_tag(&name, &tag));
+            }
+            let details = image_details(&registry, &config.public_registry_host, &name, &tag)
+                .await?
+                .ok_or_else(|| no_tag(&name, &tag))?;
             Ok(HttpResponse::Ok().json(details))
         }
     }
@@ -157,7 +173,7 @@ async fn get(
 
 /// registry:2 ignores `n` and `last` on tags/list and returns tags unsorted: we sort and page.
 async fn list_tags(
-    state: &AppState,
+    registry: &RegistryClient,
     name: String,
     page: TagPage,
 ) -> Result<HttpResponse, ApiError> {
@@ -171,11 +187,10 @@ async fn list_tags(
     if let Some(last) = &page.last {
         names::tag(last)?;
     }
-    let mut tags = state
-        .registry
+    let mut tags = registry
         .tags(&name)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("repository {name} not found")))?;
+        .ok_or_else(|| no_repository(&name))?;
     tags.sort();
     if let Some(last) = &page.last {
         tags.retain(|t| t > last);
@@ -195,12 +210,15 @@ async fn list_tags(
 }
 
 /// Deletes exactly this tag; tags sharing its digest survive and are listed in `other_tags`.
+/// Needs `delete` on the repository (admins always have it); while a garbage collection runs,
+/// 409 `maintenance`.
 #[utoipa::path(delete, path = "/images/{name}/tags/{tag}", tag = "images",
     params(("name" = String, Path, description = "repository name, may contain '/'"), ("tag" = String, Path, description = "tag")),
     responses((status = 200, description = "deleted", body = Deleted)), security(("basic" = []), ("bearer" = [])))]
 pub(crate) async fn delete(
-    _admin: Admin,
-    state: web::Data<AppState>,
+    access: Access,
+    registry: web::Data<RegistryClient>,
+    locks: web::Data<RepoLocks>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let Target::Tag(name, tag) = parse_target(req.uri().path())? else {
@@ -212,7 +230,13 @@ pub(crate) async fn delete(
         n.image = Some(name.clone());
         n.tag = Some(tag.clone());
     });
-    let deleted = delete_tag(&state.registry, &state.repo_locks, &name, &tag).await?;
+    match access.check(Action::Delete, &name) {
+        Ok(()) => {}
+        // Exactly what a missing tag answers: the caller cannot see this repository.
+        Err(crate::grants::authorize::Denied::Hidden) => return Err(no_tag(&name, &tag)),
+        Err(other) => return Err(other.into()),
+    }
+    let deleted = delete_tag(&registry, &locks, &name, &tag).await?;
     audit::api::note(&req, |n| {
         n.digest = Some(deleted.digest.clone());
         n.detail = Some(format!(

@@ -9,12 +9,14 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::model::{Accounts, Refusal, Role, UserView};
-use super::store::UserStore;
+use super::store::{StoreError, UserStore};
 use super::validate;
 use crate::audit;
 use crate::auth::{Account, Admin, AuthError, Authenticator, retry_after};
 use crate::blocking::run_blocking;
 use crate::error::ApiError;
+use crate::grants::GrantsStore;
+use crate::grants::authorize::is_self_or_admin;
 
 /// The body is read only after the credentials pass, so a caller without credentials learns
 /// nothing from a malformed body: it gets 401 like any other.
@@ -143,16 +145,30 @@ pub(crate) async fn get(
     Ok(HttpResponse::Ok().json(view))
 }
 
-/// Deletes an account (not the last enabled admin, not the service account).
+/// Deletes an account (not the last enabled admin, not the service account) and its grants.
 #[utoipa::path(delete, path = "/users/{user}", tag = "users", params(("user" = String, Path, description = "username", pattern = "^[A-Za-z0-9_@][A-Za-z0-9._@-]{0,63}$")),
     responses((status = 204, description = "deleted")), security(("basic" = []), ("bearer" = [])))]
 pub(crate) async fn delete(
     _admin: Admin,
     store: web::Data<UserStore>,
+    grants: web::Data<GrantsStore>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let user = path_user(path)?;
-    change(&store, move |a| a.delete(&user)).await?;
+    let store = Arc::clone(&store);
+    let grants = Arc::clone(&grants);
+    // One critical section: the refusal checks come first, then grants.json loses the user's
+    // grants, then the account goes, so a name re-created later starts with none.
+    run_blocking(move || {
+        store.modify_with(|a, held| -> Result<(), ApiError> {
+            a.delete(&user).map_err(StoreError::from)?;
+            grants.update(held, |g| {
+                g.remove_user(&user);
+                Ok(())
+            })
+        })
+    })
+    .await??;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -169,7 +185,7 @@ pub(crate) async fn set_password(
 ) -> Result<HttpResponse, actix_web::Error> {
     let user = path_user(path)?;
     let own = account.username == user;
-    if account.role != Role::Admin && !own {
+    if !is_self_or_admin(&account, &user) {
         return Err(ApiError::Forbidden.into());
     }
     let NewPassword {
