@@ -202,6 +202,12 @@ fn the_openapi_document_covers_every_endpoint_and_docs_are_self_contained() {
         "GET /audit/verify",
         "POST /events",
         "GET /metrics",
+        "GET /grants",
+        "GET /users/{user}/grants",
+        "PUT /users/{user}/grants",
+        "PUT /grants/everyone",
+        "PUT /grants/public",
+        "GET /users/{user}/access",
         "GET /openapi.json",
         "GET /docs",
     ]
