@@ -14,6 +14,7 @@ use crate::blocking::BlockingError;
 use crate::registry::client::UpstreamError;
 use crate::registry::delete::DeleteError;
 use crate::registry::names::InvalidReference;
+use crate::token::ScopeError;
 use crate::users::store::StoreError;
 use crate::users::validate::InvalidInput;
 
@@ -66,6 +67,9 @@ pub enum ApiError {
     /// unknown until someone fixes the file, so nothing that needs them is answered.
     #[error("the htpasswd file cannot be used: {0}; accounts are unavailable until it is fixed")]
     HtpasswdInvalid(String),
+    /// A `scope` of `GET /token` that names no valid repository.
+    #[error("{0}")]
+    InvalidScope(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -111,6 +115,7 @@ impl ApiError {
             ApiError::UpstreamTimeout(_) => "upstream_timeout",
             ApiError::Upstream(_) => "upstream_error",
             ApiError::HtpasswdInvalid(_) => "htpasswd_invalid",
+            ApiError::InvalidScope(_) => "invalid_scope",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -124,7 +129,8 @@ impl ResponseError for ApiError {
             | ApiError::InvalidPassword(_)
             | ApiError::InvalidName(_)
             | ApiError::InvalidTag(_)
-            | ApiError::InvalidDigest(_) => StatusCode::BAD_REQUEST,
+            | ApiError::InvalidDigest(_)
+            | ApiError::InvalidScope(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized | ApiError::CredentialsRejected => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden | ApiError::ForbiddenBecause(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -224,6 +230,12 @@ impl From<DeleteError> for ApiError {
             DeleteError::Disabled(_) => ApiError::Upstream(e.to_string()),
             DeleteError::Upstream(u) => u.into(),
         }
+    }
+}
+
+impl From<ScopeError> for ApiError {
+    fn from(e: ScopeError) -> Self {
+        ApiError::InvalidScope(e.to_string())
     }
 }
 

@@ -14,6 +14,7 @@ use serde_json::json;
 
 use crate::AppState;
 use crate::bootstrap::SERVICE_ACCOUNT;
+use crate::config::AuthMode;
 use crate::durable::DurableError;
 use crate::paths::parent_dir;
 use crate::registry::client::USER_AGENT;
@@ -125,7 +126,11 @@ struct Local {
 
 async fn local_checks(state: &AppState) -> Local {
     let store = Arc::clone(&state.store);
-    let credentials = state.config.registry_credentials.clone();
+    // Token mode: registry-admin signs its own tokens; there is no htpasswd line to check.
+    let credentials = match state.config.auth_mode {
+        AuthMode::Htpasswd => Upstream::Htpasswd(state.config.registry_credentials.clone()),
+        AuthMode::Token => Upstream::SelfSigned,
+    };
     let audit_dir = parent_dir(&state.config.audit_log_path).to_path_buf();
     let work = web::block(move || file_checks(&store, credentials, &audit_dir));
     match tokio::time::timeout(LOCAL_TIMEOUT, work).await {
@@ -143,21 +148,29 @@ async fn local_checks(state: &AppState) -> Local {
     }
 }
 
-fn file_checks(
-    store: &UserStore,
-    credentials: Option<(String, String)>,
-    audit_dir: &Path,
-) -> Local {
+/// What the registry check looks for locally.
+enum Upstream {
+    /// The given credentials, or (`None`) the provisioned service account.
+    Htpasswd(Option<(String, String)>),
+    SelfSigned,
+}
+
+fn file_checks(store: &UserStore, credentials: Upstream, audit_dir: &Path) -> Local {
     let htpasswd_dir: PathBuf = parent_dir(store.htpasswd_path()).to_path_buf();
     let (account, htpasswd) = match store.current() {
         Ok(accounts) => {
             let hash = |user: &str| accounts.htpasswd.get(user).map(str::to_string);
             let account = match credentials {
-                Some((user, password)) => given_account(&user, &password, hash(&user)),
-                None if hash(SERVICE_ACCOUNT).is_some() => "ok".into(),
-                None => "registry rejects registry-admin's credentials: its service account \
+                Upstream::SelfSigned => "ok".into(),
+                Upstream::Htpasswd(Some((user, password))) => {
+                    given_account(&user, &password, hash(&user))
+                }
+                Upstream::Htpasswd(None) if hash(SERVICE_ACCOUNT).is_some() => "ok".into(),
+                Upstream::Htpasswd(None) => {
+                    "registry rejects registry-admin's credentials: its service account \
                          is gone from htpasswd (restart registry-admin to provision it)"
-                    .into(),
+                        .into()
+                }
             };
             (account, dir_writable(&htpasswd_dir))
         }

@@ -41,8 +41,9 @@ use crate::freeze::WriteFreeze;
 use crate::grants::GrantsStore;
 use crate::metrics::Metrics;
 use crate::net::ClientAddresses;
-use crate::registry::client::RegistryClient;
+use crate::registry::client::{BasicAuth, RegistryClient, UpstreamAuth};
 use crate::registry::delete::RepoLocks;
+use crate::token::{SelfSignedAuth, TokenIssuer};
 use crate::users::store::UserStore;
 
 /// Longest wait for one upstream request before answering 504.
@@ -67,15 +68,37 @@ pub struct AppState {
     pub addresses: Arc<ClientAddresses>,
     pub grants: Arc<GrantsStore>,
     pub freeze: Arc<WriteFreeze>,
+    /// Token mode: signs `GET /token` answers and registry-admin's own registry tokens.
+    pub token_issuer: Option<Arc<TokenIssuer>>,
+}
+
+/// How registry-admin proves itself to registry:2.
+pub enum Upstream {
+    /// htpasswd mode: Basic credentials of an htpasswd account.
+    Basic { username: String, password: String },
+    /// Token mode: tokens it signs for itself with the registry token key.
+    SelfSigned(Arc<TokenIssuer>),
 }
 
 impl AppState {
+    /// htpasswd mode, toward the registry as `registry_credentials`.
     pub fn new(
         config: Config,
         store: Arc<UserStore>,
         registry_credentials: (String, String),
         audit: Arc<AuditLog>,
     ) -> Result<AppState, String> {
+        let (username, password) = registry_credentials;
+        Self::with_upstream(config, store, Upstream::Basic { username, password }, audit)
+    }
+
+    pub fn with_upstream(
+        config: Config,
+        store: Arc<UserStore>,
+        upstream: Upstream,
+        audit: Arc<AuditLog>,
+    ) -> Result<AppState, String> {
+        let freeze = Arc::new(WriteFreeze::default());
         let metrics = Arc::new(Metrics::default());
         let grants = GrantsStore::new(store.beside(grants::store::FILE_NAME));
         let addresses = Arc::new(ClientAddresses::new(config.trusted_proxies.clone()));
@@ -91,11 +114,21 @@ impl AppState {
             tokens,
             addresses: Arc::clone(&addresses),
         });
-        let (user, password) = registry_credentials;
-        let registry = RegistryClient::new(
+        let (upstream_auth, token_issuer): (Arc<dyn UpstreamAuth>, _) = match upstream {
+            Upstream::Basic { username, password } => {
+                (Arc::new(BasicAuth::new(username, password)), None)
+            }
+            Upstream::SelfSigned(issuer) => (
+                Arc::new(SelfSignedAuth::new(
+                    Arc::clone(&issuer),
+                    Arc::clone(&freeze),
+                )),
+                Some(issuer),
+            ),
+        };
+        let registry = RegistryClient::with_auth(
             &config.registry_url,
-            user,
-            password,
+            upstream_auth,
             UPSTREAM_TIMEOUT,
             Arc::clone(&metrics),
         )?;
@@ -110,7 +143,8 @@ impl AppState {
             metrics,
             addresses,
             grants: Arc::new(grants),
-            freeze: Arc::new(WriteFreeze::default()),
+            freeze,
+            token_issuer,
         })
     }
 
@@ -125,6 +159,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     auth::routes(cfg);
     users::routes(cfg);
     registry::routes(cfg);
+    token::routes(cfg);
     audit::routes(cfg);
     metrics::routes(cfg);
     openapi::routes(cfg);
@@ -143,8 +178,12 @@ pub fn app(
         InitError = (),
     >,
 > {
-    App::new()
-        .app_data(web::Data::from(Arc::clone(&state.config)))
+    let mut app = App::new();
+    // Only in token mode; `GET /token` exists only when it is there.
+    if let Some(issuer) = &state.token_issuer {
+        app = app.app_data(web::Data::from(Arc::clone(issuer)));
+    }
+    app.app_data(web::Data::from(Arc::clone(&state.config)))
         .app_data(web::Data::from(Arc::clone(&state.store)))
         .app_data(web::Data::from(Arc::clone(&state.auth)))
         .app_data(web::Data::from(Arc::clone(&state.registry)))

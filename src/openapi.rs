@@ -29,6 +29,7 @@ use crate::error::ErrorBodyDoc;
         crate::registry::routes::doc_list_tags,
         crate::registry::routes::doc_image_details,
         crate::registry::routes::delete,
+        crate::token::routes::issue,
         crate::audit::list,
         crate::audit::verify_chain,
         crate::audit::events::receive,
