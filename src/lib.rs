@@ -159,7 +159,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     auth::routes(cfg);
     users::routes(cfg);
     registry::routes(cfg);
-    token::routes(cfg);
     audit::routes(cfg);
     metrics::routes(cfg);
     openapi::routes(cfg);
@@ -179,9 +178,12 @@ pub fn app(
     >,
 > {
     let mut app = App::new();
-    // Only in token mode; `GET /token` exists only when it is there.
+    // Token mode only. In htpasswd mode `/token` is not a route at all, so it is an unknown
+    // path (404) that the audit middleware does not mistake for a token request.
     if let Some(issuer) = &state.token_issuer {
-        app = app.app_data(web::Data::from(Arc::clone(issuer)));
+        app = app
+            .app_data(web::Data::from(Arc::clone(issuer)))
+            .configure(token::routes);
     }
     app.app_data(web::Data::from(Arc::clone(&state.config)))
         .app_data(web::Data::from(Arc::clone(&state.store)))

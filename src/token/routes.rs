@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use actix_web::http::header;
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, guard, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use chrono::SecondsFormat;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -22,14 +22,9 @@ use crate::freeze::WriteFreeze;
 use crate::grants::{Grants, GrantsStore, Principal};
 use crate::users::model::Role;
 
+/// Registered by `app()` in token mode only.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/token")
-            .guard(guard::fn_guard(|ctx| {
-                ctx.app_data::<web::Data<TokenIssuer>>().is_some()
-            }))
-            .route(web::get().to(issue)),
-    );
+    cfg.service(web::resource("/token").route(web::get().to(issue)));
 }
 
 #[derive(Serialize, ToSchema)]
