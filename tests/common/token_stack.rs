@@ -193,7 +193,7 @@ impl TokenStack {
     pub fn podman(&self, args: &[&str]) -> Output {
         let base = self.path("podman");
         let auth = base.join("auth.json");
-        std::fs::create_dir_all(&base).unwrap();
+        std::fs::create_dir_all(base.join("xdg")).unwrap();
         Command::new("podman")
             .arg("--root")
             .arg(base.join("root"))
