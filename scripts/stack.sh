@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Starts the whole stack on this machine: registry:2 on :5000 and registry-admin on :5001,
-# sharing ./auth/htpasswd. Runs in the foreground; Ctrl-C stops both.
+# sharing ./auth. Token mode by default (registry:2 trusts registry-admin's GET /token, so roles
+# and grants hold at the registry); AUTH_MODE=htpasswd runs registry:2 on the shared htpasswd.
+# Runs in the foreground; Ctrl-C stops both.
 # Settings come from the environment or from ./.env (see .env.example).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +32,14 @@ export AUDIT_LOG_PATH="${AUDIT_LOG_PATH:-$root/logs/audit.log}"
 export REGISTRY_URL="${REGISTRY_URL:-http://127.0.0.1:5000}"
 export BIND_ADDR="${BIND_ADDR:-0.0.0.0:5001}"
 export PUBLIC_REGISTRY_HOST="${PUBLIC_REGISTRY_HOST:-localhost:5000}"
+export AUTH_MODE="${AUTH_MODE:-token}"
+export REGISTRY_TOKEN_KEY="${REGISTRY_TOKEN_KEY:-$root/auth/token.key}"
+# Where clients (docker, podman, skopeo) reach registry-admin's /token: registry:2 sends them there.
+TOKEN_REALM="${TOKEN_REALM:-http://localhost:${BIND_ADDR##*:}/token}"
+case "$AUTH_MODE" in
+  token|htpasswd) ;;
+  *) echo "AUTH_MODE must be token or htpasswd, not $AUTH_MODE" >&2; exit 2 ;;
+esac
 # registry:2 sends its events with this token; without one in .env, this run makes its own.
 export EVENTS_TOKEN="${EVENTS_TOKEN:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
 
@@ -41,8 +51,9 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-# registry-admin first: it writes the htpasswd (admin + its service account) before registry:2
-# reads it; a registry that starts without one provisions a user of its own.
+# registry-admin first: it writes the htpasswd (admin, and in htpasswd mode its service account)
+# and, in token mode, token.crt, before registry:2 reads them; a registry that starts without the
+# htpasswd provisions a user of its own, and one without token.crt panics.
 target/release/registry-admin &
 pids+=($!)
 for _ in $(seq 1 100); do
@@ -51,10 +62,28 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-REGISTRY_AUTH_HTPASSWD_PATH="$HTPASSWD_PATH" \
-REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY="$root/data/registry" \
-REGISTRY_NOTIFICATIONS_ENDPOINTS="[{name: registry-admin, url: 'http://127.0.0.1:${BIND_ADDR##*:}/events', headers: {Authorization: ['Bearer $EVENTS_TOKEN']}, timeout: 2s, threshold: 5, backoff: 1s}]" \
-  /usr/bin/docker-registry serve registry/config.yml >logs/registry.log 2>&1 &
+# registry:2 reads every REGISTRY_* variable as a config override (REGISTRY-FACTS §g), so it
+# gets a clean environment holding only overrides of real config keys, never our settings.
+overrides=(
+  REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY="$root/data/registry"
+  REGISTRY_NOTIFICATIONS_ENDPOINTS="[{name: registry-admin, url: 'http://127.0.0.1:${BIND_ADDR##*:}/events', headers: {Authorization: ['Bearer $EVENTS_TOKEN']}, timeout: 2s, threshold: 5, backoff: 1s}]"
+)
+if [ "$AUTH_MODE" = token ]; then
+  config=registry/config.yml
+  cert="$(dirname "$REGISTRY_TOKEN_KEY")/token.crt"
+  [ -f "$cert" ] || { echo "registry-admin did not write $cert" >&2; exit 1; }
+  overrides+=(
+    REGISTRY_AUTH_TOKEN_REALM="$TOKEN_REALM"
+    REGISTRY_AUTH_TOKEN_SERVICE="${REGISTRY_TOKEN_SERVICE:-registry}"
+    REGISTRY_AUTH_TOKEN_ISSUER="${REGISTRY_TOKEN_ISSUER:-registry-admin}"
+    REGISTRY_AUTH_TOKEN_ROOTCERTBUNDLE="$cert"
+  )
+else
+  config=registry/config.htpasswd.yml
+  overrides+=(REGISTRY_AUTH_HTPASSWD_PATH="$HTPASSWD_PATH")
+fi
+env -i PATH="$PATH" "${overrides[@]}" \
+  /usr/bin/docker-registry serve "$config" >logs/registry.log 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
   curl -s -o /dev/null "http://127.0.0.1:5000/v2/" && break
@@ -64,11 +93,12 @@ done
 
 cat <<MSG
 
-  registry:2       http://localhost:5000   (log: logs/registry.log)
+  registry:2       http://localhost:5000   (log: logs/registry.log; ${AUTH_MODE} mode)
   registry-admin   http://localhost:${BIND_ADDR##*:}   (log: this terminal; audit: ${AUDIT_LOG_PATH})
   admin account    ${ADMIN_USERNAME:-admin} — its password is the one printed above when it was
                    created, or ADMIN_PASSWORD from your environment / .env
   try              curl -u ${ADMIN_USERNAME:-admin}:PASSWORD http://localhost:${BIND_ADDR##*:}/users
+                   podman login --tls-verify=false localhost:5000
 
   Ctrl-C stops both.
 MSG

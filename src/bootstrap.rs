@@ -66,6 +66,39 @@ pub fn registry_credentials(
     Ok((SERVICE_ACCOUNT.to_string(), secret))
 }
 
+/// What token-mode start-up found about the name `registry-admin`.
+#[derive(Debug, PartialEq)]
+pub enum ServiceName {
+    /// Nothing holds it (a left-over service line, if any, is gone now).
+    Free,
+    /// A person's account of that name: left alone, but `/token` never issues to it.
+    HeldByAccount,
+}
+
+/// Token mode: registry-admin signs its own tokens (subject `registry-admin`), so it needs no
+/// htpasswd line, and a service line left from an htpasswd-mode run is removed: nobody knows
+/// its secret any more, and registry:2 no longer reads the file.
+pub fn retire_service_account(
+    config: &Config,
+    store: &UserStore,
+) -> Result<ServiceName, BootstrapError> {
+    if config.admin_username == SERVICE_ACCOUNT {
+        return Err(BootstrapError::AdminIsService(SERVICE_ACCOUNT.into()));
+    }
+    let role = store.current()?.view(SERVICE_ACCOUNT).map(|v| v.role);
+    match role {
+        None => Ok(ServiceName::Free),
+        Some(Role::Service) => {
+            store.modify(|a| {
+                a.retire_service(SERVICE_ACCOUNT);
+                Ok(())
+            })?;
+            Ok(ServiceName::Free)
+        }
+        Some(_) => Ok(ServiceName::HeldByAccount),
+    }
+}
+
 /// What start-up did about the admin account, for the one message it prints.
 #[derive(Debug, PartialEq)]
 pub enum AdminOutcome {

@@ -17,6 +17,7 @@ use crate::grants::authorize::Denied;
 use crate::registry::client::UpstreamError;
 use crate::registry::delete::DeleteError;
 use crate::registry::names::InvalidReference;
+use crate::token::ScopeError;
 use crate::users::store::StoreError;
 use crate::users::validate::InvalidInput;
 
@@ -69,6 +70,9 @@ pub enum ApiError {
     /// unknown until someone fixes the file, so nothing that needs them is answered.
     #[error("the htpasswd file cannot be used: {0}; accounts are unavailable until it is fixed")]
     HtpasswdInvalid(String),
+    /// A `scope` of `GET /token` that names no valid repository.
+    #[error("{0}")]
+    InvalidScope(String),
     #[error("{0}")]
     InvalidGrant(String),
     /// A garbage collection holds registry writes back.
@@ -121,6 +125,7 @@ impl ApiError {
             ApiError::HtpasswdInvalid(_) => "htpasswd_invalid",
             ApiError::InvalidGrant(_) => "invalid_grant",
             ApiError::Maintenance(_) => "maintenance",
+            ApiError::InvalidScope(_) => "invalid_scope",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -135,7 +140,8 @@ impl ResponseError for ApiError {
             | ApiError::InvalidName(_)
             | ApiError::InvalidTag(_)
             | ApiError::InvalidDigest(_)
-            | ApiError::InvalidGrant(_) => StatusCode::BAD_REQUEST,
+            | ApiError::InvalidGrant(_)
+            | ApiError::InvalidScope(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized | ApiError::CredentialsRejected => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden | ApiError::ForbiddenBecause(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -236,6 +242,12 @@ impl From<DeleteError> for ApiError {
             DeleteError::Disabled(_) => ApiError::Upstream(e.to_string()),
             DeleteError::Upstream(u) => u.into(),
         }
+    }
+}
+
+impl From<ScopeError> for ApiError {
+    fn from(e: ScopeError) -> Self {
+        ApiError::InvalidScope(e.to_string())
     }
 }
 

@@ -12,8 +12,10 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use crate::AppState;
+use crate::audit::AuditLog;
 use crate::bootstrap::SERVICE_ACCOUNT;
+use crate::config::AuthMode;
+use crate::config::Config;
 use crate::durable::DurableError;
 use crate::paths::parent_dir;
 use crate::registry::client::USER_AGENT;
@@ -48,17 +50,21 @@ pub(crate) async fn live() -> HttpResponse {
 #[utoipa::path(get, path = "/health/ready", tag = "health", responses(
     (status = 200, description = "ready", body = Object),
     (status = 503, description = "not ready; `checks` says why", body = Object)))]
-pub(crate) async fn ready(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn ready(
+    config: web::Data<Config>,
+    store: web::Data<UserStore>,
+    audit_log: web::Data<AuditLog>,
+) -> HttpResponse {
     let (reachable, local) = futures_util::future::join(
-        probe_registry(&state.config.registry_url),
-        local_checks(&state),
+        probe_registry(&config.registry_url),
+        local_checks(&config, Arc::clone(&store)),
     )
     .await;
     let registry = match reachable {
         Ok(()) => local.account,
         Err(reason) => reason,
     };
-    let audit = match state.audit.last_error() {
+    let audit = match audit_log.last_error() {
         Some(e) if local.audit == "ok" => format!("last write failed: {e}"),
         _ => local.audit,
     };
@@ -123,10 +129,13 @@ struct Local {
     audit: String,
 }
 
-async fn local_checks(state: &AppState) -> Local {
-    let store = Arc::clone(&state.store);
-    let credentials = state.config.registry_credentials.clone();
-    let audit_dir = parent_dir(&state.config.audit_log_path).to_path_buf();
+async fn local_checks(config: &Config, store: Arc<UserStore>) -> Local {
+    // Token mode: registry-admin signs its own tokens; there is no htpasswd line to check.
+    let credentials = match config.auth_mode {
+        AuthMode::Htpasswd => Upstream::Htpasswd(config.registry_credentials.clone()),
+        AuthMode::Token => Upstream::SelfSigned,
+    };
+    let audit_dir = parent_dir(&config.audit_log_path).to_path_buf();
     let work = web::block(move || file_checks(&store, credentials, &audit_dir));
     match tokio::time::timeout(LOCAL_TIMEOUT, work).await {
         Ok(Ok(local)) => local,
@@ -143,21 +152,29 @@ async fn local_checks(state: &AppState) -> Local {
     }
 }
 
-fn file_checks(
-    store: &UserStore,
-    credentials: Option<(String, String)>,
-    audit_dir: &Path,
-) -> Local {
+/// What the registry check looks for locally.
+enum Upstream {
+    /// The given credentials, or (`None`) the provisioned service account.
+    Htpasswd(Option<(String, String)>),
+    SelfSigned,
+}
+
+fn file_checks(store: &UserStore, credentials: Upstream, audit_dir: &Path) -> Local {
     let htpasswd_dir: PathBuf = parent_dir(store.htpasswd_path()).to_path_buf();
     let (account, htpasswd) = match store.current() {
         Ok(accounts) => {
             let hash = |user: &str| accounts.htpasswd.get(user).map(str::to_string);
             let account = match credentials {
-                Some((user, password)) => given_account(&user, &password, hash(&user)),
-                None if hash(SERVICE_ACCOUNT).is_some() => "ok".into(),
-                None => "registry rejects registry-admin's credentials: its service account \
+                Upstream::SelfSigned => "ok".into(),
+                Upstream::Htpasswd(Some((user, password))) => {
+                    given_account(&user, &password, hash(&user))
+                }
+                Upstream::Htpasswd(None) if hash(SERVICE_ACCOUNT).is_some() => "ok".into(),
+                Upstream::Htpasswd(None) => {
+                    "registry rejects registry-admin's credentials: its service account \
                          is gone from htpasswd (restart registry-admin to provision it)"
-                    .into(),
+                        .into()
+                }
             };
             (account, dir_writable(&htpasswd_dir))
         }

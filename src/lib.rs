@@ -43,8 +43,9 @@ use crate::freeze::WriteFreeze;
 use crate::grants::GrantsStore;
 use crate::metrics::Metrics;
 use crate::net::ClientAddresses;
-use crate::registry::client::RegistryClient;
+use crate::registry::client::{BasicAuth, RegistryClient, UpstreamAuth};
 use crate::registry::delete::RepoLocks;
+use crate::token::{SelfSignedAuth, TokenIssuer};
 use crate::users::store::UserStore;
 
 /// Longest wait for one upstream request before answering 504.
@@ -71,15 +72,37 @@ pub struct AppState {
     pub freeze: Arc<WriteFreeze>,
     /// Refused API requests per (actor, action), so repeated refusals are summarised.
     pub refusals: Arc<BurstTracker>,
+    /// Token mode: signs `GET /token` answers and registry-admin's own registry tokens.
+    pub token_issuer: Option<Arc<TokenIssuer>>,
+}
+
+/// How registry-admin proves itself to registry:2.
+pub enum Upstream {
+    /// htpasswd mode: Basic credentials of an htpasswd account.
+    Basic { username: String, password: String },
+    /// Token mode: tokens it signs for itself with the registry token key.
+    SelfSigned(Arc<TokenIssuer>),
 }
 
 impl AppState {
+    /// htpasswd mode, toward the registry as `registry_credentials`.
     pub fn new(
         config: Config,
         store: Arc<UserStore>,
         registry_credentials: (String, String),
         audit: Arc<AuditLog>,
     ) -> Result<AppState, String> {
+        let (username, password) = registry_credentials;
+        Self::with_upstream(config, store, Upstream::Basic { username, password }, audit)
+    }
+
+    pub fn with_upstream(
+        config: Config,
+        store: Arc<UserStore>,
+        upstream: Upstream,
+        audit: Arc<AuditLog>,
+    ) -> Result<AppState, String> {
+        let freeze = Arc::new(WriteFreeze::default());
         let metrics = Arc::new(Metrics::default());
         let grants = GrantsStore::new(store.beside(grants::store::FILE_NAME));
         let addresses = Arc::new(ClientAddresses::new(config.trusted_proxies.clone()));
@@ -95,11 +118,21 @@ impl AppState {
             tokens,
             addresses: Arc::clone(&addresses),
         });
-        let (user, password) = registry_credentials;
-        let registry = RegistryClient::new(
+        let (upstream_auth, token_issuer): (Arc<dyn UpstreamAuth>, _) = match upstream {
+            Upstream::Basic { username, password } => {
+                (Arc::new(BasicAuth::new(username, password)), None)
+            }
+            Upstream::SelfSigned(issuer) => (
+                Arc::new(SelfSignedAuth::new(
+                    Arc::clone(&issuer),
+                    Arc::clone(&freeze),
+                )),
+                Some(issuer),
+            ),
+        };
+        let registry = RegistryClient::with_auth(
             &config.registry_url,
-            user,
-            password,
+            upstream_auth,
             UPSTREAM_TIMEOUT,
             Arc::clone(&metrics),
         )?;
@@ -114,8 +147,9 @@ impl AppState {
             metrics,
             addresses,
             grants: Arc::new(grants),
-            freeze: Arc::new(WriteFreeze::default()),
+            freeze,
             refusals: Arc::new(BurstTracker::default()),
+            token_issuer,
         })
     }
 
@@ -149,8 +183,15 @@ pub fn app(
         InitError = (),
     >,
 > {
-    App::new()
-        .app_data(web::Data::from(Arc::clone(&state.config)))
+    let mut app = App::new();
+    // Token mode only. In htpasswd mode `/token` is not a route at all, so it is an unknown
+    // path (404) that the audit middleware does not mistake for a token request.
+    if let Some(issuer) = &state.token_issuer {
+        app = app
+            .app_data(web::Data::from(Arc::clone(issuer)))
+            .configure(token::routes);
+    }
+    app.app_data(web::Data::from(Arc::clone(&state.config)))
         .app_data(web::Data::from(Arc::clone(&state.store)))
         .app_data(web::Data::from(Arc::clone(&state.auth)))
         .app_data(web::Data::from(Arc::clone(&state.registry)))
@@ -162,7 +203,6 @@ pub fn app(
         .app_data(web::Data::from(Arc::clone(&state.grants)))
         .app_data(web::Data::from(Arc::clone(&state.freeze)))
         .app_data(web::Data::from(Arc::clone(&state.refusals)))
-        .app_data(state)
         .app_data(
             web::JsonConfig::default()
                 .limit(MAX_BODY_BYTES)

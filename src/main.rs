@@ -7,10 +7,11 @@ use std::sync::Arc;
 use clap::Parser;
 
 use registry_admin::audit::AuditLog;
-use registry_admin::bootstrap::{self, AdminOutcome};
-use registry_admin::config::Config;
+use registry_admin::bootstrap::{self, AdminOutcome, SERVICE_ACCOUNT, ServiceName};
+use registry_admin::config::{AuthMode, Config};
+use registry_admin::token::{CertificateStatus, KeySetup, TokenIssuer, load_or_generate};
 use registry_admin::users::store::UserStore;
-use registry_admin::{AppState, serve};
+use registry_admin::{AppState, Upstream, serve};
 
 fn main() -> ExitCode {
     // Before anything else: --help, --version and usage errors print and exit here, having
@@ -29,7 +30,18 @@ fn run_service() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match start(config) {
+    // The key is a setting like any other: one that cannot be used stops start-up with 2.
+    let token_key = match config.auth_mode {
+        AuthMode::Htpasswd => None,
+        AuthMode::Token => match load_or_generate(&config.registry_token.key_path) {
+            Ok(setup) => Some(setup),
+            Err(e) => {
+                eprintln!("registry-admin: invalid setting REGISTRY_TOKEN_KEY: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    match start(config, token_key) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("registry-admin: {e}");
@@ -37,7 +49,48 @@ fn run_service() -> ExitCode {
         }
     }
 }
-fn start(config: Config) -> Result<(), String> {
+/// Says what token mode runs with; the kid is what registry:2 will look the key up by.
+fn report_token_key(setup: &KeySetup) {
+    let (key, cert) = (setup.key_path.display(), setup.cert_path.display());
+    let kid = setup.key.kid();
+    if setup.key_generated {
+        log::info!("token mode: generated a new signing key {key} (kid {kid})");
+    } else {
+        log::info!("token mode: signing key {key} (kid {kid})");
+    }
+    match setup.certificate {
+        CertificateStatus::Written => log::info!(
+            "token mode: wrote {cert}; give it to registry:2 as auth.token.rootcertbundle"
+        ),
+        CertificateStatus::Matches => {
+            log::info!("token mode: {cert} is the certificate of this key")
+        }
+        CertificateStatus::DoesNotMatch => log::warn!(
+            "token mode: {cert} holds no certificate of the key {key}: a registry:2 given it as \
+             its rootcertbundle refuses every token; remove it to have it written again"
+        ),
+    }
+}
+
+/// Token mode: no htpasswd account toward the registry, and the settings for one unused.
+fn token_mode_accounts(config: &Config, store: &UserStore) -> Result<(), String> {
+    if config.registry_credentials.is_some() {
+        log::warn!(
+            "REGISTRY_USERNAME and REGISTRY_PASSWORD are ignored in token mode: registry-admin \
+             signs its own registry tokens as {SERVICE_ACCOUNT:?}"
+        );
+    }
+    match bootstrap::retire_service_account(config, store).map_err(|e| e.to_string())? {
+        ServiceName::Free => {}
+        ServiceName::HeldByAccount => log::warn!(
+            "an account named {SERVICE_ACCOUNT:?} exists; that name is registry-admin's own \
+             registry subject in token mode, so GET /token never issues to it"
+        ),
+    }
+    Ok(())
+}
+
+fn start(config: Config, token_key: Option<KeySetup>) -> Result<(), String> {
     if let Some(dir) = config
         .audit_log_path
         .parent()
@@ -47,8 +100,24 @@ fn start(config: Config) -> Result<(), String> {
     }
     let store = Arc::new(UserStore::new(&config.htpasswd_path));
     store.clean_leftovers().map_err(|e| e.to_string())?;
-    let registry_credentials =
-        bootstrap::registry_credentials(&config, &store).map_err(|e| e.to_string())?;
+    let upstream = match token_key {
+        Some(setup) => {
+            report_token_key(&setup);
+            token_mode_accounts(&config, &store)?;
+            let t = &config.registry_token;
+            Upstream::SelfSigned(Arc::new(TokenIssuer::new(
+                setup.key,
+                t.issuer.clone(),
+                t.service.clone(),
+                std::time::Duration::from_secs(t.ttl),
+            )))
+        }
+        None => {
+            let (username, password) =
+                bootstrap::registry_credentials(&config, &store).map_err(|e| e.to_string())?;
+            Upstream::Basic { username, password }
+        }
+    };
     match bootstrap::ensure_admin(&config, &store).map_err(|e| e.to_string())? {
         AdminOutcome::Present => {}
         AdminOutcome::Ensured {
@@ -74,7 +143,7 @@ fn start(config: Config) -> Result<(), String> {
         AuditLog::open(&config.audit_log_path, config.audit_max_bytes)
             .map_err(|e| e.to_string())?,
     );
-    let state = AppState::new(config, store, registry_credentials, Arc::clone(&audit))?;
+    let state = AppState::with_upstream(config, store, upstream, Arc::clone(&audit))?;
     let served = actix_web::rt::System::new().block_on(async move {
         let server = serve(state, listener).map_err(|e| e.to_string())?;
         eprintln!("registry-admin: listening on http://{addr}");

@@ -35,6 +35,7 @@ use crate::error::ErrorBodyDoc;
         crate::grants::routes::set_everyone,
         crate::grants::routes::set_public,
         crate::grants::routes::access,
+        crate::token::routes::issue,
         crate::audit::list,
         crate::audit::verify_chain,
         crate::audit::events::receive,

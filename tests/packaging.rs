@@ -95,16 +95,72 @@ fn compose_shares_the_auth_directory_and_the_repo_registry_config() {
         "secrets from .env"
     );
 
+    // The stack and compose run token mode on the repo's config; htpasswd mode has its own.
     let cfg = read("registry/config.yml");
     assert!(cfg.contains("delete:\n    enabled: true"));
-    assert!(cfg.contains("path: /auth/htpasswd"));
+    assert!(cfg.contains("auth:\n  token:\n"), "token mode");
+    assert!(cfg.contains("rootcertbundle: /auth/token.crt"));
+    assert!(cfg.contains("service: registry") && cfg.contains("issuer: registry-admin"));
     assert!(cfg.contains("url: http://admin:5001/events"));
+    assert!(
+        !cfg.contains("blobdescriptor"),
+        "garbage collection needs no descriptor cache"
+    );
+    let htpasswd_cfg = read("registry/config.htpasswd.yml");
+    assert!(htpasswd_cfg.contains("path: /auth/htpasswd"));
+    assert!(htpasswd_cfg.contains("url: http://admin:5001/events"));
     let example = read(".env.example");
-    for var in ["ADMIN_PASSWORD=", "EVENTS_TOKEN="] {
+    for var in ["ADMIN_PASSWORD=", "EVENTS_TOKEN=", "TOKEN_REALM="] {
         assert!(example.contains(var), "{var} in .env.example");
     }
     assert!(
         read(".gitignore").lines().any(|l| l == ".env"),
         ".env is not committed"
     );
+}
+
+#[test]
+fn compose_runs_token_mode_with_the_admin_started_before_the_registry() {
+    let c = read("compose.yaml");
+    assert!(c.contains("AUTH_MODE: token"));
+    assert!(c.contains("REGISTRY_AUTH_TOKEN_REALM: ${TOKEN_REALM:-http://localhost:5001/token}"));
+    let registry = c
+        .split("\n  registry:\n")
+        .nth(1)
+        .expect("a registry service");
+    assert!(
+        registry.contains("depends_on:\n      admin:\n        condition: service_healthy"),
+        "token.crt must exist before registry:2 starts"
+    );
+    // registry:2 takes every REGISTRY_* variable as a config override (REGISTRY-FACTS §g):
+    // none of registry-admin's own may reach it, and no bare REGISTRY_AUTH.
+    for ours in [
+        "REGISTRY_URL",
+        "REGISTRY_USERNAME",
+        "REGISTRY_PASSWORD",
+        "REGISTRY_TOKEN_",
+        "REGISTRY_CONFIG",
+        "REGISTRY_BIN",
+        "REGISTRY_AUTH:",
+    ] {
+        assert!(!registry.contains(ours), "{ours} given to registry:2");
+    }
+}
+
+#[test]
+fn the_stack_script_starts_registry_admin_first_and_gives_registry_2_a_clean_environment() {
+    let s = read("scripts/stack.sh");
+    let admin = s
+        .find("target/release/registry-admin &")
+        .expect("starts the admin");
+    let registry = s
+        .find("docker-registry serve")
+        .expect("starts the registry");
+    assert!(
+        admin < registry,
+        "registry-admin first: it writes token.crt"
+    );
+    assert!(s.contains("env -i PATH=\"$PATH\" \"${overrides[@]}\""));
+    assert!(s.contains("REGISTRY_AUTH_TOKEN_ROOTCERTBUNDLE="));
+    assert!(s.contains("export AUTH_MODE=\"${AUTH_MODE:-token}\""));
 }

@@ -162,6 +162,11 @@ fn the_service_account_is_accepted_by_the_registry_and_protected() {
             "/users/registry-admin/password",
             Some(json!({"password": "take-over-1"})),
         ),
+        (
+            Method::POST,
+            "/users",
+            Some(json!({"username": "registry-admin", "password": "take-over-1"})),
+        ),
     ] {
         let mut req = stack.app.as_admin(method.clone(), path);
         if let Some(b) = body {

@@ -26,6 +26,8 @@ pub struct AuditNote {
     pub tag: Option<String>,
     pub digest: Option<String>,
     pub detail: Option<String>,
+    /// When the status alone does not say it: `GET /token` answers 200 with less than asked.
+    pub outcome: Option<Outcome>,
 }
 
 /// Adds to the request's note; safe to call several times.
@@ -51,6 +53,7 @@ fn action_of(method: &Method, pattern: &str) -> Option<&'static str> {
         ("DELETE", "/images/{rest:.*}") => "tag.delete",
         ("PUT", "/users/{user}/grants" | "/grants/everyone" | "/grants/public") => "grants.update",
         ("POST", "/auth/token") => "auth.token",
+        ("GET", "/token") => "token.issue",
         _ => return None,
     })
 }
@@ -120,8 +123,12 @@ pub async fn middleware(
                 .get::<Account>()
                 .map(|a| a.username.clone())
                 .unwrap_or_default();
-            let mut e = base(action.unwrap_or_default(), &actor, outcome_of(status));
             let n = ext.get::<AuditNote>().cloned().unwrap_or_default();
+            let outcome = match n.outcome {
+                Some(o) if status.is_success() => o,
+                _ => outcome_of(status),
+            };
+            let mut e = base(action.unwrap_or_default(), &actor, outcome);
             e.user = n
                 .user
                 .or_else(|| request.match_info().get("user").map(|u| clean(u, 64)));

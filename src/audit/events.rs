@@ -27,7 +27,7 @@ use super::writer::AuditLog;
 use crate::auth::Authenticator;
 use crate::auth::retry_after;
 use crate::bootstrap::SERVICE_ACCOUNT;
-use crate::config::Config;
+use crate::config::{AuthMode, Config};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
@@ -149,10 +149,14 @@ struct Actor {
 /// this actor alone: a `User-Agent` is whatever the client chose to send. In token mode the
 /// subject of registry-admin's own tokens is the same `registry-admin`.
 pub fn own_registry_account(config: &Config) -> &str {
-    config
-        .registry_credentials
-        .as_ref()
-        .map_or(SERVICE_ACCOUNT, |(user, _)| user.as_str())
+    match config.auth_mode {
+        // REGISTRY_USERNAME is ignored there: registry-admin's tokens always name itself.
+        AuthMode::Token => SERVICE_ACCOUNT,
+        AuthMode::Htpasswd => config
+            .registry_credentials
+            .as_ref()
+            .map_or(SERVICE_ACCOUNT, |(user, _)| user.as_str()),
+    }
 }
 
 /// `remote_addr` from an event's `request.addr`, and whether it is only the client's claim.
@@ -445,5 +449,11 @@ mod tests {
         assert_eq!(own_registry_account(&c), "registry-admin");
         c.registry_credentials = Some(("svc".into(), "pw".into()));
         assert_eq!(own_registry_account(&c), "svc");
+        c.auth_mode = AuthMode::Token;
+        assert_eq!(
+            own_registry_account(&c),
+            "registry-admin",
+            "token mode ignores REGISTRY_USERNAME"
+        );
     }
 }

@@ -83,14 +83,30 @@ pub struct Authenticator {
 }
 
 async fn authenticate(req: HttpRequest) -> Result<Account, ApiError> {
+    match credentials(&req) {
+        None => Err(ApiError::Unauthorized),
+        Some(creds) => check(&req, creds).await,
+    }
+}
+
+/// What `GET /token` asks: `None` without an `Authorization` header (an anonymous caller),
+/// otherwise the account, checked exactly as the API checks Basic credentials (throttle,
+/// cache, bcrypt). A bearer token there is a failed attempt, never a way in: registry tokens
+/// are issued for passwords only.
+pub async fn authenticate_basic(req: &HttpRequest) -> Result<Option<Account>, ApiError> {
+    match credentials(req) {
+        None => Ok(None),
+        Some(Credentials::Bearer(_)) => check(req, Credentials::Malformed).await.map(Some),
+        Some(creds) => check(req, creds).await.map(Some),
+    }
+}
+
+async fn check(req: &HttpRequest, creds: Credentials) -> Result<Account, ApiError> {
     let state = req
         .app_data::<web::Data<Authenticator>>()
         .cloned()
         .ok_or_else(|| ApiError::Internal("authenticator missing".into()))?;
-    let ip = state.addresses.client_ip(&req);
-    let Some(creds) = credentials(&req) else {
-        return Err(ApiError::Unauthorized);
-    };
+    let ip = state.addresses.client_ip(req);
     // Bearer and malformed attempts are throttled under the empty username.
     let (user, scheme) = match &creds {
         Credentials::Basic(u, _) => (u.clone(), Scheme::Basic),
@@ -109,7 +125,7 @@ async fn authenticate(req: HttpRequest) -> Result<Account, ApiError> {
     if let Credentials::Basic(u, p) = &creds
         && let Some(account) = state.verifier.remembered(u, p)?
     {
-        return Ok(accept(&req, account, scheme));
+        return Ok(accept(req, account, scheme));
     }
     // The slot is taken before the bcrypt, so a burst cannot get more checks than the limit.
     let slot = state.limiter.reserve(ip, &user).map_err(throttled)?;
@@ -121,7 +137,7 @@ async fn authenticate(req: HttpRequest) -> Result<Account, ApiError> {
     match result {
         Ok(account) => {
             slot.succeeded();
-            Ok(accept(&req, account, scheme))
+            Ok(accept(req, account, scheme))
         }
         Err(AuthError::Rejected) => {
             slot.failed();

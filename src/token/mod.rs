@@ -1,15 +1,19 @@
 //! Token mode: registry-admin signs the tokens registry:2 checks. The key and its certificate,
 //! the libtrust key id, the `scope` grammar, the JWT, and the step from requested scopes to the
-//! `access` claim. No HTTP here.
+//! `access` claim; `GET /token` (routes) and registry-admin's own tokens (upstream).
 
 pub mod key;
 pub mod kid;
+pub mod routes;
 pub mod scope;
 pub mod sign;
+pub mod upstream;
 
 pub use key::{CertificateStatus, KeyError, KeySetup, TokenKey, load_or_generate};
+pub use routes::routes;
 pub use scope::{Resource, Scope, ScopeError, parse_scopes};
 pub use sign::{Access, Claims, IssuedToken, TokenIssuer};
+pub use upstream::SelfSignedAuth;
 
 use crate::grants::{self, Grants, Principal};
 

@@ -96,9 +96,21 @@ impl TokenIssuer {
 
     /// As `issue`, as if the clock read `now`.
     pub fn issue_at(&self, sub: &str, access: &[Access], now: DateTime<Utc>) -> IssuedToken {
+        self.issue_with_ttl(sub, access, now, self.ttl)
+    }
+
+    /// As `issue_at`, living `ttl` rather than the configured lifetime: registry-admin's own
+    /// tokens are kept shorter than clients'.
+    pub fn issue_with_ttl(
+        &self,
+        sub: &str,
+        access: &[Access],
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> IssuedToken {
         let iat = now.timestamp();
         // TTLs are validated to minutes at start-up; saturate rather than wrap on nonsense.
-        let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX / 2);
+        let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
         let exp = iat.saturating_add(ttl);
         let mut jti = [0u8; 16];
         rand::rng().fill_bytes(&mut jti);

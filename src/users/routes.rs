@@ -14,6 +14,7 @@ use super::validate;
 use crate::audit;
 use crate::auth::{Account, Admin, AuthError, Authenticator, retry_after};
 use crate::blocking::run_blocking;
+use crate::config::Config;
 use crate::error::ApiError;
 use crate::grants::GrantsStore;
 use crate::grants::authorize::is_self_or_admin;
@@ -97,6 +98,7 @@ pub(crate) async fn create(
     Admin(admin): Admin,
     store: web::Data<UserStore>,
     auth: web::Data<Authenticator>,
+    config: web::Data<Config>,
     req: HttpRequest,
     body: JsonBody<NewUser>,
 ) -> Result<HttpResponse, actix_web::Error> {
@@ -107,6 +109,10 @@ pub(crate) async fn create(
     } = body?.into_inner();
     validate::username(&username).map_err(ApiError::from)?;
     audit::api::note(&req, |n| n.user = Some(username.clone()));
+    // The name registry-admin goes by at the registry is never a person's, in either mode.
+    if username == crate::audit::events::own_registry_account(&config) {
+        return Err(ApiError::ProtectedAccount(username).into());
+    }
     validate::password(&password).map_err(ApiError::from)?;
     let role = match role.as_deref() {
         None => Role::User,

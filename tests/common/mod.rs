@@ -7,6 +7,7 @@ pub mod auth;
 pub mod images;
 pub mod proxy;
 pub mod token;
+pub mod token_stack;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;

@@ -1,0 +1,232 @@
+//! `GET /token`: the token endpoint registry:2 sends clients to in token mode (distribution's
+//! `docs/spec/auth/token.md`). The route exists only when a signing key was loaded, so in
+//! htpasswd mode the path is an unknown one (404) and writes no audit entry.
+
+use std::collections::BTreeSet;
+
+use actix_web::http::header;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use chrono::SecondsFormat;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::access_for;
+use super::scope::{Resource, Scope, parse_scopes};
+use super::sign::{Access, TokenIssuer};
+use crate::audit::api::note;
+use crate::audit::entry::Outcome;
+use crate::auth::{Account, AuthAttempt, authenticate_basic};
+use crate::bootstrap::SERVICE_ACCOUNT;
+use crate::error::ApiError;
+use crate::freeze::WriteFreeze;
+use crate::grants::{Grants, GrantsStore, Principal};
+use crate::users::model::Role;
+
+/// Registered by `app()` in token mode only.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/token").route(web::get().to(issue)));
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RegistryTokenResponse {
+    /// An ES256 JWT for registry:2.
+    token: String,
+    /// The same JWT, under the name OAuth 2 clients look for.
+    access_token: String,
+    /// Seconds the token lives (`REGISTRY_TOKEN_TTL`).
+    expires_in: u64,
+    /// RFC 3339.
+    issued_at: String,
+}
+
+/// `TYPE:NAME:ACTIONS`, as the spec writes scopes.
+fn spell(access: &Access) -> String {
+    format!(
+        "{}:{}:{}",
+        access.kind,
+        access.name,
+        access.actions.join(",")
+    )
+}
+
+fn listed(items: Vec<String>) -> String {
+    if items.is_empty() {
+        "nothing".into()
+    } else {
+        items.join(" ")
+    }
+}
+
+/// Whether every action asked for on every resource was granted (`*` is satisfied by any).
+fn fully_granted(scopes: &[Scope], access: &[Access]) -> bool {
+    scopes.iter().all(|s| {
+        let (kind, name) = match &s.resource {
+            Resource::Repository(name) => ("repository", name.as_str()),
+            Resource::Catalog => ("registry", "catalog"),
+        };
+        access
+            .iter()
+            .find(|a| a.kind == kind && a.name == name)
+            .is_some_and(|a| {
+                let got: BTreeSet<&str> = a.actions.iter().map(String::as_str).collect();
+                s.wanted.actions.iter().all(|w| got.contains(w.as_str()))
+            })
+    })
+}
+
+fn principal(account: Option<&Account>) -> Principal {
+    match account {
+        None => Principal::Anonymous,
+        Some(a) if a.role == Role::Admin => Principal::Admin,
+        Some(a) => Principal::User {
+            name: a.username.clone(),
+        },
+    }
+}
+
+/// A registry token for the requested scopes, holding only what the caller is granted.
+///
+/// Basic credentials of an enabled account, or none (anonymous: public repositories only).
+/// Wrong credentials are 401 and throttled like the API's, never answered as anonymous. An
+/// answer that grants less than was asked is still 200; registry:2 then refuses the request.
+#[utoipa::path(get, path = "/token", tag = "token",
+    params(
+        ("service" = String, Query, description = "must equal REGISTRY_TOKEN_SERVICE"),
+        ("scope" = Option<Vec<String>>, Query, explode = true,
+            description = "TYPE:NAME:ACTIONS, e.g. repository:team/app:pull,push; repeatable, several per value separated by spaces"),
+        ("account" = Option<String>, Query, description = "accepted and ignored"),
+        ("client_id" = Option<String>, Query, description = "accepted and ignored"),
+        ("offline_token" = Option<String>, Query, description = "accepted and ignored (no refresh tokens)"),
+    ),
+    responses((status = 200, description = "a registry token", body = RegistryTokenResponse)),
+    security((), ("basic" = [])))]
+pub(crate) async fn issue(
+    req: HttpRequest,
+    query: web::Query<Vec<(String, String)>>,
+    issuer: web::Data<TokenIssuer>,
+    grants: web::Data<GrantsStore>,
+    freeze: web::Data<WriteFreeze>,
+) -> Result<HttpResponse, ApiError> {
+    let param = |name: &'static str| {
+        query
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    // Parameters first: a malformed request costs no bcrypt.
+    let services: Vec<&str> = param("service").collect();
+    if services.is_empty() || services.iter().any(|s| *s != issuer.service()) {
+        return Err(ApiError::InvalidRequest(format!(
+            "service must be {:?}, the service registry:2 names in its challenge",
+            issuer.service()
+        )));
+    }
+    let scopes = parse_scopes(param("scope"))?;
+    let mut repositories = scopes.iter().filter_map(|s| match &s.resource {
+        Resource::Repository(name) => Some(name),
+        Resource::Catalog => None,
+    });
+    if let (Some(only), None) = (repositories.next(), repositories.next()) {
+        note(&req, |n| n.image = Some(only.clone()));
+    }
+
+    let account = authenticate_basic(&req).await?;
+    if let Some(a) = &account
+        && a.username == SERVICE_ACCOUNT
+    {
+        // The subject registry-admin signs for itself: its registry events are nobody's
+        // action, so no person may hold a token under that name.
+        req.extensions_mut().insert(AuthAttempt(a.username.clone()));
+        return Err(ApiError::CredentialsRejected);
+    }
+    let principal = principal(account.as_ref());
+    let in_force = match (grants.current(), &principal) {
+        (Ok(g), _) => g,
+        // Admins' access does not depend on grants; nobody else's is guessed.
+        (Err(e), Principal::Admin) => {
+            log::error!("grants.json unreadable, issuing an admin token regardless: {e}");
+            Default::default()
+        }
+        (Err(e), _) => return Err(ApiError::Internal(format!("grants.json: {e}"))),
+    };
+    let in_force: &Grants = &in_force;
+    let access = access_for(&principal, in_force, &scopes, freeze.is_frozen());
+    let sub = account.as_ref().map_or("", |a| a.username.as_str());
+    let issued = issuer.issue(sub, &access);
+    // `*` on a repository has been spelled out by now; on the catalog it writes nothing.
+    let writes = access
+        .iter()
+        .any(|a| a.actions.iter().any(|x| x == "push" || x == "delete"));
+    if writes {
+        freeze.note_write_token(issued.expires_at);
+    }
+
+    let outcome = if fully_granted(&scopes, &access) {
+        Outcome::Success
+    } else {
+        Outcome::Denied
+    };
+    let detail = format!(
+        "requested {}; granted {}",
+        listed(scopes.iter().map(ToString::to_string).collect()),
+        listed(access.iter().map(spell).collect())
+    );
+    note(&req, |n| {
+        n.outcome = Some(outcome);
+        n.detail = Some(detail);
+    });
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(RegistryTokenResponse {
+            access_token: issued.token.clone(),
+            token: issued.token,
+            expires_in: issuer.ttl().as_secs(),
+            issued_at: issued.issued_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn access(kind: &str, name: &str, actions: &[&str]) -> Access {
+        Access {
+            kind: kind.into(),
+            name: name.into(),
+            actions: actions.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn an_answer_is_full_only_when_every_named_action_was_granted() {
+        let scopes = parse_scopes(["repository:a:pull,push registry:catalog:*"]).unwrap();
+        let pull_push = access("repository", "a", &["pull", "push"]);
+        let catalog = access("registry", "catalog", &["*"]);
+        assert!(fully_granted(
+            &scopes,
+            &[pull_push.clone(), catalog.clone()]
+        ));
+        assert!(!fully_granted(&scopes, &[pull_push]));
+        assert!(!fully_granted(
+            &scopes,
+            &[access("repository", "a", &["pull"]), catalog]
+        ));
+        let any = parse_scopes(["repository:a:*"]).unwrap();
+        assert!(fully_granted(&any, &[access("repository", "a", &["pull"])]));
+        assert!(!fully_granted(&any, &[]));
+        assert!(fully_granted(&[], &[]), "docker login asks for nothing");
+    }
+
+    #[test]
+    fn granted_access_is_spelled_as_scopes() {
+        assert_eq!(
+            spell(&access("repository", "team/app", &["pull", "push"])),
+            "repository:team/app:pull,push"
+        );
+        assert_eq!(
+            spell(&access("registry", "catalog", &["*"])),
+            "registry:catalog:*"
+        );
+        assert_eq!(listed(vec![]), "nothing");
+    }
+}

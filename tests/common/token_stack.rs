@@ -1,0 +1,246 @@
+//! The stack in token mode: registry-admin with `AUTH_MODE=token` and registry:2 whose
+//! `auth.token.realm` is registry-admin's `GET /token`. Both ports are reserved first, since
+//! each side needs the other's address before it starts; registry-admin starts first so that
+//! `token.crt` exists when the registry reads it (it panics otherwise). Plus the real clients:
+//! skopeo and podman, each with throwaway auth files and storage in the test's directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use reqwest::blocking::Response;
+use serde_json::Value;
+
+use super::images::one_image;
+use super::{App, AppEnv, EVENTS_TOKEN, Registry, client, free_port};
+
+pub const SERVICE: &str = "registry";
+pub const ISSUER: &str = "registry-admin";
+
+pub struct TokenStack {
+    pub dir: tempfile::TempDir,
+    pub app: App,
+    pub registry: Registry,
+}
+
+impl Registry {
+    /// registry:2 on `port` trusting `bundle`, sending clients to `realm` for tokens and its
+    /// events to `app`.
+    pub fn start_token_realm(
+        dir: &Path,
+        port: u16,
+        realm: &str,
+        bundle: &Path,
+        app: &str,
+    ) -> Registry {
+        assert!(
+            bundle.exists(),
+            "token.crt must exist before registry:2 starts"
+        );
+        let data = dir.join("registry-data");
+        std::fs::create_dir_all(&data).unwrap();
+        let config = dir.join("registry-config.yml");
+        let text = format!(
+            "version: 0.1\n\
+             log:\n  level: info\n  accesslog:\n    disabled: true\n\
+             storage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\n\
+             http:\n  addr: 127.0.0.1:{port}\n\
+             auth:\n  token:\n    realm: {realm}\n    service: {SERVICE}\n\
+             \x20   issuer: {ISSUER}\n    rootcertbundle: {bundle}\n\
+             notifications:\n  events:\n    includereferences: true\n  endpoints:\n\
+             \x20   - name: registry-admin\n      url: {app}/events\n\
+             \x20     headers:\n        Authorization: [\"Bearer {EVENTS_TOKEN}\"]\n\
+             \x20     timeout: 2s\n      threshold: 3\n      backoff: 1s\n",
+            data = data.display(),
+            bundle = bundle.display(),
+        );
+        std::fs::write(&config, text).unwrap();
+        let mut registry = Registry {
+            child: None,
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            dir: dir.to_path_buf(),
+            log: dir.join("registry.log"),
+            config,
+        };
+        registry.spawn();
+        registry
+    }
+}
+
+impl TokenStack {
+    pub fn start() -> TokenStack {
+        Self::start_with(|env| env)
+    }
+
+    pub fn start_with(customise: impl FnOnce(AppEnv) -> AppEnv) -> TokenStack {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(dir, customise)
+    }
+
+    /// In `dir`, which may already hold files from an earlier run.
+    pub fn start_in(
+        dir: tempfile::TempDir,
+        customise: impl FnOnce(AppEnv) -> AppEnv,
+    ) -> TokenStack {
+        let registry_port = free_port();
+        let app_port = free_port();
+        let key = dir.path().join("auth/token.key");
+        let env = AppEnv::new(dir.path(), &format!("http://127.0.0.1:{registry_port}"))
+            .set("AUTH_MODE", "token")
+            .set("BIND_ADDR", &format!("127.0.0.1:{app_port}"))
+            .set("REGISTRY_TOKEN_KEY", &key.display().to_string());
+        let app = customise(env).start();
+        let registry = Registry::start_token_realm(
+            dir.path(),
+            registry_port,
+            &format!("{}/token", app.url),
+            &key.with_file_name("token.crt"),
+            &app.url,
+        );
+        TokenStack { dir, app, registry }
+    }
+
+    /// `127.0.0.1:PORT`, as clients name the registry.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.registry.port)
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Replaces grants.json whole (temp file and rename, as registry-admin writes it).
+    pub fn write_grants(&self, grants: Value) {
+        let path = self.path("auth/grants.json");
+        let tmp = self.path("auth/.grants.json.test");
+        std::fs::write(&tmp, serde_json::to_vec(&grants).unwrap()).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+    }
+
+    /// `GET /token` with `query` (already encoded) and optional Basic credentials.
+    pub fn token(&self, query: &str, creds: Option<(&str, &str)>) -> Response {
+        let mut req = client().get(format!("{}/token?{query}", self.app.url));
+        if let Some((u, p)) = creds {
+            req = req.basic_auth(u, Some(p));
+        }
+        req.send().expect("GET /token")
+    }
+
+    /// Pushes a fresh one-layer image as `name:tag` with skopeo and these credentials
+    /// (`user:password`); the output when skopeo fails.
+    pub fn skopeo_push(&self, creds: &str, name: &str, tag: &str) -> Result<(), String> {
+        let (_keep, layout, _) = one_image(1);
+        let out = skopeo(&[
+            "copy",
+            "--quiet",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            creds,
+            &format!("oci:{}:img", layout.dir.display()),
+            &format!("docker://{}/{name}:{tag}", self.host()),
+        ]);
+        result(out)
+    }
+
+    /// Pulls `reference` with skopeo into a fresh layout; `creds` `None` is anonymous.
+    pub fn skopeo_pull(&self, creds: Option<&str>, reference: &str) -> Result<(), String> {
+        let into = tempfile::tempdir().unwrap();
+        let dest = format!("oci:{}:pulled", into.path().display());
+        let src = format!("docker://{}/{reference}", self.host());
+        let mut args = vec!["copy", "--quiet", "--src-tls-verify=false"];
+        match creds {
+            Some(c) => args.extend(["--src-creds", c]),
+            None => args.push("--src-no-creds"),
+        }
+        args.extend([src.as_str(), dest.as_str()]);
+        result(skopeo(&args))
+    }
+
+    /// `skopeo delete` of `reference` (removes the manifest, as registry:2 deletes by digest).
+    pub fn skopeo_delete(&self, creds: &str, reference: &str) -> Result<(), String> {
+        result(skopeo(&[
+            "delete",
+            "--tls-verify=false",
+            "--creds",
+            creds,
+            &format!("docker://{}/{reference}", self.host()),
+        ]))
+    }
+
+    /// Copies layout tag `from` into podman's storage as `name` (podman itself names images
+    /// pulled from a layout after its path).
+    pub fn podman_store(&self, layout: &Path, from: &str, name: &str) {
+        let base = self.path("podman");
+        let storage = format!(
+            "containers-storage:[vfs@{}+{}]{name}",
+            base.join("root").display(),
+            base.join("run").display()
+        );
+        let out = skopeo(&[
+            "copy",
+            "--quiet",
+            &format!("oci:{}:{from}", layout.display()),
+            &storage,
+        ]);
+        assert!(
+            out.status.success(),
+            "into podman's storage: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// podman with its own storage, run state and auth file under the test's directory.
+    pub fn podman(&self, args: &[&str]) -> Output {
+        let base = self.path("podman");
+        let auth = base.join("auth.json");
+        std::fs::create_dir_all(base.join("xdg")).unwrap();
+        Command::new("podman")
+            .arg("--root")
+            .arg(base.join("root"))
+            .arg("--runroot")
+            .arg(base.join("run"))
+            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
+            .args(args)
+            .env("REGISTRY_AUTH_FILE", &auth)
+            .env("XDG_RUNTIME_DIR", base.join("xdg"))
+            .env("HOME", &base)
+            .output()
+            .expect("podman must be installed (the test command installs it)")
+    }
+}
+
+/// skopeo with no policy file and an empty auth file of its own, so nothing from the machine's
+/// credential stores is used.
+pub fn skopeo(args: &[&str]) -> Output {
+    let home = tempfile::tempdir().unwrap();
+    let auth = home.path().join("auth.json");
+    std::fs::write(&auth, "{}").unwrap();
+    let (first, rest) = args.split_first().expect("a skopeo command");
+    Command::new("skopeo")
+        .arg("--insecure-policy")
+        .arg(first)
+        .arg("--authfile")
+        .arg(&auth)
+        .args(rest)
+        .env("HOME", home.path())
+        .output()
+        .expect("skopeo must be installed (the test command installs it)")
+}
+
+fn result(out: Output) -> Result<(), String> {
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// The claims of a JWT, without checking it.
+pub fn claims(token: &str) -> Value {
+    use base64::Engine;
+    let part = token.split('.').nth(1).expect("three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
