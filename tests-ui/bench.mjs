@@ -27,6 +27,9 @@ for (let i = 0; i < RUNS; i++) {
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: ARGS, headless: true });
 const times = [];
 const filterTimes = [];
+const requestStart = [];
+const apiInPage = [];
+const renderInPage = [];
 let pageBytes = 0;
 for (let i = 0; i < RUNS; i++) {
   const context = await browser.newContext();
@@ -36,18 +39,32 @@ for (let i = 0; i < RUNS; i++) {
     sessionStorage.setItem("registry-admin.role", "admin");
   }, token);
   const page = await context.newPage();
-  let bytes = 0;
-  page.on("response", async (r) => {
-    if (new URL(r.url()).pathname.startsWith("/ui/")) bytes += (await r.body().catch(() => Buffer.alloc(0))).length;
+  const bodies = [];
+  page.on("response", (r) => {
+    if (new URL(r.url()).pathname.startsWith("/ui/")) bodies.push(r.body().then((b) => b.length).catch(() => 0));
   });
   await page.goto(BASE + "/ui/#/repos");
   await page.waitForFunction((n) => document.querySelector("#repo-count")?.textContent === n + " repositories" && document.querySelector("#main").dataset.ready, repos, { timeout: 30000 });
-  times.push(await page.evaluate(() => performance.now()));
-  const t = Date.now();
-  await page.fill("#repo-filter", "repo-19");
-  await page.waitForFunction(() => /^100 of /.test(document.querySelector("#repo-count").textContent));
-  filterTimes.push(Date.now() - t);
-  pageBytes = bytes;
+  const marks = await page.evaluate(() => Object.fromEntries(performance.getEntriesByType("mark").map((m) => [m.name, m.startTime])));
+  // Usable: the links are in the document, counted, and the filter box answers (measured in the
+  // page, so the test driver's polling does not add to it).
+  times.push(marks["ui:repos-rendered"]);
+  requestStart.push(marks["ui:repos-request"]);
+  apiInPage.push(marks["ui:repos-response"] - marks["ui:repos-request"]);
+  renderInPage.push(marks["ui:repos-rendered"] - marks["ui:repos-response"]);
+  // One keystroke's worth of filtering, through style and layout (forced by reading a size).
+  filterTimes.push(
+    await page.evaluate(() => {
+      const box = document.querySelector("#repo-filter");
+      const t = performance.now();
+      box.value = "repo-19";
+      box.dispatchEvent(new Event("input"));
+      void document.querySelector("#main").offsetHeight;
+      return performance.now() - t;
+    }),
+  );
+  if (!/^100 of /.test(await page.locator("#repo-count").textContent())) throw new Error("filter did not narrow to 100");
+  pageBytes = (await Promise.all(bodies)).reduce((a, b) => a + b, 0);
   await context.close();
 }
 await browser.close();
@@ -64,7 +81,10 @@ console.log("|---|---|---|---|---|");
 const t = median(times);
 const a = median(apiTimes);
 console.log(`| ui: repositories page usable, ${repos} repositories (median of ${RUNS}) | ${ms(t)} | GET /images alone ${ms(a)} | ${(t / a).toFixed(1)} | ≤ 1000 ms |`);
-console.log(`| ui: filter ${repos} repositories to 100 (median of ${RUNS}) | ${ms(median(filterTimes))} | — | — | — |`);
+console.log(`| ui: of which: page start until GET /images is sent | ${ms(median(requestStart))} | — | — | — |`);
+console.log(`| ui: of which: GET /images seen from the page | ${ms(median(apiInPage))} | — | — | — |`);
+console.log(`| ui: of which: rendering ${repos} links grouped by namespace | ${ms(median(renderInPage))} | — | — | — |`);
+console.log(`| ui: filter ${repos} repositories to 100, with layout (median of ${RUNS}) | ${ms(median(filterTimes))} | — | — | — |`);
 console.log(`| ui: bytes loaded by the repositories page | ${kib(pageBytes)} | — | — | — |`);
 console.log(`| ui: all embedded assets (incl. Swagger UI) | ${kib(total)} | — | — | — |`);
 if (t > 1000) console.error("note: the repositories page took longer than the 1 s target");

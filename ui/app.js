@@ -443,7 +443,9 @@ async function pageRepos(m) {
   add(m, pageHeader("Repositories"));
   const status = loading("Loading repositories…");
   add(m, status);
+  performance.mark("ui:repos-request");
   const data = await api("GET", "/images");
+  performance.mark("ui:repos-response");
   const repos = (data.repositories || []).slice().sort(byteOrder);
   status.remove();
   const filter = h("input", { id: "repo-filter", type: "search", autocomplete: "off", placeholder: "team/app" });
@@ -498,6 +500,7 @@ async function pageRepos(m) {
   };
   filter.addEventListener("input", apply);
   apply();
+  performance.mark("ui:repos-rendered");
 }
 
 // ---------- tags ----------
