@@ -107,7 +107,7 @@ fi
 
 export BASE_URL="http://127.0.0.1:$app_port" REGISTRY_URL="http://127.0.0.1:$reg_port"
 export ADMIN_USER=admin ADMIN_PASSWORD="$admin_password" EVENTS_TOKEN="$events_token"
-export SCREENSHOT_DIR="$root/docs/screenshots" CHROMIUM=/usr/bin/chromium
+export SCREENSHOT_DIR="${SCREENSHOT_DIR:-$root/docs/screenshots}" CHROMIUM=/usr/bin/chromium
 status=0
 if [ "$mode" = bench ]; then
   node tests-ui/bench.mjs || status=$?

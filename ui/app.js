@@ -818,9 +818,9 @@ function grantsEditor(idPrefix, initial, onSave) {
   const list = h("div", { id: idPrefix + "-list" });
   const pattern = h("input", { id: idPrefix + "-pattern", placeholder: "team/**", autocomplete: "off" });
   const checks = ACTIONS.map((a) => h("input", { type: "checkbox", id: idPrefix + "-" + a, value: a, checked: a === "pull" }));
-  const add = h("button", { type: "button" }, "Add grant");
+  const addGrant = h("button", { type: "button" }, "Add grant");
   const save = h("button", { type: "button", class: "primary", id: idPrefix + "-save" }, "Save grants");
-  add.addEventListener("click", () => {
+  addGrant.addEventListener("click", () => {
     const repo = pattern.value.trim();
     const acts = checks.filter((c) => c.checked).map((c) => c.value);
     if (!repo || acts.length === 0) {
@@ -860,7 +860,7 @@ function grantsEditor(idPrefix, initial, onSave) {
       { class: "row" },
       h("label", { for: idPrefix + "-pattern" }, "Repository pattern", pattern),
       ACTIONS.map((a, i) => h("label", { class: "check", for: idPrefix + "-" + a }, checks[i], a)),
-      add,
+      addGrant,
     ),
   );
   add(box, list, fs, h("div", { class: "row" }, save), status);
