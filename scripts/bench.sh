@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every benchmark of the project in one go (users, images against a local registry:2,
-# audit on a generated 1M-entry log, token mode against htpasswd mode) and prints one table: each figure, its reference measured in
+# audit on a generated 1M-entry log, token mode against htpasswd mode, the web UI) and prints
+# one table: each figure, its reference measured in
 # the same run, the ratio, and the target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,8 @@ for bench in users images audit token; do
   echo "running benchmark: $bench" >&2
   cargo bench --locked --bench "$bench" 2>/dev/null | tee -a "$out" >&2
 done
+echo "running benchmark: ui (2,000 repositories in headless chromium)" >&2
+scripts/ui-test.sh bench 2>/dev/null | tee -a "$out" >&2
 echo
 echo "| figure | value | reference | ratio | target |"
 echo "|---|---|---|---|---|"

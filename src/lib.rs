@@ -19,6 +19,7 @@ pub mod registry;
 pub mod request_id;
 pub mod sync;
 pub mod token;
+pub mod ui;
 pub mod users;
 
 use std::net::TcpListener;
@@ -168,6 +169,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     audit::routes(cfg);
     ops::routes(cfg);
     openapi::routes(cfg);
+    ui::routes(cfg);
 }
 
 /// The whole application: services, extractor settings, middleware and routes. Used by `serve`

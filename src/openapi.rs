@@ -135,10 +135,8 @@ pub(crate) async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())
 }
 
-/// A page that renders this document, served from the binary.
+/// The API reference: this document rendered by the web UI's vendored Swagger UI.
 #[utoipa::path(get, path = "/docs", tag = "docs", responses((status = 200, description = "HTML page", body = String, content_type = "text/html")))]
 pub(crate) async fn docs() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(include_str!("docs.html"))
+    crate::ui::api_page()
 }

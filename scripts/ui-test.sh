@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Browser tests of the web UI against the real stack: Debian's chromium driven by playwright-core
+# (no browser download), a real registry:2 in htpasswd mode and the real binary on free loopback
+# ports, images pushed with skopeo. Saves a screenshot of each page into docs/screenshots/ and
+# ends with `N passed, N failed`; exits non-zero when anything failed.
+#   scripts/ui-test.sh          the tests
+#   scripts/ui-test.sh bench    the 2,000-repository benchmark instead (tests-ui/bench.mjs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+mode="${1:-test}"
+
+scripts/install-deps.sh docker-registry skopeo apache2-utils chromium
+command -v node >/dev/null || scripts/install-deps.sh nodejs npm
+(cd tests-ui && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >&2)
+cargo build --locked --bin registry-admin >&2
+bin="$root/target/debug/registry-admin"
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+free_port() {
+  node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
+}
+wait_for() { # URL EXPECTED-STATUS WHAT
+  for _ in $(seq 1 200); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$1" || true)
+    [ "$code" = "$2" ] && return 0
+    sleep 0.1
+  done
+  echo "timed out waiting for $3 ($1)" >&2
+  return 1
+}
+
+reg_port=$(free_port)
+app_port=$(free_port)
+admin_password="ui-admin-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+events_token="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+mkdir -p "$tmp/auth" "$tmp/logs" "$tmp/data"
+cat >"$tmp/registry.yml" <<YAML
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $tmp/data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$reg_port
+auth:
+  htpasswd:
+    realm: ui-test
+    path: $tmp/auth/htpasswd
+notifications:
+  events:
+    includereferences: true
+  endpoints:
+    - name: registry-admin
+      url: http://127.0.0.1:$app_port/events
+      headers:
+        Authorization: ["Bearer $events_token"]
+      timeout: 2s
+      threshold: 3
+      backoff: 1s
+YAML
+
+# registry-admin first: it writes the htpasswd (admin + its service account) that registry:2 reads.
+env -i PATH="$PATH" HOME="$tmp" \
+  BIND_ADDR="127.0.0.1:$app_port" REGISTRY_URL="http://127.0.0.1:$reg_port" \
+  HTPASSWD_PATH="$tmp/auth/htpasswd" AUDIT_LOG_PATH="$tmp/logs/audit.log" \
+  ADMIN_USERNAME=admin ADMIN_PASSWORD="$admin_password" BCRYPT_COST=4 \
+  EVENTS_TOKEN="$events_token" PUBLIC_REGISTRY_HOST="registry.example.test:5000" \
+  REGISTRY_CONFIG="$tmp/registry.yml" REGISTRY_BIN=/usr/bin/docker-registry GC_UNTAGGED_GRACE=0 \
+  RUST_LOG=warn "$bin" >"$tmp/logs/app.log" 2>&1 &
+pids+=($!)
+wait_for "http://127.0.0.1:$app_port/health/live" 200 registry-admin
+/usr/bin/docker-registry serve "$tmp/registry.yml" >"$tmp/logs/registry.log" 2>&1 &
+pids+=($!)
+wait_for "http://127.0.0.1:$reg_port/v2/" 401 registry:2
+
+node tests-ui/seed.mjs layout "$tmp/layout"
+push() { # LAYOUT-TAG NAME:TAG [--all]
+  skopeo copy --quiet ${3:-} --dest-tls-verify=false --dest-creds "admin:$admin_password" \
+    "oci:$tmp/layout:$1" "docker://127.0.0.1:$reg_port/$2" >&2
+}
+if [ "$mode" = bench ]; then
+  push one seed/base:v1
+  node tests-ui/seed.mjs mount "http://127.0.0.1:$reg_port" "admin:$admin_password" seed/base v1 bench/repo- 2000
+else
+  push one team/app:v1
+  push one team/app:latest
+  push one team/app:stable
+  push two team/app:v2
+  push multi team/multi:1.0 --all
+  push two library/base:3
+  push one tools:edge
+fi
+
+export BASE_URL="http://127.0.0.1:$app_port" REGISTRY_URL="http://127.0.0.1:$reg_port"
+export ADMIN_USER=admin ADMIN_PASSWORD="$admin_password" EVENTS_TOKEN="$events_token"
+export SCREENSHOT_DIR="${SCREENSHOT_DIR:-$root/docs/screenshots}" CHROMIUM=/usr/bin/chromium
+status=0
+if [ "$mode" = bench ]; then
+  node tests-ui/bench.mjs || status=$?
+else
+  node tests-ui/run.mjs || status=$?
+fi
+if [ "$status" -ne 0 ]; then
+  echo "--- registry-admin log (tail) ---" >&2; tail -n 30 "$tmp/logs/app.log" >&2 || true
+fi
+exit "$status"
