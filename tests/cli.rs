@@ -555,7 +555,7 @@ fn backup_and_restore_bring_back_accounts_grants_and_the_audit_chain() {
             .status(),
         201
     );
-    let grants = br#"{"grants":{"alice":[{"pattern":"team/*","actions":["pull"]}]}}"#;
+    let grants = br#"{"users":{"alice":[{"repository":"team/*","actions":["pull"]}]},"everyone":[],"public":[]}"#;
     std::fs::write(d.join("auth/grants.json"), grants).unwrap();
     std::fs::write(d.join("auth/token.key"), "KEY").unwrap();
 
@@ -599,7 +599,8 @@ fn backup_and_restore_bring_back_accounts_grants_and_the_audit_chain() {
         .json(&serde_json::json!({"password": "alice-pass-2"}))
         .send()
         .unwrap();
-    assert_eq!(put.status(), 204);
+    let status = put.status();
+    assert_eq!(status, 204, "{}", put.text().unwrap_or_default());
     assert_eq!(
         app.as_admin(Method::DELETE, "/users/carol")
             .send()

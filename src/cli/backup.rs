@@ -448,8 +448,9 @@ fn check_content(p: &Planned) -> Result<(), CliError> {
                 .map_err(|e| refuse(format!("users.json does not parse: {e}")))?;
         }
         Kind::Grants => {
-            serde_json::from_slice::<serde_json::Value>(&read()?)
-                .map_err(|e| refuse(format!("grants.json is not JSON: {e}")))?;
+            // The same parser the service uses: a file it would refuse is not restored.
+            serde_json::from_slice::<registry_admin::grants::Grants>(&read()?)
+                .map_err(|e| refuse(format!("grants.json is not a valid grants file: {e}")))?;
         }
         Kind::TokenKey | Kind::TokenCert | Kind::Audit => {}
     }
