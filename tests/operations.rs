@@ -208,6 +208,7 @@ fn the_openapi_document_covers_every_endpoint_and_docs_are_self_contained() {
         "PUT /grants/everyone",
         "PUT /grants/public",
         "GET /users/{user}/access",
+        "GET /token",
         "GET /openapi.json",
         "GET /docs",
     ]
