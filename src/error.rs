@@ -11,6 +11,7 @@ use thiserror::Error;
 
 use crate::auth::AuthError;
 use crate::blocking::BlockingError;
+use crate::gc::GcError;
 use crate::registry::client::UpstreamError;
 use crate::registry::delete::DeleteError;
 use crate::registry::names::InvalidReference;
@@ -67,6 +68,12 @@ pub enum ApiError {
     #[error("the htpasswd file cannot be used: {0}; accounts are unavailable until it is fixed")]
     HtpasswdInvalid(String),
     #[error("{0}")]
+    GcRunning(String),
+    #[error("{0}")]
+    GcUnavailable(String),
+    #[error("{0}")]
+    RegistryWritable(String),
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -111,6 +118,9 @@ impl ApiError {
             ApiError::UpstreamTimeout(_) => "upstream_timeout",
             ApiError::Upstream(_) => "upstream_error",
             ApiError::HtpasswdInvalid(_) => "htpasswd_invalid",
+            ApiError::GcRunning(_) => "gc_running",
+            ApiError::GcUnavailable(_) => "gc_unavailable",
+            ApiError::RegistryWritable(_) => "registry_writable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -128,9 +138,12 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized | ApiError::CredentialsRejected => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden | ApiError::ForbiddenBecause(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::UserExists(_) | ApiError::LastAdmin(_) | ApiError::ProtectedAccount(_) => {
-                StatusCode::CONFLICT
-            }
+            ApiError::UserExists(_)
+            | ApiError::LastAdmin(_)
+            | ApiError::ProtectedAccount(_)
+            | ApiError::GcRunning(_)
+            | ApiError::GcUnavailable(_)
+            | ApiError::RegistryWritable(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -223,6 +236,20 @@ impl From<DeleteError> for ApiError {
             DeleteError::NotFound(what) => ApiError::NotFound(format!("tag {what} not found")),
             DeleteError::Disabled(_) => ApiError::Upstream(e.to_string()),
             DeleteError::Upstream(u) => u.into(),
+        }
+    }
+}
+
+impl From<GcError> for ApiError {
+    fn from(e: GcError) -> Self {
+        let message = e.to_string();
+        match e {
+            GcError::Running(_) => ApiError::GcRunning(message),
+            GcError::Unavailable(_) => ApiError::GcUnavailable(message),
+            GcError::RegistryWritable(_) => ApiError::RegistryWritable(message),
+            GcError::Upstream(u) => u.into(),
+            GcError::Durable(d) => ApiError::Internal(d.to_string()),
+            GcError::Blocking(b) => b.into(),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod durable;
 pub mod error;
 pub mod freeze;
+pub mod gc;
 pub mod grants;
 pub mod health;
 pub mod metrics;
@@ -127,6 +128,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     registry::routes(cfg);
     audit::routes(cfg);
     metrics::routes(cfg);
+    gc::routes(cfg);
     openapi::routes(cfg);
 }
 

@@ -53,6 +53,7 @@ fn action_of(method: &Method, pattern: &str) -> Option<&'static str> {
         ("PUT", "/users/{user}/role") => "user.role",
         ("DELETE", "/images/{rest:.*}") => "tag.delete",
         ("POST", "/auth/token") => "auth.token",
+        ("POST", "/gc") => "gc.start",
         _ => return None,
     })
 }
