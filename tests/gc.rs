@@ -335,3 +335,115 @@ fn a_dry_run_deletes_nothing_and_the_real_run_removes_exactly_the_deleted_image_
         "gc.finish for the real run"
     );
 }
+
+/// A REGISTRY_BIN that takes its time and never touches storage.
+fn slow_bin(dir: &std::path::Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("slow-registry");
+    std::fs::write(&path, "#!/bin/sh\necho \"slow $*\"\nsleep 20\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn a_second_job_waits_its_turn_and_a_job_killed_with_the_process_is_failed_at_restart() {
+    let bins = tempfile::tempdir().unwrap();
+    let bin = slow_bin(bins.path());
+    let env_for = |env: common::AppEnv| with_gc(env).set("REGISTRY_BIN", &bin);
+    let mut stack = Stack::start_with(env_for);
+    let (status, job) = start_gc(&stack.app, json!({"dry_run": true}));
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    common::wait_until(
+        "the job to run its command",
+        Duration::from_secs(20),
+        || {
+            let (_, j) = json(
+                stack
+                    .app
+                    .as_admin(Method::GET, &format!("/gc/{id}"))
+                    .send()
+                    .unwrap(),
+            );
+            j["state"] == "collecting"
+                && j["log"]
+                    .to_string()
+                    .contains("slow garbage-collect --dry-run")
+        },
+    );
+    let (status, body) = start_gc(&stack.app, json!({}));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("gc_running")),
+        "{body}"
+    );
+
+    stack.app.kill();
+    let registry_url = stack.registry.url.clone();
+    stack.app = env_for(common::AppEnv::new(stack.dir.path(), &registry_url)).start();
+    let (status, j) = json(
+        stack
+            .app
+            .as_admin(Method::GET, &format!("/gc/{id}"))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(j["state"], "failed", "{j}");
+    assert!(j["error"].as_str().unwrap().contains("interrupted"), "{j}");
+    assert!(j["finished_at"].is_string(), "{j}");
+    let audit = std::fs::read_to_string(stack.audit_path()).unwrap();
+    assert!(
+        audit.contains(&format!("job {id} failed")),
+        "gc.finish written at restart"
+    );
+    // Nothing is left running: a new job is accepted.
+    let (status, body) = start_gc(&stack.app, json!({}));
+    assert_eq!(status, 202, "{body}");
+}
+
+#[test]
+fn tags_reach_their_images_and_the_children_of_their_indexes_on_a_real_registry() {
+    let stack = Stack::start();
+    let layout = tempfile::tempdir().unwrap();
+    let mut l = Layout::new(layout.path());
+    let a = l.image("amd64", None, 1);
+    let b = l.image("arm64", None, 1);
+    let idx = l.index(&[(a.clone(), "amd64", None), (b.clone(), "arm64", None)]);
+    l.tag("idx", &idx);
+    let lone = l.image("amd64", None, 1);
+    l.tag("lone", &lone);
+    let reg = host(&stack);
+    l.push(&reg, &creds(), "idx", "r/multi", "v1", false);
+    l.push(&reg, &creds(), "lone", "r/multi", "lone", false);
+    l.push(&reg, &creds(), "idx", "r/list", "v1", true);
+    let registry = registry_admin::registry::client::RegistryClient::new(
+        &stack.registry.url,
+        "admin".into(),
+        ADMIN_PASSWORD.into(),
+        Duration::from_secs(10),
+        Arc::new(registry_admin::metrics::Metrics::default()),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let reach = |name: &str| {
+        rt.block_on(registry_admin::gc::reach::reachable(&registry, name))
+            .unwrap()
+    };
+    let multi = reach("r/multi");
+    let expected: BTreeSet<String> = [&idx.digest, &a.digest, &b.digest, &lone.digest]
+        .into_iter()
+        .cloned()
+        .collect();
+    assert_eq!(multi, expected);
+    // The manifest list skopeo wrote (Docker types, new digests) reaches its own children.
+    let list_digest = digest_of(&stack, "r/list", "v1");
+    let raw = raw_manifest(&reg, &creds(), "r/list:v1").unwrap();
+    let mut expected: BTreeSet<String> = named(&raw).into_iter().collect();
+    expected.insert(list_digest);
+    assert_eq!(reach("r/list"), expected);
+    assert!(reach("r/unknown").is_empty());
+}
