@@ -9,9 +9,6 @@ RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
 COPY src ./src
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked
 
-# registry:2's own binary, so POST /gc can run `registry garbage-collect` on the shared volume.
-FROM registry:2 AS registry
-
 FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates curl \
@@ -20,7 +17,8 @@ RUN apt-get update \
     && mkdir -p /app/auth /app/logs \
     && chown -R app /app
 COPY --from=build /src/target/release/registry-admin /usr/local/bin/registry-admin
-COPY --from=registry /bin/registry /usr/local/bin/registry
+# registry:2's own binary, so POST /gc can run `registry garbage-collect` on the shared volume.
+COPY --from=registry:2 /bin/registry /usr/local/bin/registry
 WORKDIR /app
 USER app
 ENV HTPASSWD_PATH=/app/auth/htpasswd \
