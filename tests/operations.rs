@@ -202,6 +202,9 @@ fn the_openapi_document_covers_every_endpoint_and_docs_are_self_contained() {
         "GET /audit/verify",
         "POST /events",
         "GET /metrics",
+        "POST /gc",
+        "GET /gc",
+        "GET /gc/{id}",
         "GET /openapi.json",
         "GET /docs",
     ]
