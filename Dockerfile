@@ -17,11 +17,15 @@ RUN apt-get update \
     && mkdir -p /app/auth /app/logs \
     && chown -R app /app
 COPY --from=build /src/target/release/registry-admin /usr/local/bin/registry-admin
+# registry:2's own binary, so POST /gc can run `registry garbage-collect` on the shared volume.
+COPY --from=registry:2 /bin/registry /usr/local/bin/registry
 WORKDIR /app
 USER app
 ENV HTPASSWD_PATH=/app/auth/htpasswd \
     AUDIT_LOG_PATH=/app/logs/audit.log \
-    REGISTRY_URL=http://registry:5000
+    REGISTRY_URL=http://registry:5000 \
+    REGISTRY_BIN=registry \
+    REGISTRY_CONFIG=/etc/docker/registry/config.yml
 EXPOSE 5001
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
     CMD curl -fsS http://127.0.0.1:5001/health/live || exit 1

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh docker-registry skopeo
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-for bench in users images audit token; do
+for bench in users images audit token gc; do
   echo "running benchmark: $bench" >&2
   cargo bench --locked --bench "$bench" 2>/dev/null | tee -a "$out" >&2
 done

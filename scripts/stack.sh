@@ -40,6 +40,12 @@ case "$AUTH_MODE" in
   token|htpasswd) ;;
   *) echo "AUTH_MODE must be token or htpasswd, not $AUTH_MODE" >&2; exit 2 ;;
 esac
+config=registry/config.yml
+[ "$AUTH_MODE" = token ] || config=registry/config.htpasswd.yml
+# Garbage collection runs the registry binary on the registry's own config, with the same
+# storage override the registry gets below.
+export REGISTRY_CONFIG="${REGISTRY_CONFIG:-$root/$config}"
+export REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY="$root/data/registry"
 # registry:2 sends its events with this token; without one in .env, this run makes its own.
 export EVENTS_TOKEN="${EVENTS_TOKEN:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
 
@@ -69,7 +75,6 @@ overrides=(
   REGISTRY_NOTIFICATIONS_ENDPOINTS="[{name: registry-admin, url: 'http://127.0.0.1:${BIND_ADDR##*:}/events', headers: {Authorization: ['Bearer $EVENTS_TOKEN']}, timeout: 2s, threshold: 5, backoff: 1s}]"
 )
 if [ "$AUTH_MODE" = token ]; then
-  config=registry/config.yml
   cert="$(dirname "$REGISTRY_TOKEN_KEY")/token.crt"
   [ -f "$cert" ] || { echo "registry-admin did not write $cert" >&2; exit 1; }
   overrides+=(
@@ -79,7 +84,6 @@ if [ "$AUTH_MODE" = token ]; then
     REGISTRY_AUTH_TOKEN_ROOTCERTBUNDLE="$cert"
   )
 else
-  config=registry/config.htpasswd.yml
   overrides+=(REGISTRY_AUTH_HTPASSWD_PATH="$HTPASSWD_PATH")
 fi
 env -i PATH="$PATH" "${overrides[@]}" \

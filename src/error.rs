@@ -12,6 +12,7 @@ use thiserror::Error;
 use crate::auth::verify::AuthError;
 use crate::blocking::BlockingError;
 use crate::durable::DurableError;
+use crate::gc::GcError;
 use crate::grants::GrantError;
 use crate::grants::authorize::Denied;
 use crate::registry::client::UpstreamError;
@@ -79,6 +80,12 @@ pub enum ApiError {
     #[error("{0}")]
     Maintenance(String),
     #[error("{0}")]
+    GcRunning(String),
+    #[error("{0}")]
+    GcUnavailable(String),
+    #[error("{0}")]
+    RegistryWritable(String),
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -126,6 +133,9 @@ impl ApiError {
             ApiError::InvalidGrant(_) => "invalid_grant",
             ApiError::Maintenance(_) => "maintenance",
             ApiError::InvalidScope(_) => "invalid_scope",
+            ApiError::GcRunning(_) => "gc_running",
+            ApiError::GcUnavailable(_) => "gc_unavailable",
+            ApiError::RegistryWritable(_) => "registry_writable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -148,7 +158,10 @@ impl ResponseError for ApiError {
             ApiError::UserExists(_)
             | ApiError::LastAdmin(_)
             | ApiError::ProtectedAccount(_)
-            | ApiError::Maintenance(_) => StatusCode::CONFLICT,
+            | ApiError::Maintenance(_)
+            | ApiError::GcRunning(_)
+            | ApiError::GcUnavailable(_)
+            | ApiError::RegistryWritable(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -248,6 +261,20 @@ impl From<DeleteError> for ApiError {
 impl From<ScopeError> for ApiError {
     fn from(e: ScopeError) -> Self {
         ApiError::InvalidScope(e.to_string())
+    }
+}
+
+impl From<GcError> for ApiError {
+    fn from(e: GcError) -> Self {
+        let message = e.to_string();
+        match e {
+            GcError::Running(_) => ApiError::GcRunning(message),
+            GcError::Unavailable(_) => ApiError::GcUnavailable(message),
+            GcError::RegistryWritable(_) => ApiError::RegistryWritable(message),
+            GcError::Upstream(u) => u.into(),
+            GcError::Durable(d) => ApiError::Internal(d.to_string()),
+            GcError::Blocking(b) => b.into(),
+        }
     }
 }
 

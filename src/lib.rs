@@ -8,6 +8,7 @@ pub mod config;
 pub mod durable;
 pub mod error;
 pub mod freeze;
+pub mod gc;
 pub mod grants;
 pub mod health;
 pub mod metrics;
@@ -168,6 +169,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     grants::routes(cfg);
     audit::routes(cfg);
     ops::routes(cfg);
+    gc::routes(cfg);
     openapi::routes(cfg);
     ui::routes(cfg);
 }

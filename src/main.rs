@@ -143,6 +143,7 @@ fn start(config: Config, token_key: Option<KeySetup>) -> Result<(), String> {
         AuditLog::open(&config.audit_log_path, config.audit_max_bytes)
             .map_err(|e| e.to_string())?,
     );
+    registry_admin::gc::recover(&store, &audit);
     let state = AppState::with_upstream(config, store, upstream, Arc::clone(&audit))?;
     let served = actix_web::rt::System::new().block_on(async move {
         let server = serve(state, listener).map_err(|e| e.to_string())?;

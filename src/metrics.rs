@@ -11,17 +11,37 @@ use std::time::Duration;
 const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
+/// A GC job takes seconds to an hour: the freeze wait alone can be a token lifetime.
+const GC_BUCKETS: [f64; 10] = [
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
 
-#[derive(Default, Clone)]
+#[derive(Clone)]
 struct Histogram {
-    counts: [u64; BUCKETS.len()],
+    bounds: &'static [f64],
+    counts: Vec<u64>,
     sum: f64,
     count: u64,
 }
 
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram::with_bounds(&BUCKETS)
+    }
+}
+
 impl Histogram {
+    fn with_bounds(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            counts: vec![0; bounds.len()],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
     fn observe(&mut self, secs: f64) {
-        for (i, le) in BUCKETS.iter().enumerate() {
+        for (i, le) in self.bounds.iter().enumerate() {
             if secs <= *le {
                 self.counts[i] += 1;
             }
@@ -32,7 +52,7 @@ impl Histogram {
 
     fn render(&self, out: &mut String, name: &str, labels: &str) {
         let sep = if labels.is_empty() { "" } else { "," };
-        for (i, le) in BUCKETS.iter().enumerate() {
+        for (i, le) in self.bounds.iter().enumerate() {
             let _ = writeln!(
                 out,
                 "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {}",
@@ -70,6 +90,9 @@ pub struct Metrics {
     bcrypt_verify: AtomicU64,
     events_recorded: AtomicU64,
     events_dropped: AtomicU64,
+    gc_runs: Mutex<BTreeMap<&'static str, u64>>,
+    gc_seconds: Mutex<Option<Histogram>>,
+    gc_bytes_freed: AtomicU64,
 }
 
 /// Methods kept as their own label value; anything else a client sends becomes `other`.
@@ -116,6 +139,22 @@ impl Metrics {
     pub fn events(&self, recorded: u64, dropped: u64) {
         self.events_recorded.fetch_add(recorded, Ordering::Relaxed);
         self.events_dropped.fetch_add(dropped, Ordering::Relaxed);
+    }
+
+    /// One finished GC job: `outcome` is `succeeded` or `failed`; `bytes_freed` what a real
+    /// run freed (0 for a dry run).
+    pub fn gc_run(&self, outcome: &str, took: Duration, bytes_freed: u64) {
+        let outcome = if outcome == "succeeded" {
+            "succeeded"
+        } else {
+            "failed"
+        };
+        *lock(&self.gc_runs).entry(outcome).or_default() += 1;
+        lock(&self.gc_seconds)
+            .get_or_insert_with(|| Histogram::with_bounds(&GC_BUCKETS))
+            .observe(took.as_secs_f64());
+        self.gc_bytes_freed
+            .fetch_add(bytes_freed, Ordering::Relaxed);
     }
 
     pub fn render(&self, audit_entries: u64) -> String {
@@ -215,6 +254,43 @@ impl Metrics {
             "result=\"dropped\"",
             self.events_dropped.load(Ordering::Relaxed),
         );
+        family(
+            &mut out,
+            "gc_runs_total",
+            "counter",
+            "Garbage-collection jobs finished, by outcome.",
+        );
+        let runs = lock(&self.gc_runs).clone();
+        for outcome in ["succeeded", "failed"] {
+            let n = runs.get(outcome).copied().unwrap_or(0);
+            sample(
+                &mut out,
+                "gc_runs_total",
+                &format!("outcome=\"{outcome}\""),
+                n,
+            );
+        }
+        family(
+            &mut out,
+            "gc_duration_seconds",
+            "histogram",
+            "Wall time of garbage-collection jobs, freeze wait included.",
+        );
+        lock(&self.gc_seconds)
+            .get_or_insert_with(|| Histogram::with_bounds(&GC_BUCKETS))
+            .render(&mut out, "registry_admin_gc_duration_seconds", "");
+        family(
+            &mut out,
+            "gc_bytes_freed_total",
+            "counter",
+            "Bytes of blobs deleted by garbage-collection jobs (dry runs count nothing).",
+        );
+        sample(
+            &mut out,
+            "gc_bytes_freed_total",
+            "",
+            self.gc_bytes_freed.load(Ordering::Relaxed),
+        );
         out
     }
 }
@@ -257,6 +333,23 @@ mod tests {
         assert!(text.contains("registry_admin_audit_entries_written_total 7"));
         assert!(text.contains("registry_admin_registry_events_total{result=\"dropped\"} 1"));
         assert!(text.contains("registry_admin_bcrypt_operations_total{op=\"verify\"} 1"));
+    }
+
+    #[test]
+    fn gc_runs_are_counted_by_outcome_with_their_time_and_bytes() {
+        let m = Metrics::default();
+        let text = m.render(0);
+        assert!(text.contains("registry_admin_gc_runs_total{outcome=\"failed\"} 0"));
+        assert!(text.contains("registry_admin_gc_bytes_freed_total 0"));
+        m.gc_run("succeeded", Duration::from_secs(2), 1000);
+        m.gc_run("failed", Duration::from_secs(4000), 0);
+        m.gc_run("weird", Duration::from_secs(1), 5);
+        let text = m.render(0);
+        assert!(text.contains("registry_admin_gc_runs_total{outcome=\"succeeded\"} 1"));
+        assert!(text.contains("registry_admin_gc_runs_total{outcome=\"failed\"} 2"));
+        assert!(text.contains("registry_admin_gc_duration_seconds_bucket{le=\"5\"} 2"));
+        assert!(text.contains("registry_admin_gc_duration_seconds_bucket{le=\"+Inf\"} 3"));
+        assert!(text.contains("registry_admin_gc_bytes_freed_total 1005"));
     }
 
     #[test]

@@ -40,6 +40,9 @@ use crate::error::ErrorBodyDoc;
         crate::audit::verify_chain,
         crate::audit::events::receive,
         crate::ops::metrics,
+        crate::gc::routes::start,
+        crate::gc::routes::list,
+        crate::gc::routes::get,
         openapi_json,
         docs,
     ),
@@ -108,7 +111,9 @@ impl Modify for Conventions {
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
         for (path, item) in api.paths.paths.iter_mut() {
-            let upstream = path.starts_with("/images") || path.starts_with("/health");
+            let upstream = path.starts_with("/images")
+                || path.starts_with("/health")
+                || path.starts_with("/gc");
             for op in [
                 &mut item.get,
                 &mut item.post,

@@ -209,6 +209,9 @@ fn the_openapi_document_covers_every_endpoint_and_docs_are_self_contained() {
         "PUT /grants/public",
         "GET /users/{user}/access",
         "GET /token",
+        "POST /gc",
+        "GET /gc",
+        "GET /gc/{id}",
         "GET /openapi.json",
         "GET /docs",
     ]

@@ -54,6 +54,7 @@ fn action_of(method: &Method, pattern: &str) -> Option<&'static str> {
         ("PUT", "/users/{user}/grants" | "/grants/everyone" | "/grants/public") => "grants.update",
         ("POST", "/auth/token") => "auth.token",
         ("GET", "/token") => "token.issue",
+        ("POST", "/gc") => "gc.start",
         _ => return None,
     })
 }

@@ -583,6 +583,35 @@ impl RegistryClient {
         }
     }
 
+    /// Whether registry:2 accepts an upload start in `name` (`POST /v2/<name>/blobs/uploads/`):
+    /// `false` on 405, its answer in read-only mode. An accepted session is cancelled at once,
+    /// so the probe leaves no upload behind (and no repository: the catalog lists only
+    /// repositories with layers).
+    pub async fn uploads_accepted(&self, name: &str) -> Result<bool, UpstreamError> {
+        let start = self.url(&format!("/v2/{name}/blobs/uploads/"))?;
+        let resp = self
+            .send(self.request(Method::POST, start, UpstreamScope::push(name)))
+            .await?;
+        match resp.status() {
+            StatusCode::METHOD_NOT_ALLOWED => Ok(false),
+            StatusCode::ACCEPTED => {
+                let location = resp
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|l| self.base.join(l).ok())
+                    .filter(|u| u.origin() == self.base.origin());
+                if let Some(url) = location {
+                    let _ = self
+                        .send(self.request(Method::DELETE, url, UpstreamScope::push(name)))
+                        .await;
+                }
+                Ok(true)
+            }
+            _ => Err(Self::unexpected(resp).await),
+        }
+    }
+
     /// Uploads `bytes` as a blob of `name` (monolithic: POST for a session, PUT with the digest).
     pub async fn upload_blob(&self, name: &str, bytes: Vec<u8>) -> Result<String, UpstreamError> {
         let digest = sha256_digest(&bytes);

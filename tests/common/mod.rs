@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod auth;
+pub mod gc;
 pub mod images;
 pub mod proxy;
 pub mod token;

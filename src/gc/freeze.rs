@@ -1,0 +1,112 @@
+//! A job's hold on the [`WriteFreeze`]: taken before anything is marked, released when the job
+//! ends however it ends (the guard thaws on drop, so an error, a panic or a dropped task cannot
+//! leave pushes refused).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::freeze::{REGISTRY_LEEWAY_SECS, WriteFreeze};
+
+/// After the freeze starts, a token the token server was signing at that very moment may be
+/// noted a moment later; looking again after this pause sees it.
+const SETTLE: Duration = Duration::from_millis(250);
+
+pub struct FreezeGuard {
+    freeze: Arc<WriteFreeze>,
+}
+
+impl FreezeGuard {
+    pub fn take(freeze: Arc<WriteFreeze>) -> FreezeGuard {
+        freeze.freeze(Utc::now());
+        FreezeGuard { freeze }
+    }
+
+    /// Waits until no write token issued before the freeze can still be used: their latest
+    /// `exp` plus registry:2's leeway. Never longer than `max` (a token lives at most
+    /// `REGISTRY_TOKEN_TTL`, so a longer wait could only come from a clock jump). Returns how
+    /// long it waited.
+    pub async fn wait_for_writes(&self, max: Duration) -> Duration {
+        let started = tokio::time::Instant::now();
+        tokio::time::sleep(SETTLE).await;
+        // `freeze` again is idempotent and answers what is outstanding now, including a
+        // token noted after the first call.
+        while let Some(until) = self.freeze.freeze(Utc::now()) {
+            let left = max.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                log::warn!(
+                    "gc: write tokens still valid until {until}; waited the maximum {max:?}"
+                );
+                break;
+            }
+            tokio::time::sleep(remaining(until, Utc::now()).min(left)).await;
+        }
+        started.elapsed()
+    }
+}
+
+/// The longest a job may wait: a token issued just before the freeze, for `ttl` seconds, plus
+/// the leeway and a few seconds of clock slack.
+pub fn max_wait(token_ttl_secs: u64) -> Duration {
+    Duration::from_secs(token_ttl_secs + REGISTRY_LEEWAY_SECS as u64 + 5)
+}
+
+fn remaining(until: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
+    // Rounded up to whole milliseconds past `until`, so the next look finds nothing left.
+    (until - now)
+        .to_std()
+        .map(|d| d + Duration::from_millis(1))
+        .unwrap_or(Duration::from_millis(1))
+}
+
+impl Drop for FreezeGuard {
+    fn drop(&mut self) {
+        self.freeze.thaw();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_wait_lasts_until_the_last_write_token_plus_leeway_and_the_guard_thaws() {
+        let freeze = Arc::new(WriteFreeze::default());
+        // Valid (with the leeway) for about 700 ms more.
+        freeze.note_write_token(Utc::now() - chrono::Duration::milliseconds(59_300));
+        {
+            let guard = FreezeGuard::take(Arc::clone(&freeze));
+            assert!(freeze.is_frozen());
+            let waited = guard.wait_for_writes(Duration::from_secs(60)).await;
+            assert!(waited >= Duration::from_millis(600), "{waited:?}");
+            assert!(
+                freeze.freeze(Utc::now()).is_none(),
+                "nothing outstanding after the wait"
+            );
+        }
+        assert!(!freeze.is_frozen(), "dropping the guard thaws");
+    }
+
+    #[tokio::test]
+    async fn a_wait_is_cut_at_its_maximum() {
+        let freeze = Arc::new(WriteFreeze::default());
+        freeze.note_write_token(Utc::now() + chrono::Duration::seconds(100_000));
+        let guard = FreezeGuard::take(Arc::clone(&freeze));
+        let waited = guard.wait_for_writes(Duration::from_millis(400)).await;
+        assert!(waited >= Duration::from_millis(400), "{waited:?}");
+        assert!(waited < Duration::from_secs(30), "{waited:?}");
+        drop(guard);
+        assert!(!freeze.is_frozen());
+    }
+
+    #[test]
+    fn the_maximum_covers_a_whole_token_lifetime_and_the_leeway() {
+        assert_eq!(max_wait(300), Duration::from_secs(365));
+        let now = Utc::now();
+        assert_eq!(
+            remaining(now, now + chrono::Duration::seconds(5)),
+            Duration::from_millis(1)
+        );
+    }
+}
