@@ -12,6 +12,9 @@ if [ ! -x "$venv/bin/schemathesis" ]; then
   "$venv/bin/pip" install -q "schemathesis==4.32.5"
 fi
 
+# Built first, outside the start-up wait below: a cold release build can take longer than it.
+cargo build --release --locked
+
 log=$(mktemp)
 scripts/stack.sh >"$log" 2>&1 &
 stack=$!
