@@ -12,6 +12,8 @@
 //! One job at a time per `gc.json`; the running job's live state (its log grows as the command
 //! prints) is kept in memory and shown in place of the file's copy.
 
+pub mod error;
+pub use error::GcError;
 pub mod freeze;
 pub mod job;
 pub mod reach;
@@ -28,7 +30,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use chrono::Utc;
 use rand::RngCore;
-use thiserror::Error;
 
 pub use routes::routes;
 
@@ -38,12 +39,12 @@ use self::registry_config::RegistrySettings;
 use self::run::{Run, blob_sizes, child_env};
 use crate::audit::AuditLog;
 use crate::audit::entry::{Entry, Outcome, Source, format_time};
-use crate::blocking::{BlockingError, run_blocking};
+use crate::blocking::run_blocking;
 use crate::config::{AuthMode, Config};
 use crate::durable::DurableError;
 use crate::freeze::WriteFreeze;
 use crate::metrics::Metrics;
-use crate::registry::client::{DeleteOutcome, RegistryClient, UpstreamError};
+use crate::registry::client::{DeleteOutcome, RegistryClient};
 use crate::registry::names;
 use crate::sync::lock;
 use crate::users::store::UserStore;
@@ -53,22 +54,6 @@ pub const RUN_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Repository registry-admin starts (and cancels) an upload in to learn whether registry:2 is
 /// read-only. Any name does: registry:2 refuses uploads in read-only mode before looking.
 pub const PROBE_REPOSITORY: &str = "registry-admin/gc-probe";
-
-#[derive(Debug, Error)]
-pub enum GcError {
-    #[error("a garbage-collection job is already running ({0})")]
-    Running(String),
-    #[error("{0}")]
-    Unavailable(String),
-    #[error("{0}")]
-    RegistryWritable(String),
-    #[error(transparent)]
-    Upstream(#[from] UpstreamError),
-    #[error(transparent)]
-    Durable(#[from] DurableError),
-    #[error(transparent)]
-    Blocking(#[from] BlockingError),
-}
 
 /// What `POST /gc` asks for. A missing `dry_run` is a dry run: deleting is never the default.
 #[derive(Debug, Clone, Copy, serde::Deserialize, utoipa::ToSchema)]

@@ -3,13 +3,13 @@
 //! that function needs (the caller as a [`Principal`], the grants in force, the freeze). `/token`
 //! asks the same policy, so what the API shows and what the registry allows cannot drift apart.
 
+pub use super::denied::Denied;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
-use thiserror::Error;
 
 use super::model::{Action, Grants};
 use super::policy::{Principal, allows};
@@ -48,21 +48,6 @@ pub fn principal_of(username: &str, role: Role) -> Principal {
 /// themselves only.
 pub fn is_self_or_admin(account: &Account, user: &str) -> bool {
     account.role == Role::Admin || account.username == user
-}
-
-/// Why an action on a repository is refused, in the order a handler checks.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum Denied {
-    /// The caller may not even pull: the handler answers exactly as for a repository that does
-    /// not exist, so names the caller cannot see do not leak.
-    #[error("repository not visible")]
-    Hidden,
-    #[error("this account has no \"{action}\" grant on {repo}")]
-    Missing { action: Action, repo: String },
-    #[error(
-        "a garbage collection is running: {action} on {repo} is not possible until it finishes"
-    )]
-    Frozen { action: Action, repo: String },
 }
 
 /// An authenticated caller with the grants and freeze state of this request.

@@ -3,6 +3,7 @@
 //! handlers decide repository access through; `routes` is the API that edits and explains them.
 
 pub mod authorize;
+pub mod denied;
 pub mod model;
 pub mod pattern;
 pub mod policy;
