@@ -164,8 +164,14 @@ fn events_and_metrics_are_not_published_while_token_is_passed_through() {
         direct.text().expect("body"),
         "/token through nginx differs from registry-admin's own answer"
     );
+    // nginx writes the access-log line after the answer is sent: wait for it, boundedly.
+    let logged = || nginx.access_log().contains("GET /token?service=registry ");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !logged() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     assert!(
-        nginx.access_log().contains("GET /token?service=registry "),
+        logged(),
         "GET /token did not go through nginx:\n{}",
         nginx.access_log()
     );
@@ -293,7 +299,16 @@ fn skopeo_pushes_and_pulls_through_the_registry_server_verifying_its_certificate
     .expect("index JSON");
     assert_eq!(index["manifests"][0]["digest"], img.digest, "{index}");
 
-    // It went through nginx, and landed in the registry behind it.
+    // It went through nginx, and landed in the registry behind it. nginx writes each log line
+    // after its answer, so give the last one a bounded moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !nginx
+        .access_log()
+        .contains("\"PUT /v2/proxied/app/manifests/v1 ")
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let log = nginx.access_log();
     assert!(
         log.contains("\"PUT /v2/proxied/app/manifests/v1 "),
