@@ -23,11 +23,8 @@ use crate::error::ApiError;
 use crate::freeze::WriteFreeze;
 use crate::registry::names;
 use crate::users::model::{Accounts, Role, UserView};
+use crate::users::routes::{JsonBody, path_user};
 use crate::users::store::UserStore;
-use crate::users::validate;
-
-/// The body is read only after the credentials pass, as in the users API.
-type JsonBody<T> = Result<web::Json<T>, actix_web::Error>;
 
 /// Audit details stay short: the list itself can be 100 patterns of 255 characters.
 const MAX_DETAIL_CHARS: usize = 500;
@@ -98,12 +95,6 @@ pub(crate) struct AccessAnswer {
     repository: String,
     #[serde(flatten)]
     explanation: Explanation,
-}
-
-fn path_user(path: web::Path<String>) -> Result<String, ApiError> {
-    let user = path.into_inner();
-    validate::username(&user)?;
-    Ok(user)
 }
 
 /// The account a grant change names: it must exist, and the service account takes none.

@@ -21,7 +21,7 @@ use crate::grants::authorize::is_self_or_admin;
 
 /// The body is read only after the credentials pass, so a caller without credentials learns
 /// nothing from a malformed body: it gets 401 like any other.
-type JsonBody<T> = Result<web::Json<T>, actix_web::Error>;
+pub(crate) type JsonBody<T> = Result<web::Json<T>, actix_web::Error>;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -67,7 +67,8 @@ pub(crate) struct NewRole {
     role: String,
 }
 
-fn path_user(path: web::Path<String>) -> Result<String, ApiError> {
+/// The `{user}` path segment, checked like a body's username.
+pub(crate) fn path_user(path: web::Path<String>) -> Result<String, ApiError> {
     Ok(validate::Username::parse(path.into_inner())?
         .as_str()
         .to_string())
