@@ -4,8 +4,8 @@
 //! every kept image — OCI image, schema2, OCI index, manifest list — pulls intact, and pulls that
 //! never fail while the job runs.
 //!
-//! Token-mode tests (freeze, untagged cleanup) need the token server (branch h-tokensrv); they
-//! are `#[ignore]`d until it is on main.
+//! The token-mode side (the write freeze, untagged cleanup, a kill while freezing) is
+//! `tests/gc_token.rs`.
 
 mod common;
 
@@ -15,11 +15,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use common::gc::{start_gc, wait_for_job, with_gc};
-use common::images::{ACCEPT_ALL, Layout, pull_all, raw_manifest};
+use common::gc::{blob_digests, named, start_gc, wait_for_job, with_gc};
+use common::images::{ACCEPT_ALL, Layout, raw_manifest};
 use common::{ADMIN_PASSWORD, Stack, client, json};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn creds() -> String {
     format!("admin:{ADMIN_PASSWORD}")
@@ -27,21 +27,6 @@ fn creds() -> String {
 
 fn host(stack: &Stack) -> String {
     format!("127.0.0.1:{}", stack.registry.port)
-}
-
-/// Digests a manifest names (config, layers, or an index's children).
-fn named(raw: &[u8]) -> Vec<String> {
-    let m: Value = serde_json::from_slice(raw).unwrap();
-    let mut out = Vec::new();
-    if let Some(c) = m["config"]["digest"].as_str() {
-        out.push(c.to_string());
-    }
-    for key in ["layers", "manifests"] {
-        for d in m[key].as_array().into_iter().flatten() {
-            out.push(d["digest"].as_str().unwrap().to_string());
-        }
-    }
-    out
 }
 
 fn digest_of(stack: &Stack, name: &str, reference: &str) -> String {
@@ -104,19 +89,8 @@ fn seed(stack: &Stack, layout_dir: &std::path::Path) -> (Vec<String>, BTreeSet<S
     (kept, blobs)
 }
 
-/// Every file of each kept image as `skopeo copy --all` writes it.
 fn pulled(stack: &Stack, tags: &[String]) -> Vec<(String, BTreeSet<String>)> {
-    tags.iter()
-        .map(|t| {
-            let dir = tempfile::tempdir().unwrap();
-            pull_all(&host(stack), &creds(), t, dir.path()).unwrap_or_else(|e| panic!("{t}: {e}"));
-            let blobs: BTreeSet<String> = std::fs::read_dir(dir.path().join("blobs/sha256"))
-                .unwrap()
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect();
-            (t.clone(), blobs)
-        })
-        .collect()
+    common::gc::pulled(&host(stack), &creds(), tags)
 }
 
 #[test]
@@ -299,13 +273,7 @@ fn a_dry_run_deletes_nothing_and_the_real_run_removes_exactly_the_deleted_image_
     );
 
     let blobs_after = stack.registry.blobs();
-    let blobs_before: BTreeSet<String> = files_before
-        .iter()
-        .filter_map(|f| {
-            let rest = f.strip_prefix("docker/registry/v2/blobs/sha256/")?;
-            Some(format!("sha256:{}", rest.split('/').nth(1)?))
-        })
-        .collect();
+    let blobs_before = blob_digests(&files_before);
     let removed: BTreeSet<String> = blobs_before.difference(&blobs_after).cloned().collect();
     assert_eq!(
         removed, gone_blobs,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::Value;
 
+use super::images::pull_all;
 use super::{App, AppEnv, REGISTRY_BIN, Registry, json, wait_until};
 
 /// `env` with REGISTRY_CONFIG pointing at the config file the harness registry will use (it
@@ -68,14 +69,7 @@ impl Registry {
 
     /// The blob files (`…/blobs/sha256/xx/<hex>/data`) as digests.
     pub fn blobs(&self) -> BTreeSet<String> {
-        self.files()
-            .into_iter()
-            .filter_map(|f| {
-                let rest = f.strip_prefix("docker/registry/v2/blobs/sha256/")?;
-                let hex = rest.split('/').nth(1)?;
-                Some(format!("sha256:{hex}"))
-            })
-            .collect()
+        blob_digests(&self.files())
     }
 }
 
@@ -104,4 +98,73 @@ pub fn wait_for_job(app: &App, id: &str, limit: Duration) -> Value {
         done
     });
     last
+}
+
+/// Polls `GET /gc/{id}` until the job is in `state`; returns it. Fails at once if the job
+/// finishes instead.
+pub fn wait_for_state(app: &App, id: &str, state: &str, limit: Duration) -> Value {
+    let mut last = Value::Null;
+    wait_until(&format!("the GC job to be {state}"), limit, || {
+        let (status, job) = json(
+            app.as_admin(Method::GET, &format!("/gc/{id}"))
+                .send()
+                .expect("GET /gc/{id}"),
+        );
+        assert_eq!(status, 200, "{job}");
+        let now = job["state"].as_str().unwrap_or_default().to_string();
+        assert!(
+            now == state || !matches!(now.as_str(), "succeeded" | "failed"),
+            "the job finished before it was {state}: {job}"
+        );
+        last = job;
+        now == state
+    });
+    last
+}
+
+/// Digests a manifest names (config, layers, or an index's children).
+pub fn named(raw: &[u8]) -> Vec<String> {
+    let m: Value = serde_json::from_slice(raw).expect("manifest JSON");
+    let mut out = Vec::new();
+    if let Some(c) = m["config"]["digest"].as_str() {
+        out.push(c.to_string());
+    }
+    for key in ["layers", "manifests"] {
+        for d in m[key].as_array().into_iter().flatten() {
+            out.push(d["digest"].as_str().expect("digest").to_string());
+        }
+    }
+    out
+}
+
+/// Every blob of each image in `references`, as `skopeo copy --all` from `registry` writes it
+/// (so a missing child or blob fails the test).
+pub fn pulled(
+    registry: &str,
+    creds: &str,
+    references: &[String],
+) -> Vec<(String, BTreeSet<String>)> {
+    references
+        .iter()
+        .map(|r| {
+            let dir = tempfile::tempdir().expect("temp dir");
+            pull_all(registry, creds, r, dir.path()).unwrap_or_else(|e| panic!("{r}: {e}"));
+            let blobs: BTreeSet<String> = std::fs::read_dir(dir.path().join("blobs/sha256"))
+                .expect("pulled layout")
+                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .collect();
+            (r.clone(), blobs)
+        })
+        .collect()
+}
+
+/// The digests of the blob files among `files` (a [`Registry::files`] listing).
+pub fn blob_digests(files: &BTreeSet<String>) -> BTreeSet<String> {
+    files
+        .iter()
+        .filter_map(|f| {
+            let rest = f.strip_prefix("docker/registry/v2/blobs/sha256/")?;
+            Some(format!("sha256:{}", rest.split('/').nth(1)?))
+        })
+        .collect()
 }

@@ -10,8 +10,8 @@ use std::process::{Command, Output};
 use reqwest::blocking::Response;
 use serde_json::Value;
 
-use super::images::one_image;
-use super::{App, AppEnv, EVENTS_TOKEN, Registry, client, free_port};
+use super::images::{ACCEPT_ALL, one_image};
+use super::{ADMIN_PASSWORD, App, AppEnv, EVENTS_TOKEN, Registry, client, free_port};
 
 pub const SERVICE: &str = "registry";
 pub const ISSUER: &str = "registry-admin";
@@ -85,11 +85,7 @@ impl TokenStack {
         let registry_port = free_port();
         let app_port = free_port();
         let key = dir.path().join("auth/token.key");
-        let env = AppEnv::new(dir.path(), &format!("http://127.0.0.1:{registry_port}"))
-            .set("AUTH_MODE", "token")
-            .set("BIND_ADDR", &format!("127.0.0.1:{app_port}"))
-            .set("REGISTRY_TOKEN_KEY", &key.display().to_string());
-        let app = customise(env).start();
+        let app = customise(app_env(dir.path(), registry_port, app_port)).start();
         let registry = Registry::start_token_realm(
             dir.path(),
             registry_port,
@@ -98,6 +94,49 @@ impl TokenStack {
             &app.url,
         );
         TokenStack { dir, app, registry }
+    }
+
+    /// Starts registry-admin again on the same address (the registry sends clients and
+    /// events there) and the same files, with `customise` applied as at the first start. The
+    /// old process must be gone (`app.kill()`).
+    pub fn restart_app(&mut self, customise: impl FnOnce(AppEnv) -> AppEnv) {
+        let app_port: u16 = self
+            .app
+            .url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("the app's port");
+        self.app = customise(app_env(self.dir.path(), self.registry.port, app_port)).start();
+    }
+
+    /// A registry token for `scope` as `creds` (`None`: anonymous); its `access` claim is what
+    /// was granted.
+    pub fn registry_token(&self, scope: &str, creds: Option<(&str, &str)>) -> String {
+        let r = self.token(&format!("service={SERVICE}&scope={scope}"), creds);
+        assert_eq!(r.status(), 200, "GET /token for {scope}");
+        let body: Value = r.json().expect("token JSON");
+        body["token"].as_str().expect("token").to_string()
+    }
+
+    /// The status registry:2 answers to `HEAD /v2/{name}/manifests/{reference}` (all four
+    /// manifest types accepted) with an admin's pull token.
+    pub fn manifest_status(&self, name: &str, reference: &str) -> u16 {
+        let token = self.registry_token(
+            &format!("repository:{name}:pull"),
+            Some(("admin", ADMIN_PASSWORD)),
+        );
+        client()
+            .head(format!(
+                "{}/v2/{name}/manifests/{reference}",
+                self.registry.url
+            ))
+            .bearer_auth(token)
+            .header("accept", ACCEPT_ALL)
+            .send()
+            .expect("HEAD manifest")
+            .status()
+            .as_u16()
     }
 
     /// `127.0.0.1:PORT`, as clients name the registry.
@@ -207,6 +246,15 @@ impl TokenStack {
             .output()
             .expect("podman must be installed (the test command installs it)")
     }
+}
+
+/// registry-admin's environment in token mode: its address, the registry's, and its key.
+fn app_env(dir: &Path, registry_port: u16, app_port: u16) -> AppEnv {
+    let key = dir.join("auth/token.key");
+    AppEnv::new(dir, &format!("http://127.0.0.1:{registry_port}"))
+        .set("AUTH_MODE", "token")
+        .set("BIND_ADDR", &format!("127.0.0.1:{app_port}"))
+        .set("REGISTRY_TOKEN_KEY", &key.display().to_string())
 }
 
 /// skopeo with no policy file and an empty auth file of its own, so nothing from the machine's

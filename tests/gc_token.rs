@@ -1,0 +1,314 @@
+//! Garbage collection in token mode, against the real registry:2 with skopeo: a real job
+//! freezes writes — `/token` grants no push, a push is refused, API tag deletes are 409
+//! `maintenance`, pulls go on — until every write token out has expired; untagged cleanup then
+//! reclaims a re-pushed tag's old manifest and its blobs while every child of a tagged OCI
+//! index and Docker manifest list stays; pushes work again after the job. A job killed with
+//! the process while freezing is failed at the restart, and nothing stays frozen.
+//!
+//! Registry tokens live 60 s here (the least `REGISTRY_TOKEN_TTL` allows), so a freeze after a
+//! push lasts about two minutes: that token's life plus registry:2's 60 s leeway.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::gc::{named, pulled, start_gc, wait_for_job, wait_for_state, with_gc};
+use common::images::{Layout, raw_manifest};
+use common::token_stack::{TokenStack, claims};
+use common::{ADMIN_PASSWORD, AppEnv, json};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+fn admin() -> String {
+    format!("admin:{ADMIN_PASSWORD}")
+}
+
+fn gc_env(env: AppEnv) -> AppEnv {
+    with_gc(env)
+        .set("GC_UNTAGGED_GRACE", "0")
+        .set("REGISTRY_TOKEN_TTL", "60")
+}
+
+/// The actions an admin's registry token for `repository:NAME:pull,push` carries.
+fn push_token_actions(stack: &TokenStack, name: &str) -> Value {
+    let token = stack.registry_token(
+        &format!("repository:{name}:pull,push"),
+        Some(("admin", ADMIN_PASSWORD)),
+    );
+    claims(&token)["access"][0]["actions"].clone()
+}
+
+fn audit(stack: &TokenStack) -> Vec<Value> {
+    std::fs::read_to_string(stack.path("logs/audit.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("audit line"))
+        .collect()
+}
+
+fn layout_blob(l: &Layout, digest: &str) -> Vec<u8> {
+    std::fs::read(l.dir.join("blobs/sha256").join(&digest["sha256:".len()..])).expect("layout blob")
+}
+
+#[test]
+fn a_real_job_freezes_writes_reclaims_a_re_pushed_tag_s_old_manifest_and_keeps_index_children() {
+    let stack = TokenStack::start_with(gc_env);
+    let host = stack.host();
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = Layout::new(dir.path());
+    let old = l.image("amd64", None, 2);
+    l.tag("old", &old);
+    let new = l.image("amd64", None, 1);
+    l.tag("new", &new);
+    let a = l.image("amd64", None, 1);
+    let b = l.image("arm64", Some("v8"), 1);
+    let idx = l.index(&[(a.clone(), "amd64", None), (b.clone(), "arm64", Some("v8"))]);
+    l.tag("idx", &idx);
+    let c = l.image("amd64", None, 1);
+    let d = l.image("arm", Some("v7"), 1);
+    let list = l.index(&[(c, "amd64", None), (d, "arm", Some("v7"))]);
+    l.tag("list", &list);
+    let keep = l.image("amd64", None, 1);
+    l.tag("keep", &keep);
+    // The CI habit: `latest` pushed again, leaving the old manifest untagged.
+    l.push(&host, &admin(), "old", "app/web", "latest", false);
+    l.push(&host, &admin(), "new", "app/web", "latest", false);
+    l.push(&host, &admin(), "idx", "app/multi", "v1", false);
+    l.push(&host, &admin(), "list", "app/list", "v1", true);
+    l.push(&host, &admin(), "keep", "app/keep", "v1", false);
+    let list_children: Vec<String> = named(&raw_manifest(&host, &admin(), "app/list:v1").unwrap());
+    assert_eq!(list_children.len(), 2);
+    assert_eq!(stack.manifest_status("app/web", &old.digest), 200);
+    let old_blobs: BTreeSet<String> = named(&layout_blob(&l, &old.digest))
+        .into_iter()
+        .chain([old.digest.clone()])
+        .collect();
+    let kept = [
+        "app/web:latest",
+        "app/multi:v1",
+        "app/list:v1",
+        "app/keep:v1",
+    ]
+    .map(String::from);
+    let before = pulled(&host, &admin(), &kept);
+
+    // A dry run counts the untagged manifest, deletes nothing and freezes nothing.
+    let files = stack.registry.files();
+    let (status, job) = start_gc(&stack.app, json!({"untagged": true}));
+    assert_eq!(status, 202, "{job}");
+    let dry = wait_for_job(
+        &stack.app,
+        job["id"].as_str().unwrap(),
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        (dry["state"].as_str(), dry["manifests_deleted"].as_u64()),
+        (Some("succeeded"), Some(1)),
+        "{dry}"
+    );
+    assert_eq!(stack.registry.files(), files, "a dry run deletes nothing");
+    assert_eq!(stack.manifest_status("app/web", &old.digest), 200);
+
+    // The real job: the pushes above hold write tokens for another minute and more.
+    let (status, job) = start_gc(&stack.app, json!({"dry_run": false, "untagged": true}));
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    wait_for_state(&stack.app, &id, "freezing", Duration::from_secs(10));
+
+    assert_eq!(
+        push_token_actions(&stack, "app/web"),
+        json!(["pull"]),
+        "/token grants no push while frozen"
+    );
+    let refused = stack
+        .skopeo_push(&admin(), "app/web", "during")
+        .expect_err("a push during the freeze must fail");
+    assert!(
+        refused.contains("denied") || refused.contains("unauthorized"),
+        "{refused}"
+    );
+    let (status, body) = json(
+        stack
+            .app
+            .as_admin(Method::DELETE, "/images/app/keep/tags/v1")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("maintenance")),
+        "{body}"
+    );
+    let (status, access) = json(
+        stack
+            .app
+            .as_admin(Method::GET, "/users/admin/access?repository=app/web")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(
+        (status, &access["actions"], &access["frozen"]),
+        (200, &json!(["pull"]), &json!(true)),
+        "{access}"
+    );
+    stack
+        .skopeo_pull(Some(&admin()), "app/keep:v1")
+        .expect("pulls go on during the freeze");
+    let (_, now) = json(
+        stack
+            .app
+            .as_admin(Method::GET, &format!("/gc/{id}"))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(
+        now["state"], "freezing",
+        "the checks above ran while frozen: {now}"
+    );
+    assert_eq!(
+        stack.manifest_status("app/web", &old.digest),
+        200,
+        "nothing is deleted before the write tokens have expired"
+    );
+
+    let blobs_before = stack.registry.blobs();
+    let done = wait_for_job(&stack.app, &id, Duration::from_secs(300));
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["manifests_deleted"], 1, "{done}");
+    assert_eq!(
+        done["blobs_deleted"].as_u64(),
+        Some(old_blobs.len() as u64),
+        "{done}"
+    );
+    assert!(done["bytes_freed"].as_u64().unwrap() > 0, "{done}");
+    let removed: BTreeSet<String> = blobs_before
+        .difference(&stack.registry.blobs())
+        .cloned()
+        .collect();
+    assert_eq!(
+        removed, old_blobs,
+        "exactly the old manifest and its blobs went"
+    );
+
+    assert_eq!(stack.manifest_status("app/web", &old.digest), 404);
+    for (name, child) in [
+        ("app/multi", &a.digest),
+        ("app/multi", &b.digest),
+        ("app/list", &list_children[0]),
+        ("app/list", &list_children[1]),
+    ] {
+        assert_eq!(
+            stack.manifest_status(name, child),
+            200,
+            "{name}@{child}, a child of a tagged index, stays"
+        );
+    }
+    assert_eq!(
+        pulled(&host, &admin(), &kept),
+        before,
+        "every tagged image pulls byte-identical"
+    );
+
+    let entries = audit(&stack);
+    let deletes: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["action"] == "image.delete" && e["source"] == "api")
+        .collect();
+    assert_eq!(deletes.len(), 1, "{deletes:?}");
+    assert_eq!(
+        (
+            &deletes[0]["image"],
+            &deletes[0]["digest"],
+            &deletes[0]["detail"],
+            &deletes[0]["actor"]
+        ),
+        (
+            &json!("app/web"),
+            &json!(old.digest),
+            &json!("untagged"),
+            &json!("admin")
+        )
+    );
+    assert!(
+        entries.iter().any(|e| e["action"] == "gc.finish"
+            && e["outcome"] == "success"
+            && e["detail"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("job {id} succeeded"))),
+        "gc.finish of the real job"
+    );
+
+    // The freeze is over.
+    assert_eq!(
+        push_token_actions(&stack, "app/web"),
+        json!(["pull", "push"])
+    );
+    stack
+        .skopeo_push(&admin(), "app/web", "after")
+        .expect("a push after the job");
+    let (status, body) = json(
+        stack
+            .app
+            .as_admin(Method::DELETE, "/images/app/keep/tags/v1")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn a_job_killed_while_freezing_is_failed_at_restart_and_pushes_work_again() {
+    let mut stack = TokenStack::start_with(gc_env);
+    stack
+        .skopeo_push(&admin(), "app/one", "v1")
+        .expect("push before the job");
+    let (status, job) = start_gc(&stack.app, json!({"dry_run": false}));
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    wait_for_state(&stack.app, &id, "freezing", Duration::from_secs(10));
+    assert!(
+        stack.skopeo_push(&admin(), "app/one", "v2").is_err(),
+        "frozen before the kill"
+    );
+
+    stack.app.kill();
+    stack.restart_app(gc_env);
+    let (status, j) = json(
+        stack
+            .app
+            .as_admin(Method::GET, &format!("/gc/{id}"))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{j}");
+    assert_eq!(j["state"], "failed", "{j}");
+    assert!(
+        j["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("interrupted"),
+        "{j}"
+    );
+    assert_eq!(
+        push_token_actions(&stack, "app/one"),
+        json!(["pull", "push"]),
+        "no freeze survives the restart"
+    );
+    stack
+        .skopeo_push(&admin(), "app/one", "v2")
+        .expect("a push after the restart");
+    stack
+        .skopeo_pull(Some(&admin()), "app/one:v2")
+        .expect("and it pulls");
+    let finished = audit(&stack).into_iter().any(|e| {
+        e["action"] == "gc.finish"
+            && e["outcome"] == "failure"
+            && e["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(&format!("job {id} failed"))
+    });
+    assert!(finished, "gc.finish of the interrupted job");
+}
