@@ -154,6 +154,45 @@ fn compose_runs_token_mode_with_the_admin_started_before_the_registry() {
 }
 
 #[test]
+fn compose_runs_the_registry_as_the_admin_s_uid_on_a_volume_that_uid_owns() {
+    // Garbage collection deletes what registry:2 wrote: the two must be one owner.
+    let uid = instructions(&read("Dockerfile"))
+        .iter()
+        .find_map(|i| {
+            let rest = i.split("--uid ").nth(1)?;
+            Some(rest.split_whitespace().next()?.to_string())
+        })
+        .expect("useradd --uid in the Dockerfile");
+    let c = read("compose.yaml");
+    // A service's lines: those after `  NAME:` indented deeper than two spaces.
+    let service = |name: &str| -> String {
+        c.lines()
+            .skip_while(|l| *l != format!("  {name}:"))
+            .skip(1)
+            .take_while(|l| l.is_empty() || l.starts_with("   "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let registry = service("registry");
+    assert!(
+        registry.contains(&format!("user: \"{uid}:{uid}\"")),
+        "registry:2 runs as {uid}: {registry}"
+    );
+    assert!(
+        registry
+            .contains("registry-data-owner:\n        condition: service_completed_successfully"),
+        "{registry}"
+    );
+    let owner = service("registry-data-owner");
+    assert!(
+        owner.contains(&format!(
+            "entrypoint: [\"chown\", \"-R\", \"{uid}:{uid}\", \"/var/lib/registry\"]"
+        )) && owner.contains("- registry-data:/var/lib/registry"),
+        "{owner}"
+    );
+}
+
+#[test]
 fn the_stack_script_starts_registry_admin_first_and_gives_registry_2_a_clean_environment() {
     let s = read("scripts/stack.sh");
     let admin = s
