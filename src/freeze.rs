@@ -1,7 +1,9 @@
 //! The write freeze that makes garbage collection safe while the registry serves: while it
 //! holds, `GET /token` grants no `push` or `delete`, and API writes that touch the registry
 //! answer 409 `maintenance`. It also remembers how long write-capable registry tokens already
-//! handed out stay valid, so a job knows how long to wait before it may mark and sweep.
+//! handed out stay valid, and counts the API writes under way, so a job knows how long to wait
+//! before it may mark and sweep: a tag delete that passed its check just before the freeze may
+//! still be talking to the registry.
 
 use std::sync::Mutex;
 
@@ -17,6 +19,20 @@ struct State {
     frozen: bool,
     /// The latest `exp` of any token issued with `push` or `delete`.
     writes_valid_until: Option<DateTime<Utc>>,
+    /// API writes to the registry that began before the freeze and have not ended.
+    writes_in_flight: usize,
+}
+
+/// One API write to the registry under way; ends (and stops holding a job back) on drop.
+pub struct WriteInFlight<'a> {
+    freeze: &'a WriteFreeze,
+}
+
+impl Drop for WriteInFlight<'_> {
+    fn drop(&mut self) {
+        let mut s = lock(&self.freeze.state);
+        s.writes_in_flight = s.writes_in_flight.saturating_sub(1);
+    }
 }
 
 #[derive(Default)]
@@ -27,6 +43,21 @@ pub struct WriteFreeze {
 impl WriteFreeze {
     pub fn is_frozen(&self) -> bool {
         lock(&self.state).frozen
+    }
+
+    /// Starts an API write to the registry, or `None` while frozen. Checked and counted under
+    /// one lock, so a write either counts before a freeze starts or is refused after it.
+    pub fn begin_write(&self) -> Option<WriteInFlight<'_>> {
+        let mut s = lock(&self.state);
+        if s.frozen {
+            return None;
+        }
+        s.writes_in_flight += 1;
+        Some(WriteInFlight { freeze: self })
+    }
+
+    pub fn writes_in_flight(&self) -> usize {
+        lock(&self.state).writes_in_flight
     }
 
     /// Called by the token server for every token that grants `push` or `delete`.
@@ -70,5 +101,19 @@ mod tests {
         assert_eq!(f.freeze(now + chrono::Duration::seconds(400)), None);
         f.thaw();
         assert!(!f.is_frozen());
+    }
+
+    #[test]
+    fn a_write_counts_until_it_ends_and_none_starts_while_frozen() {
+        let f = WriteFreeze::default();
+        let w = f.begin_write().expect("not frozen");
+        assert_eq!(f.writes_in_flight(), 1);
+        f.freeze(Utc::now());
+        assert!(f.begin_write().is_none(), "refused while frozen");
+        assert_eq!(f.writes_in_flight(), 1, "the earlier write still counts");
+        drop(w);
+        assert_eq!(f.writes_in_flight(), 0);
+        f.thaw();
+        assert!(f.begin_write().is_some());
     }
 }

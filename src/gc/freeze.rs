@@ -12,6 +12,8 @@ use crate::freeze::{REGISTRY_LEEWAY_SECS, WriteFreeze};
 /// After the freeze starts, a token the token server was signing at that very moment may be
 /// noted a moment later; looking again after this pause sees it.
 const SETTLE: Duration = Duration::from_millis(250);
+/// How often to look again while API writes that began before the freeze are under way.
+const POLL: Duration = Duration::from_millis(50);
 
 pub struct FreezeGuard {
     freeze: Arc<WriteFreeze>,
@@ -23,24 +25,36 @@ impl FreezeGuard {
         FreezeGuard { freeze }
     }
 
-    /// Waits until no write token issued before the freeze can still be used: their latest
-    /// `exp` plus registry:2's leeway. Never longer than `max` (a token lives at most
-    /// `REGISTRY_TOKEN_TTL`, so a longer wait could only come from a clock jump). Returns how
+    /// Waits until no write token issued before the freeze can still be used (their latest
+    /// `exp` plus registry:2's leeway) and no API write begun before it is still under way.
+    /// Never longer than `max` (a token lives at most `REGISTRY_TOKEN_TTL`, so a longer wait
+    /// could only come from a clock jump or a write that hangs past its timeouts). Returns how
     /// long it waited.
     pub async fn wait_for_writes(&self, max: Duration) -> Duration {
         let started = tokio::time::Instant::now();
         tokio::time::sleep(SETTLE).await;
-        // `freeze` again is idempotent and answers what is outstanding now, including a
-        // token noted after the first call.
-        while let Some(until) = self.freeze.freeze(Utc::now()) {
+        loop {
+            // `freeze` again is idempotent and answers what is outstanding now, including a
+            // token noted after the first call.
+            let until = self.freeze.freeze(Utc::now());
+            let in_flight = self.freeze.writes_in_flight();
+            if until.is_none() && in_flight == 0 {
+                break;
+            }
             let left = max.saturating_sub(started.elapsed());
             if left.is_zero() {
                 log::warn!(
-                    "gc: write tokens still valid until {until}; waited the maximum {max:?}"
+                    "gc: write tokens valid until {until:?}, {in_flight} API writes under way; \
+                     waited the maximum {max:?}"
                 );
                 break;
             }
-            tokio::time::sleep(remaining(until, Utc::now()).min(left)).await;
+            let pause = match until {
+                Some(until) if in_flight == 0 => remaining(until, Utc::now()),
+                Some(until) => remaining(until, Utc::now()).min(POLL),
+                None => POLL,
+            };
+            tokio::time::sleep(pause.min(left)).await;
         }
         started.elapsed()
     }
@@ -86,6 +100,27 @@ mod tests {
             );
         }
         assert!(!freeze.is_frozen(), "dropping the guard thaws");
+    }
+
+    #[tokio::test]
+    async fn the_wait_lasts_until_writes_begun_before_the_freeze_have_ended() {
+        let freeze = Arc::new(WriteFreeze::default());
+        let writer = Arc::clone(&freeze);
+        let (begun, wait_begun) = std::sync::mpsc::channel();
+        let write = std::thread::spawn(move || {
+            let w = writer.begin_write().expect("not frozen yet");
+            begun.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(700));
+            drop(w);
+        });
+        wait_begun.recv().unwrap();
+        let guard = FreezeGuard::take(Arc::clone(&freeze));
+        let waited = guard.wait_for_writes(Duration::from_secs(60)).await;
+        assert!(waited >= Duration::from_millis(600), "{waited:?}");
+        assert_eq!(freeze.writes_in_flight(), 0);
+        write.join().unwrap();
+        drop(guard);
+        assert!(!freeze.is_frozen());
     }
 
     #[tokio::test]

@@ -16,6 +16,8 @@ use super::names;
 use crate::audit;
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::freeze::WriteFreeze;
+use crate::grants::denied::Denied;
 use crate::grants::{Access, Action};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -219,6 +221,7 @@ pub(crate) async fn delete(
     access: Access,
     registry: web::Data<RegistryClient>,
     locks: web::Data<RepoLocks>,
+    freeze: web::Data<WriteFreeze>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let Target::Tag(name, tag) = parse_target(req.uri().path())? else {
@@ -233,9 +236,17 @@ pub(crate) async fn delete(
     match access.check(Action::Delete, &name) {
         Ok(()) => {}
         // Exactly what a missing tag answers: the caller cannot see this repository.
-        Err(crate::grants::authorize::Denied::Hidden) => return Err(no_tag(&name, &tag)),
+        Err(Denied::Hidden) => return Err(no_tag(&name, &tag)),
         Err(other) => return Err(other.into()),
     }
+    // Counted until the registry has answered: a garbage collection that starts meanwhile
+    // waits for this delete before it marks anything.
+    let _writing = freeze.begin_write().ok_or_else(|| {
+        ApiError::from(Denied::Frozen {
+            action: Action::Delete,
+            repo: name.clone(),
+        })
+    })?;
     let deleted = delete_tag(&registry, &locks, &name, &tag).await?;
     audit::api::note(&req, |n| {
         n.digest = Some(deleted.digest.clone());
