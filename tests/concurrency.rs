@@ -4,6 +4,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -115,9 +116,11 @@ fn sigkill_during_a_write_storm_never_leaves_a_broken_or_shrunken_file() {
         }
         let url = stack.app.url.clone();
         let deadline = Instant::now() + Duration::from_secs(20);
+        let succeeded = Arc::new(AtomicU32::new(0));
         let writers: Vec<_> = (0..6)
             .map(|w| {
                 let url = url.clone();
+                let succeeded = Arc::clone(&succeeded);
                 thread::spawn(move || {
                     let c = reqwest::blocking::Client::builder()
                         .timeout(Duration::from_secs(5))
@@ -140,7 +143,10 @@ fn sigkill_during_a_write_storm_never_leaves_a_broken_or_shrunken_file() {
                                 .send()
                         };
                         match r {
-                            Ok(r) if r.status().is_success() => done += 1,
+                            Ok(r) if r.status().is_success() => {
+                                done += 1;
+                                succeeded.fetch_add(1, Ordering::Relaxed);
+                            }
                             Ok(_) => {}
                             Err(_) => break, // the server is gone
                         }
@@ -149,7 +155,12 @@ fn sigkill_during_a_write_storm_never_leaves_a_broken_or_shrunken_file() {
                 })
             })
             .collect();
-        thread::sleep(Duration::from_millis(400 + 250 * round));
+        // Killed once the storm is under way, however loaded the machine (a fixed pause made
+        // too few writes at load 10), and a little later in each round.
+        common::wait_until("the storm's first writes", Duration::from_secs(20), || {
+            succeeded.load(Ordering::Relaxed) > 10
+        });
+        thread::sleep(Duration::from_millis(100 * round));
         stack.app.kill();
         let writes: u32 = writers.into_iter().map(|w| w.join().unwrap()).sum();
         assert!(
