@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Browser tests of the web UI against the real stack: Debian's chromium driven by playwright-core
 # (no browser download), a real registry:2 in htpasswd mode and the real binary on free loopback
-# ports, images pushed with skopeo. Saves a screenshot of each page into docs/screenshots/ and
-# ends with `N passed, N failed`; exits non-zero when anything failed.
+# ports, images pushed with skopeo. Takes a screenshot of each page (into docs/screenshots/ with
+# UPDATE_SCREENSHOTS=1) and ends with `N passed, N failed`; exits non-zero when anything failed.
 #   scripts/ui-test.sh          the tests
 #   scripts/ui-test.sh bench    the 2,000-repository benchmark instead (tests-ui/bench.mjs)
 set -euo pipefail
@@ -107,7 +107,12 @@ fi
 
 export BASE_URL="http://127.0.0.1:$app_port" REGISTRY_URL="http://127.0.0.1:$reg_port"
 export ADMIN_USER=admin ADMIN_PASSWORD="$admin_password" EVENTS_TOKEN="$events_token"
-export SCREENSHOT_DIR="${SCREENSHOT_DIR:-$root/docs/screenshots}" CHROMIUM=/usr/bin/chromium
+# Screenshots go to a scratch folder unless asked for: a test run leaves the checkout as it was.
+if [ "${UPDATE_SCREENSHOTS:-}" = 1 ]; then
+  SCREENSHOT_DIR="$root/docs/screenshots"
+fi
+export SCREENSHOT_DIR="${SCREENSHOT_DIR:-$tmp/screenshots}" CHROMIUM=/usr/bin/chromium
+mkdir -p "$SCREENSHOT_DIR"
 status=0
 if [ "$mode" = bench ]; then
   node tests-ui/bench.mjs || status=$?
