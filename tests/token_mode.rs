@@ -547,6 +547,33 @@ fn every_token_answer_is_a_token_issue_entry_and_wrong_credentials_are_auth_fail
 }
 
 #[test]
+fn an_anonymous_token_flood_writes_ten_entries_a_minute_while_accounts_are_all_written() {
+    let stack = stack_with_users(&[("jill", "user")]);
+    stack.write_grants(json!({"users": {"jill": [
+        {"repository": "team/app", "actions": ["pull"]}
+    ]}, "public": ["pub/*"]}));
+    for _ in 0..40 {
+        let r = stack.token("service=registry&scope=repository:pub/x:pull", None);
+        assert_eq!(r.status(), 200, "every anonymous caller is still answered");
+    }
+    for _ in 0..15 {
+        let r = stack.token(
+            "service=registry&scope=repository:team/app:pull",
+            Some(("jill", PW)),
+        );
+        assert_eq!(r.status(), 200);
+    }
+    let entries = token_entries(&stack);
+    let by = |actor: &str| entries.iter().filter(|e| e["actor"] == actor).count();
+    assert_eq!(
+        by(""),
+        10,
+        "anonymous answers past ten a minute are counted, not written"
+    );
+    assert_eq!(by("jill"), 15, "an account's successes are always written");
+}
+
+#[test]
 fn token_requests_are_checked_before_anything_is_signed() {
     let stack = stack_with_users(&[("ivan", "user")]);
     let (status, body) = json(stack.token("service=other", Some(("ivan", PW))));

@@ -10,7 +10,7 @@ use actix_web::{Error, HttpMessage, HttpRequest, web};
 
 use std::time::Instant;
 
-use super::burst::{BurstTracker, Verdict, summary_detail};
+use super::burst::{BurstTracker, Verdict, Who, summary_detail};
 use super::entry::{Entry, Outcome, Source, clean};
 use super::writer::AuditLog;
 use crate::auth::{Account, AuthAttempt};
@@ -146,11 +146,20 @@ pub async fn middleware(
             e
         }
     };
-    // Failed logins are bounded by the limiter already; other refusals are bounded here, so a
-    // client repeating a refused request cannot write to the disk as fast as it can send.
-    if !auth_failed && entry.outcome != Outcome::Success {
-        match refusals.refused(
-            &entry.actor,
+    // Failed logins are bounded by the limiter already; other refusals, and whatever anonymous
+    // callers cause (they need no account: `/token` of a public repository), are bounded here,
+    // so no client can write to the disk as fast as it can send.
+    let anonymous = entry.actor.is_empty();
+    if !auth_failed && (anonymous || entry.outcome != Outcome::Success) {
+        let who = if anonymous {
+            Who::Anonymous {
+                address: entry.remote_addr.clone().unwrap_or_default(),
+            }
+        } else {
+            Who::Actor(entry.actor.clone())
+        };
+        match refusals.admit(
+            who.clone(),
             &entry.action,
             Instant::now(),
             chrono::Utc::now(),
@@ -160,6 +169,7 @@ pub async fn middleware(
                 entry.detail = Some(summary_detail(
                     entry.detail.as_deref(),
                     &entry.action,
+                    &who,
                     left_out,
                 ));
             }

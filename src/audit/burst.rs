@@ -1,8 +1,9 @@
-//! Bursts of refused requests: one account repeating a refused action (a user-role account
-//! hammering an admin endpoint) would otherwise write one entry per request, as fast as it can
-//! send them. Per (actor, action), the first `BURST` refusals of a minute are written one by one;
-//! past that, at most one entry a minute is written, carrying the count of those left out.
-//! Successes never come here: they are always written.
+//! Bursts of entries a caller can make as fast as it can send: an account repeating a refused
+//! action (a user-role account hammering an admin endpoint), and anonymous callers, who need no
+//! account at all (`GET /token` of a public repository). Per (who, action) — who being the
+//! account, or for anonymous callers their address — the first `BURST` entries of a minute are
+//! written one by one; past that, at most one entry a minute is written, carrying the count of
+//! those left out. An account's successes never come here: they are always written.
 
 use crate::sync::lock;
 use std::collections::HashMap;
@@ -11,12 +12,20 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-/// Refusals per (actor, action) and minute that are written one by one.
+/// Entries per (who, action) and minute that are written one by one.
 pub const BURST: u32 = 10;
 pub const WINDOW: Duration = Duration::from_secs(60);
-/// Keys are (account, action) pairs, so few in practice; the cap only bounds memory should
-/// that ever not hold.
+/// Keys are (account or address, action) pairs; the cap bounds memory against many addresses.
 const MAX_TRACKED: usize = 10_000;
+
+/// Whose entries are counted together.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Who {
+    /// An account's refused requests.
+    Actor(String),
+    /// Everything anonymous callers from one address cause.
+    Anonymous { address: String },
+}
 
 /// Refusals that were not written, to be reported by the next entry that is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -44,7 +53,7 @@ struct Track {
 
 #[derive(Default)]
 pub struct BurstTracker {
-    tracks: Mutex<HashMap<(String, String), Track>>,
+    tracks: Mutex<HashMap<(Who, String), Track>>,
 }
 
 fn count_one(u: &mut Option<Unreported>, wall: DateTime<Utc>) {
@@ -60,11 +69,11 @@ fn count_one(u: &mut Option<Unreported>, wall: DateTime<Utc>) {
 }
 
 impl BurstTracker {
-    /// What to do with one more refused `action` by `actor`, at `now` (`wall` is the same moment
+    /// What to do with one more entry of `action` by `who`, at `now` (`wall` is the same moment
     /// on the clock the entries are stamped with).
-    pub fn refused(&self, actor: &str, action: &str, now: Instant, wall: DateTime<Utc>) -> Verdict {
+    pub fn admit(&self, who: Who, action: &str, now: Instant, wall: DateTime<Utc>) -> Verdict {
         let mut tracks = lock(&self.tracks);
-        let key = (actor.to_string(), action.to_string());
+        let key = (who, action.to_string());
         if !tracks.contains_key(&key) && tracks.len() >= MAX_TRACKED {
             tracks.retain(|_, t| now.saturating_duration_since(t.last_seen) < WINDOW);
             if tracks.len() >= MAX_TRACKED
@@ -114,10 +123,14 @@ impl BurstTracker {
     }
 }
 
-/// The detail of an entry that also stands for refusals left out.
-pub fn summary_detail(detail: Option<&str>, action: &str, u: Unreported) -> String {
+/// The detail of an entry that also stands for entries left out.
+pub fn summary_detail(detail: Option<&str>, action: &str, who: &Who, u: Unreported) -> String {
+    let what = match who {
+        Who::Actor(_) => format!("refused {action} requests by the same actor"),
+        Who::Anonymous { .. } => format!("anonymous {action} requests from the same address"),
+    };
     let note = format!(
-        "{} more refused {action} requests by the same actor since {} were not written one by one",
+        "{} more {what} since {} were not written one by one",
         u.count,
         super::entry::format_time(u.since)
     );
@@ -156,7 +169,7 @@ mod tests {
 
     fn refuse(t: &BurstTracker, c: &Clock, secs: u64, actor: &str) -> Verdict {
         let (now, wall) = c.at(secs);
-        t.refused(actor, "user.create", now, wall)
+        t.admit(Who::Actor(actor.into()), "user.create", now, wall)
     }
 
     #[test]
@@ -233,11 +246,51 @@ mod tests {
         let d = summary_detail(
             Some("forbidden"),
             "user.create",
+            &Who::Actor("alice".into()),
             Unreported { count: 7, since },
         );
         assert_eq!(
             d,
             "forbidden; 7 more refused user.create requests by the same actor since 2026-11-23T10:00:00.000Z were not written one by one"
+        );
+        let d = summary_detail(
+            None,
+            "token.issue",
+            &Who::Anonymous {
+                address: "192.0.2.7".into(),
+            },
+            Unreported { count: 3, since },
+        );
+        assert_eq!(
+            d,
+            "3 more anonymous token.issue requests from the same address since 2026-11-23T10:00:00.000Z were not written one by one"
+        );
+    }
+
+    #[test]
+    fn anonymous_callers_are_counted_per_address_apart_from_accounts() {
+        let (t, c) = (BurstTracker::default(), Clock::new());
+        let (now, wall) = c.at(0);
+        let anon = |a: &str| Who::Anonymous { address: a.into() };
+        for _ in 0..BURST {
+            assert_eq!(
+                t.admit(anon("192.0.2.7"), "token.issue", now, wall),
+                Verdict::Write(None)
+            );
+        }
+        assert_eq!(
+            t.admit(anon("192.0.2.7"), "token.issue", now, wall),
+            Verdict::Skip
+        );
+        assert_eq!(
+            t.admit(anon("192.0.2.8"), "token.issue", now, wall),
+            Verdict::Write(None),
+            "another address"
+        );
+        assert_eq!(
+            t.admit(Who::Actor("192.0.2.7".into()), "token.issue", now, wall),
+            Verdict::Write(None),
+            "an account named like the address"
         );
     }
 }
