@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use common::gc::{blob_digests, named, start_gc, wait_for_job, with_gc};
+use common::gc::{blob_digests, multi_arch, named, start_gc, wait_for_job, with_gc};
 use common::images::{ACCEPT_ALL, Layout, raw_manifest};
 use common::{ADMIN_PASSWORD, Stack, client, json};
 use reqwest::Method;
@@ -54,14 +54,8 @@ fn seed(stack: &Stack, layout_dir: &std::path::Path) -> (Vec<String>, BTreeSet<S
     l.tag("img", &img);
     let s2 = l.image("amd64", None, 1);
     l.tag("s2", &s2);
-    let a = l.image("amd64", None, 1);
-    let b = l.image("arm64", Some("v8"), 1);
-    let idx = l.index(&[(a, "amd64", None), (b, "arm64", Some("v8"))]);
-    l.tag("idx", &idx);
-    let c = l.image("amd64", None, 1);
-    let d = l.image("arm", Some("v7"), 1);
-    let list = l.index(&[(c, "amd64", None), (d, "arm", Some("v7"))]);
-    l.tag("list", &list);
+    multi_arch(&mut l, "idx");
+    multi_arch(&mut l, "list");
     let gone = l.image("amd64", None, 2);
     l.tag("gone", &gone);
     let reg = host(stack);

@@ -13,10 +13,10 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::gc::{named, pulled, start_gc, wait_for_job, wait_for_state, with_gc};
+use common::gc::{multi_arch, named, pulled, start_gc, wait_for_job, wait_for_state, with_gc};
 use common::images::{Layout, raw_manifest};
 use common::token_stack::{TokenStack, claims};
-use common::{ADMIN_PASSWORD, AppEnv, json};
+use common::{ADMIN_PASSWORD, AppEnv};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -39,14 +39,6 @@ fn push_token_actions(stack: &TokenStack, name: &str) -> Value {
     claims(&token)["access"][0]["actions"].clone()
 }
 
-fn audit(stack: &TokenStack) -> Vec<Value> {
-    std::fs::read_to_string(stack.path("logs/audit.log"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("audit line"))
-        .collect()
-}
-
 fn layout_blob(l: &Layout, digest: &str) -> Vec<u8> {
     std::fs::read(l.dir.join("blobs/sha256").join(&digest["sha256:".len()..])).expect("layout blob")
 }
@@ -61,21 +53,14 @@ fn a_real_job_freezes_writes_reclaims_a_re_pushed_tag_s_old_manifest_and_keeps_i
     l.tag("old", &old);
     let new = l.image("amd64", None, 1);
     l.tag("new", &new);
-    let a = l.image("amd64", None, 1);
-    let b = l.image("arm64", Some("v8"), 1);
-    let idx = l.index(&[(a.clone(), "amd64", None), (b.clone(), "arm64", Some("v8"))]);
-    l.tag("idx", &idx);
-    let c = l.image("amd64", None, 1);
-    let d = l.image("arm", Some("v7"), 1);
-    let list = l.index(&[(c, "amd64", None), (d, "arm", Some("v7"))]);
-    l.tag("list", &list);
+    let (_, [a, b]) = multi_arch(&mut l, "idx");
     let keep = l.image("amd64", None, 1);
     l.tag("keep", &keep);
     // The CI habit: `latest` pushed again, leaving the old manifest untagged.
     l.push(&host, &admin(), "old", "app/web", "latest", false);
     l.push(&host, &admin(), "new", "app/web", "latest", false);
     l.push(&host, &admin(), "idx", "app/multi", "v1", false);
-    l.push(&host, &admin(), "list", "app/list", "v1", true);
+    l.push(&host, &admin(), "idx", "app/list", "v1", true);
     l.push(&host, &admin(), "keep", "app/keep", "v1", false);
     let list_children: Vec<String> = named(&raw_manifest(&host, &admin(), "app/list:v1").unwrap());
     assert_eq!(list_children.len(), 2);
@@ -128,25 +113,17 @@ fn a_real_job_freezes_writes_reclaims_a_re_pushed_tag_s_old_manifest_and_keeps_i
         refused.contains("denied") || refused.contains("unauthorized"),
         "{refused}"
     );
-    let (status, body) = json(
-        stack
-            .app
-            .as_admin(Method::DELETE, "/images/app/keep/tags/v1")
-            .send()
-            .unwrap(),
-    );
+    let (status, body) = stack
+        .app
+        .admin_json(Method::DELETE, "/images/app/keep/tags/v1");
     assert_eq!(
         (status, body["error"].as_str()),
         (409, Some("maintenance")),
         "{body}"
     );
-    let (status, access) = json(
-        stack
-            .app
-            .as_admin(Method::GET, "/users/admin/access?repository=app/web")
-            .send()
-            .unwrap(),
-    );
+    let (status, access) = stack
+        .app
+        .admin_json(Method::GET, "/users/admin/access?repository=app/web");
     assert_eq!(
         (status, &access["actions"], &access["frozen"]),
         (200, &json!(["pull"]), &json!(true)),
@@ -155,13 +132,7 @@ fn a_real_job_freezes_writes_reclaims_a_re_pushed_tag_s_old_manifest_and_keeps_i
     stack
         .skopeo_pull(Some(&admin()), "app/keep:v1")
         .expect("pulls go on during the freeze");
-    let (_, now) = json(
-        stack
-            .app
-            .as_admin(Method::GET, &format!("/gc/{id}"))
-            .send()
-            .unwrap(),
-    );
+    let (_, now) = stack.app.admin_json(Method::GET, &format!("/gc/{id}"));
     assert_eq!(
         now["state"], "freezing",
         "the checks above ran while frozen: {now}"
@@ -210,7 +181,7 @@ fn a_real_job_freezes_writes_reclaims_a_re_pushed_tag_s_old_manifest_and_keeps_i
         "every tagged image pulls byte-identical"
     );
 
-    let entries = audit(&stack);
+    let entries = stack.audit_entries();
     let deletes: Vec<&Value> = entries
         .iter()
         .filter(|e| e["action"] == "image.delete" && e["source"] == "api")
@@ -248,13 +219,9 @@ fn a_real_job_freezes_writes_reclaims_a_re_pushed_tag_s_old_manifest_and_keeps_i
     stack
         .skopeo_push(&admin(), "app/web", "after")
         .expect("a push after the job");
-    let (status, body) = json(
-        stack
-            .app
-            .as_admin(Method::DELETE, "/images/app/keep/tags/v1")
-            .send()
-            .unwrap(),
-    );
+    let (status, body) = stack
+        .app
+        .admin_json(Method::DELETE, "/images/app/keep/tags/v1");
     assert_eq!(status, 200, "{body}");
 }
 
@@ -275,13 +242,7 @@ fn a_job_killed_while_freezing_is_failed_at_restart_and_pushes_work_again() {
 
     stack.app.kill();
     stack.restart_app(gc_env);
-    let (status, j) = json(
-        stack
-            .app
-            .as_admin(Method::GET, &format!("/gc/{id}"))
-            .send()
-            .unwrap(),
-    );
+    let (status, j) = stack.app.admin_json(Method::GET, &format!("/gc/{id}"));
     assert_eq!(status, 200, "{j}");
     assert_eq!(j["state"], "failed", "{j}");
     assert!(
@@ -302,7 +263,7 @@ fn a_job_killed_while_freezing_is_failed_at_restart_and_pushes_work_again() {
     stack
         .skopeo_pull(Some(&admin()), "app/one:v2")
         .expect("and it pulls");
-    let finished = audit(&stack).into_iter().any(|e| {
+    let finished = stack.audit_entries().into_iter().any(|e| {
         e["action"] == "gc.finish"
             && e["outcome"] == "failure"
             && e["detail"]

@@ -39,13 +39,8 @@ fn stack_with_users(users: &[(&str, &str)]) -> TokenStack {
     stack
 }
 
-/// The audit entries, oldest first.
 fn audit(stack: &TokenStack) -> Vec<Value> {
-    std::fs::read_to_string(stack.path("logs/audit.log"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("audit line"))
-        .collect()
+    stack.audit_entries()
 }
 
 fn token_entries(stack: &TokenStack) -> Vec<Value> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::Value;
 
-use super::images::pull_all;
+use super::images::{Desc, Layout, pull_all};
 use super::{App, AppEnv, REGISTRY_BIN, Registry, json, wait_until};
 
 /// `env` with REGISTRY_CONFIG pointing at the config file the harness registry will use (it
@@ -87,11 +87,7 @@ pub fn start_gc(app: &App, body: Value) -> (u16, Value) {
 pub fn wait_for_job(app: &App, id: &str, limit: Duration) -> Value {
     let mut last = Value::Null;
     wait_until("the GC job to finish", limit, || {
-        let (status, job) = json(
-            app.as_admin(Method::GET, &format!("/gc/{id}"))
-                .send()
-                .expect("GET /gc/{id}"),
-        );
+        let (status, job) = app.admin_json(Method::GET, &format!("/gc/{id}"));
         assert_eq!(status, 200, "{job}");
         let done = matches!(job["state"].as_str(), Some("succeeded" | "failed"));
         last = job;
@@ -105,11 +101,7 @@ pub fn wait_for_job(app: &App, id: &str, limit: Duration) -> Value {
 pub fn wait_for_state(app: &App, id: &str, state: &str, limit: Duration) -> Value {
     let mut last = Value::Null;
     wait_until(&format!("the GC job to be {state}"), limit, || {
-        let (status, job) = json(
-            app.as_admin(Method::GET, &format!("/gc/{id}"))
-                .send()
-                .expect("GET /gc/{id}"),
-        );
+        let (status, job) = app.admin_json(Method::GET, &format!("/gc/{id}"));
         assert_eq!(status, 200, "{job}");
         let now = job["state"].as_str().unwrap_or_default().to_string();
         assert!(
@@ -167,4 +159,13 @@ pub fn blob_digests(files: &BTreeSet<String>) -> BTreeSet<String> {
             Some(format!("sha256:{}", rest.split('/').nth(1)?))
         })
         .collect()
+}
+
+/// A two-platform image (amd64, and arm64 v8) named `tag` in `l`: the index and its children.
+pub fn multi_arch(l: &mut Layout, tag: &str) -> (Desc, [Desc; 2]) {
+    let a = l.image("amd64", None, 1);
+    let b = l.image("arm64", Some("v8"), 1);
+    let index = l.index(&[(a.clone(), "amd64", None), (b.clone(), "arm64", Some("v8"))]);
+    l.tag(tag, &index);
+    (index, [a, b])
 }

@@ -297,6 +297,15 @@ impl App {
             .basic_auth("admin", Some(ADMIN_PASSWORD))
     }
 
+    /// A bodiless request as the bootstrap admin; (status, JSON body).
+    pub fn admin_json(&self, method: reqwest::Method, path: &str) -> (u16, Value) {
+        json(
+            self.as_admin(method, path)
+                .send()
+                .unwrap_or_else(|e| panic!("{path}: {e}")),
+        )
+    }
+
     /// `POST /users` as the bootstrap admin.
     pub fn create_user(&self, name: &str, password: &str, role: &str) -> Response {
         self.as_admin(reqwest::Method::POST, "/users")

@@ -148,6 +148,15 @@ impl TokenStack {
         self.dir.path().join(rel)
     }
 
+    /// The audit entries, oldest first.
+    pub fn audit_entries(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.path("logs/audit.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("audit line"))
+            .collect()
+    }
+
     /// Replaces grants.json whole (temp file and rename, as registry-admin writes it).
     pub fn write_grants(&self, grants: Value) {
         let path = self.path("auth/grants.json");
