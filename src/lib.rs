@@ -72,6 +72,8 @@ pub struct AppState {
     pub addresses: Arc<ClientAddresses>,
     pub grants: Arc<GrantsStore>,
     pub freeze: Arc<WriteFreeze>,
+    /// Garbage-collection jobs: `gc.json` and the one job this process runs.
+    pub gc_jobs: Arc<gc::Jobs>,
     /// Refused API requests per (actor, action), so repeated refusals are summarised.
     pub refusals: Arc<BurstTracker>,
     /// Token mode: signs `GET /token` answers and registry-admin's own registry tokens.
@@ -138,6 +140,7 @@ impl AppState {
             UPSTREAM_TIMEOUT,
             Arc::clone(&metrics),
         )?;
+        let gc_jobs = Arc::new(gc::Jobs::beside(&store));
         Ok(AppState {
             config: Arc::new(config),
             store,
@@ -150,6 +153,7 @@ impl AppState {
             addresses,
             grants: Arc::new(grants),
             freeze,
+            gc_jobs,
             refusals: Arc::new(BurstTracker::default()),
             token_issuer,
         })
@@ -206,6 +210,7 @@ pub fn app(
         .app_data(web::Data::from(Arc::clone(&state.addresses)))
         .app_data(web::Data::from(Arc::clone(&state.grants)))
         .app_data(web::Data::from(Arc::clone(&state.freeze)))
+        .app_data(web::Data::from(Arc::clone(&state.gc_jobs)))
         .app_data(web::Data::from(Arc::clone(&state.refusals)))
         .app_data(
             web::JsonConfig::default()

@@ -205,3 +205,31 @@ async fn an_unreachable_registry_is_a_502_naming_the_problem() {
         "{message}"
     );
 }
+
+#[actix_web::test]
+async fn the_gc_routes_find_their_jobs_service_and_a_refused_job_leaves_nothing() {
+    let t = test_app();
+    // Each call builds the app anew from one state, as each worker does.
+    let (status, _, body) = call(
+        &t,
+        TestRequest::post()
+            .uri("/gc")
+            .insert_header(basic("admin", "admin-password")),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::CONFLICT, Some("gc_unavailable"))
+    );
+    for _ in 0..2 {
+        let (status, _, body) = call(
+            &t,
+            TestRequest::get()
+                .uri("/gc")
+                .insert_header(basic("admin", "admin-password")),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body, serde_json::json!({"jobs": []}));
+    }
+}

@@ -25,7 +25,7 @@ pub mod untagged;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::Utc;
@@ -78,26 +78,20 @@ impl Default for StartRequest {
     }
 }
 
-/// The jobs of one `gc.json`: the file, and the job this process runs now.
+/// The jobs of one `gc.json`: the file, and the job this process runs now. One per process,
+/// made with the app's other services and shared by every worker (`web::Data<Jobs>`).
 pub struct Jobs {
     store: JobStore,
     live: Mutex<Option<Job>>,
 }
 
-/// One [`Jobs`] per `gc.json` in this process. The app is built once per worker thread, so a
-/// service made there would be one per worker; jobs must be one per file.
-static JOBS: LazyLock<Mutex<HashMap<PathBuf, Arc<Jobs>>>> = LazyLock::new(Default::default);
-
 impl Jobs {
     /// The jobs kept beside `store`'s htpasswd.
-    pub fn beside(store: &UserStore) -> Arc<Jobs> {
-        let path = store.beside(FILE_NAME);
-        Arc::clone(lock(&JOBS).entry(path.clone()).or_insert_with(|| {
-            Arc::new(Jobs {
-                store: JobStore::new(path),
-                live: Mutex::new(None),
-            })
-        }))
+    pub fn beside(store: &UserStore) -> Jobs {
+        Jobs {
+            store: JobStore::new(store.beside(FILE_NAME)),
+            live: Mutex::new(None),
+        }
     }
 
     pub fn path(&self) -> &Path {

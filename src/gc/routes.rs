@@ -19,7 +19,6 @@ use crate::error::ApiError;
 use crate::freeze::WriteFreeze;
 use crate::metrics::Metrics;
 use crate::registry::client::RegistryClient;
-use crate::users::store::UserStore;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -50,7 +49,7 @@ pub(crate) async fn start(
     admin: Admin,
     body: web::Bytes,
     config: web::Data<Config>,
-    store: web::Data<UserStore>,
+    jobs: web::Data<Jobs>,
     registry: web::Data<RegistryClient>,
     audit_log: web::Data<AuditLog>,
     metrics: web::Data<Metrics>,
@@ -68,7 +67,7 @@ pub(crate) async fn start(
         audit: audit_log.into_inner(),
         metrics: metrics.into_inner(),
         freeze: freeze.into_inner(),
-        jobs: Jobs::beside(&store),
+        jobs: jobs.into_inner(),
     };
     let job = super::start(ctx, request, &admin.0.username).await?;
     audit::api::note(&req, |n| {
@@ -80,8 +79,8 @@ pub(crate) async fn start(
     Ok(HttpResponse::Accepted().json(job))
 }
 
-async fn jobs_of(store: &UserStore) -> Result<Vec<Job>, ApiError> {
-    let jobs: Arc<Jobs> = Jobs::beside(store);
+async fn jobs_of(jobs: web::Data<Jobs>) -> Result<Vec<Job>, ApiError> {
+    let jobs: Arc<Jobs> = jobs.into_inner();
     run_blocking(move || jobs.list())
         .await?
         .map_err(|e| ApiError::Internal(e.to_string()))
@@ -91,12 +90,9 @@ async fn jobs_of(store: &UserStore) -> Result<Vec<Job>, ApiError> {
 #[utoipa::path(get, path = "/gc", tag = "gc",
     responses((status = 200, description = "jobs", body = JobList)),
     security(("basic" = []), ("bearer" = [])))]
-pub(crate) async fn list(
-    _admin: Admin,
-    store: web::Data<UserStore>,
-) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn list(_admin: Admin, jobs: web::Data<Jobs>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(JobList {
-        jobs: jobs_of(&store).await?,
+        jobs: jobs_of(jobs).await?,
     }))
 }
 
@@ -108,10 +104,10 @@ pub(crate) async fn list(
 pub(crate) async fn get(
     _admin: Admin,
     id: web::Path<String>,
-    store: web::Data<UserStore>,
+    jobs: web::Data<Jobs>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    jobs_of(&store)
+    jobs_of(jobs)
         .await?
         .into_iter()
         .find(|j| j.id == id)
