@@ -11,11 +11,9 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread;
 use std::time::Duration;
 
-use common::gc::{blob_digests, multi_arch, named, start_gc, wait_for_job, with_gc};
+use common::gc::{PullLoop, blob_digests, multi_arch, named, start_gc, wait_for_job, with_gc};
 use common::images::{ACCEPT_ALL, Layout, raw_manifest};
 use common::{ADMIN_PASSWORD, Stack, client, json};
 use reqwest::Method;
@@ -193,48 +191,9 @@ fn a_dry_run_deletes_nothing_and_the_real_run_removes_exactly_the_deleted_image_
     }
 
     // Pulls of a kept image, over and over, while the real job runs.
-    let stop = Arc::new(AtomicBool::new(false));
-    let failures = Arc::new(AtomicU64::new(0));
-    let pulls = Arc::new(AtomicU64::new(0));
-    let puller = {
-        let (stop, failures, pulls) = (stop.clone(), failures.clone(), pulls.clone());
-        let url = stack.registry.url.clone();
-        thread::spawn(move || {
-            let c = client();
-            for _ in 0..5000 {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                let ok = (|| {
-                    let m = c
-                        .get(format!("{url}/v2/gc/oci/manifests/v1"))
-                        .basic_auth("admin", Some(ADMIN_PASSWORD))
-                        .header("accept", ACCEPT_ALL)
-                        .send()
-                        .ok()?;
-                    if m.status() != 200 {
-                        return None;
-                    }
-                    let raw = m.bytes().ok()?;
-                    for d in named(&raw) {
-                        let b = c
-                            .get(format!("{url}/v2/gc/oci/blobs/{d}"))
-                            .basic_auth("admin", Some(ADMIN_PASSWORD))
-                            .send()
-                            .ok()?;
-                        if b.status() != 200 || b.bytes().ok()?.is_empty() {
-                            return None;
-                        }
-                    }
-                    Some(())
-                })();
-                pulls.fetch_add(1, Ordering::Relaxed);
-                if ok.is_none() {
-                    failures.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        })
-    };
+    let puller = PullLoop::start(&stack.registry.url, "gc/oci", "v1", Duration::ZERO, |r| {
+        r.basic_auth("admin", Some(ADMIN_PASSWORD))
+    });
     let (status, job) = start_gc(&stack.app, json!({"dry_run": false}));
     assert_eq!(status, 202, "{job}");
     let id = job["id"].as_str().unwrap().to_string();
@@ -251,20 +210,15 @@ fn a_dry_run_deletes_nothing_and_the_real_run_removes_exactly_the_deleted_image_
         );
     }
     let real = wait_for_job(&stack.app, &id, Duration::from_secs(60));
-    stop.store(true, Ordering::Relaxed);
-    puller.join().unwrap();
+    let (pulls, failures) = puller.stop();
     assert_eq!(real["state"], "succeeded", "{real}");
     assert_eq!(
         real["blobs_deleted"], dry["blobs_deleted"],
         "the dry run named what goes"
     );
     assert_eq!(real["bytes_freed"], dry["bytes_freed"]);
-    assert!(pulls.load(Ordering::Relaxed) > 0);
-    assert_eq!(
-        failures.load(Ordering::Relaxed),
-        0,
-        "a pull failed during the job"
-    );
+    assert!(pulls > 0);
+    assert_eq!(failures, 0, "a pull failed during the job");
 
     let blobs_after = stack.registry.blobs();
     let blobs_before = blob_digests(&files_before);

@@ -13,10 +13,13 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::gc::{multi_arch, named, pulled, start_gc, wait_for_job, wait_for_state, with_gc};
+use common::auth::metric;
+use common::gc::{
+    PullLoop, multi_arch, named, pulled, start_gc, wait_for_job, wait_for_state, with_gc,
+};
 use common::images::{Layout, raw_manifest};
-use common::token_stack::{TokenStack, claims};
-use common::{ADMIN_PASSWORD, AppEnv};
+use common::token_stack::{SERVICE, TokenStack, claims};
+use common::{ADMIN_PASSWORD, AppEnv, client};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -95,6 +98,24 @@ fn a_real_job_freezes_writes_reclaims_a_re_pushed_tag_s_old_manifest_and_keeps_i
     assert_eq!(stack.registry.files(), files, "a dry run deletes nothing");
     assert_eq!(stack.manifest_status("app/web", &old.digest), 200);
 
+    // Pulls with fresh pull tokens, 20 a second at most, through the whole job (the loop's
+    // 5,000 pulls outlast the longest freeze).
+    let realm = format!(
+        "{}/token?service={SERVICE}&scope=repository:app/keep:pull",
+        stack.app.url
+    );
+    let pause = Duration::from_millis(50);
+    let puller = PullLoop::start(&stack.registry.url, "app/keep", "v1", pause, move |r| {
+        let token: Option<Value> = client()
+            .get(&realm)
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .send()
+            .and_then(|t| t.json())
+            .ok();
+        let token = token.and_then(|t| t["token"].as_str().map(str::to_string));
+        r.bearer_auth(token.unwrap_or_default())
+    });
+
     // The real job: the pushes above hold write tokens for another minute and more.
     let (status, job) = start_gc(&stack.app, json!({"dry_run": false, "untagged": true}));
     assert_eq!(status, 202, "{job}");
@@ -145,7 +166,13 @@ fn a_real_job_freezes_writes_reclaims_a_re_pushed_tag_s_old_manifest_and_keeps_i
 
     let blobs_before = stack.registry.blobs();
     let done = wait_for_job(&stack.app, &id, Duration::from_secs(300));
+    let (pulls, failures) = puller.stop();
     assert_eq!(done["state"], "succeeded", "{done}");
+    assert!(pulls > 10, "{pulls} pulls");
+    assert_eq!(
+        failures, 0,
+        "{failures} of {pulls} pulls failed during the job"
+    );
     assert_eq!(done["manifests_deleted"], 1, "{done}");
     assert_eq!(
         done["blobs_deleted"].as_u64(),
@@ -209,6 +236,19 @@ fn a_real_job_freezes_writes_reclaims_a_re_pushed_tag_s_old_manifest_and_keeps_i
                 .unwrap()
                 .contains(&format!("job {id} succeeded"))),
         "gc.finish of the real job"
+    );
+
+    // Metrics: both jobs ran; only the real one freed bytes.
+    assert_eq!(
+        metric(
+            &stack.app,
+            "registry_admin_gc_runs_total{outcome=\"succeeded\"}"
+        ),
+        2.0
+    );
+    assert_eq!(
+        metric(&stack.app, "registry_admin_gc_bytes_freed_total"),
+        done["bytes_freed"].as_f64().unwrap()
     );
 
     // The freeze is over.

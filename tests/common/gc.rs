@@ -4,13 +4,17 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use reqwest::Method;
+use reqwest::blocking::RequestBuilder;
 use serde_json::Value;
 
-use super::images::{Desc, Layout, pull_all};
-use super::{App, AppEnv, REGISTRY_BIN, Registry, json, wait_until};
+use super::images::{ACCEPT_ALL, Desc, Layout, pull_all};
+use super::{App, AppEnv, REGISTRY_BIN, Registry, client, json, wait_until};
 
 /// `env` with REGISTRY_CONFIG pointing at the config file the harness registry will use (it
 /// is written beside the htpasswd's directory) and REGISTRY_BIN at the real binary.
@@ -168,4 +172,91 @@ pub fn multi_arch(l: &mut Layout, tag: &str) -> (Desc, [Desc; 2]) {
     let index = l.index(&[(a.clone(), "amd64", None), (b.clone(), "arm64", Some("v8"))]);
     l.tag(tag, &index);
     (index, [a, b])
+}
+
+/// Pulls of one image (manifest, then every blob it names, each non-empty), over and over in
+/// a thread until stopped, counting the ones that failed.
+pub struct PullLoop {
+    stop: Arc<AtomicBool>,
+    pulls: Arc<AtomicU64>,
+    failures: Arc<AtomicU64>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// At most this many pulls, however long the loop is left running.
+const MAX_PULLS: usize = 5000;
+
+impl PullLoop {
+    /// Pulls `registry_url/v2/name` `reference`, with `pause` between pulls; `auth` adds the
+    /// credentials to each request (called afresh each time, so it may fetch a token).
+    pub fn start(
+        registry_url: &str,
+        name: &str,
+        reference: &str,
+        pause: Duration,
+        auth: impl Fn(RequestBuilder) -> RequestBuilder + Send + 'static,
+    ) -> PullLoop {
+        let stop = Arc::new(AtomicBool::new(false));
+        let pulls = Arc::new(AtomicU64::new(0));
+        let failures = Arc::new(AtomicU64::new(0));
+        let base = format!("{registry_url}/v2/{name}");
+        let reference = reference.to_string();
+        let thread = {
+            let (stop, pulls, failures) = (stop.clone(), pulls.clone(), failures.clone());
+            thread::spawn(move || {
+                let c = client();
+                let pull_once = || -> Option<()> {
+                    let m = auth(c.get(format!("{base}/manifests/{reference}")))
+                        .header("accept", ACCEPT_ALL)
+                        .send()
+                        .ok()?;
+                    if m.status() != 200 {
+                        return None;
+                    }
+                    let raw = m.bytes().ok()?;
+                    for d in named(&raw) {
+                        let b = auth(c.get(format!("{base}/blobs/{d}"))).send().ok()?;
+                        if b.status() != 200 || b.bytes().ok()?.is_empty() {
+                            return None;
+                        }
+                    }
+                    Some(())
+                };
+                for _ in 0..MAX_PULLS {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    pulls.fetch_add(1, Ordering::Relaxed);
+                    if pull_once().is_none() {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                    thread::sleep(pause);
+                }
+            })
+        };
+        PullLoop {
+            stop,
+            pulls,
+            failures,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the loop; (pulls, failed pulls).
+    pub fn stop(mut self) -> (u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().expect("pull loop");
+        }
+        (
+            self.pulls.load(Ordering::Relaxed),
+            self.failures.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl Drop for PullLoop {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
