@@ -126,13 +126,19 @@ impl AppState {
             Upstream::Basic { username, password } => {
                 (Arc::new(BasicAuth::new(username, password)), None)
             }
-            Upstream::SelfSigned(issuer) => (
-                Arc::new(SelfSignedAuth::new(
-                    Arc::clone(&issuer),
-                    Arc::clone(&freeze),
-                )),
-                Some(issuer),
-            ),
+            Upstream::SelfSigned(issuer) => {
+                // Push and delete tokens that an earlier process signed with this key may still
+                // be valid, and nothing recorded them: a garbage collection must assume one
+                // issued just before this start.
+                freeze.note_write_token(chrono::Utc::now() + issuer.ttl());
+                (
+                    Arc::new(SelfSignedAuth::new(
+                        Arc::clone(&issuer),
+                        Arc::clone(&freeze),
+                    )),
+                    Some(issuer),
+                )
+            }
         };
         let registry = RegistryClient::with_auth(
             &config.registry_url,

@@ -13,10 +13,11 @@ use serde_json::Value;
 
 use registry_admin::audit::AuditLog;
 use registry_admin::config::Config;
+use registry_admin::token::{TokenIssuer, TokenKey};
 use registry_admin::users::htpasswd::bcrypt_hash;
 use registry_admin::users::model::Role;
 use registry_admin::users::store::UserStore;
-use registry_admin::{AppState, app};
+use registry_admin::{AppState, Upstream, app};
 
 struct TestApp {
     _dir: tempfile::TempDir,
@@ -27,6 +28,20 @@ struct TestApp {
 /// A store holding `admin` and the user-role `ursula`, an audit log, and a registry URL that
 /// refuses connections.
 fn test_app() -> TestApp {
+    test_app_with(|config, store, audit| {
+        AppState::new(
+            config,
+            store,
+            ("registry-admin".into(), "unused".into()),
+            audit,
+        )
+    })
+}
+
+/// The same, with the state made by `make` from the config, store and audit log.
+fn test_app_with(
+    make: impl FnOnce(Config, Arc<UserStore>, Arc<AuditLog>) -> Result<AppState, String>,
+) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let vars: HashMap<&str, String> = HashMap::from([
         ("BIND_ADDR", "127.0.0.1:0".to_string()),
@@ -50,13 +65,7 @@ fn test_app() -> TestApp {
             .unwrap();
     }
     let audit = Arc::new(AuditLog::open(&config.audit_log_path, 1 << 20).unwrap());
-    let state = AppState::new(
-        config,
-        store,
-        ("registry-admin".into(), "unused".into()),
-        Arc::clone(&audit),
-    )
-    .unwrap();
+    let state = make(config, store, Arc::clone(&audit)).unwrap();
     TestApp {
         _dir: dir,
         state: web::Data::new(state),
@@ -232,4 +241,26 @@ async fn the_gc_routes_find_their_jobs_service_and_a_refused_job_leaves_nothing(
         assert_eq!(status, 200, "{body}");
         assert_eq!(body, serde_json::json!({"jobs": []}));
     }
+}
+
+#[actix_web::test]
+async fn in_token_mode_a_fresh_start_counts_write_tokens_an_earlier_process_may_have_issued() {
+    let ttl = std::time::Duration::from_secs(300);
+    let t = test_app_with(|config, store, audit| {
+        let (key, _) = TokenKey::generate()?;
+        let issuer = Arc::new(TokenIssuer::new(key, "registry-admin", "registry", ttl));
+        AppState::with_upstream(config, store, Upstream::SelfSigned(issuer), audit)
+    });
+    let now = Utc::now();
+    // A garbage collection starting now waits for a token issued just before the start.
+    let until = t
+        .state
+        .freeze
+        .freeze(now)
+        .expect("write tokens assumed outstanding");
+    assert!(
+        until >= now + chrono::Duration::seconds(300 + 60 - 5),
+        "{until} vs {now}"
+    );
+    t.state.freeze.thaw();
 }
