@@ -19,7 +19,7 @@ struct State {
     frozen: bool,
     /// The latest `exp` of any token issued with `push` or `delete`.
     writes_valid_until: Option<DateTime<Utc>>,
-    /// API writes to the registry that began before the freeze and have not ended.
+    /// API writes to the registry under way (none can begin while frozen).
     writes_in_flight: usize,
 }
 
