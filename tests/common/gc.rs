@@ -87,35 +87,50 @@ pub fn start_gc(app: &App, body: Value) -> (u16, Value) {
     )
 }
 
-/// Polls `GET /gc/{id}` until the job is finished; returns it.
-pub fn wait_for_job(app: &App, id: &str, limit: Duration) -> Value {
+/// Polls `GET /gc/{id}` until `reached` holds for its state; returns the job.
+fn poll_job(
+    app: &App,
+    id: &str,
+    what: &str,
+    limit: Duration,
+    reached: impl Fn(&str) -> bool,
+) -> Value {
     let mut last = Value::Null;
-    wait_until("the GC job to finish", limit, || {
+    wait_until(what, limit, || {
         let (status, job) = app.admin_json(Method::GET, &format!("/gc/{id}"));
         assert_eq!(status, 200, "{job}");
-        let done = matches!(job["state"].as_str(), Some("succeeded" | "failed"));
+        let done = reached(job["state"].as_str().unwrap_or_default());
         last = job;
         done
     });
     last
 }
 
+fn finished(state: &str) -> bool {
+    matches!(state, "succeeded" | "failed")
+}
+
+/// Polls `GET /gc/{id}` until the job is finished; returns it.
+pub fn wait_for_job(app: &App, id: &str, limit: Duration) -> Value {
+    poll_job(app, id, "the GC job to finish", limit, finished)
+}
+
 /// Polls `GET /gc/{id}` until the job is in `state`; returns it. Fails at once if the job
 /// finishes instead.
 pub fn wait_for_state(app: &App, id: &str, state: &str, limit: Duration) -> Value {
-    let mut last = Value::Null;
-    wait_until(&format!("the GC job to be {state}"), limit, || {
-        let (status, job) = app.admin_json(Method::GET, &format!("/gc/{id}"));
-        assert_eq!(status, 200, "{job}");
-        let now = job["state"].as_str().unwrap_or_default().to_string();
-        assert!(
-            now == state || !matches!(now.as_str(), "succeeded" | "failed"),
-            "the job finished before it was {state}: {job}"
-        );
-        last = job;
-        now == state
-    });
-    last
+    poll_job(
+        app,
+        id,
+        &format!("the GC job to be {state}"),
+        limit,
+        |now| {
+            assert!(
+                now == state || !finished(now),
+                "the job finished ({now}) before it was {state}"
+            );
+            now == state
+        },
+    )
 }
 
 /// Digests a manifest names (config, layers, or an index's children).
