@@ -1,7 +1,8 @@
 //! Settings, read once from the environment at start-up.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
@@ -266,6 +267,27 @@ impl Config {
     }
 }
 
+/// The permission bits of the file at `path` when its group or others may read or write it;
+/// `None` for a private file, or one that is missing or no regular file (other checks say so).
+pub fn open_to_others(path: &Path) -> Option<u32> {
+    let meta = std::fs::metadata(path).ok().filter(|m| m.is_file())?;
+    let mode = meta.permissions().mode() & 0o7777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
+/// A warning for an htpasswd others can read: its hashes can be attacked offline. Only a
+/// warning, because registry:2 may run as another user that must read it.
+pub fn htpasswd_exposure(path: &Path) -> Option<String> {
+    open_to_others(path).map(|mode| {
+        format!(
+            "HTPASSWD_PATH {} is open to its group or others (mode {mode:04o}) and holds password \
+             hashes; unless registry:2 runs as another user that needs to read it, run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        )
+    })
+}
+
 /// `host:port` (or `host`) of an http(s) URL, or `None` when the URL is not one.
 fn registry_host_port(url: &str) -> Option<String> {
     let parsed = reqwest::Url::parse(url).ok()?;
@@ -365,5 +387,22 @@ mod tests {
         assert_eq!(c.registry_url, "https://reg.example:8443");
         let c = from(&[("REGISTRY_URL", "http://[::1]:5000")]).unwrap();
         assert_eq!(c.public_registry_host, "[::1]:5000");
+    }
+
+    #[test]
+    fn an_htpasswd_others_can_read_is_named_with_its_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("htpasswd");
+        assert_eq!(htpasswd_exposure(&path), None, "missing: said elsewhere");
+        std::fs::write(&path, "").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let warning = htpasswd_exposure(&path).expect("a warning");
+        assert!(warning.contains("mode 0644"), "{warning}");
+        assert!(
+            warning.contains(&format!("chmod 600 {}", path.display())),
+            "{warning}"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(htpasswd_exposure(&path), None);
     }
 }

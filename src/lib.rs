@@ -22,6 +22,7 @@ pub mod sync;
 pub mod token;
 pub mod ui;
 pub mod users;
+pub mod write_guard;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -226,7 +227,9 @@ pub fn app(
         .app_data(web::PathConfig::default().error_handler(error::path_error))
         .app_data(web::QueryConfig::default().error_handler(error::query_error))
         .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
-        // Innermost first: JSON errors, then the audit entry, then the request id and log line.
+        // Innermost first: cross-site and non-JSON writes refused, JSON errors, then the audit
+        // entry, then the request id and log line.
+        .wrap(from_fn(write_guard::middleware))
         .wrap(ErrorHandlers::new().default_handler(error::json_error_responses))
         .wrap(from_fn(audit::api::middleware))
         .wrap(from_fn(request_id::middleware))

@@ -100,6 +100,9 @@ fn start(config: Config, token_key: Option<KeySetup>) -> Result<(), String> {
     }
     let store = Arc::new(UserStore::new(&config.htpasswd_path));
     store.clean_leftovers().map_err(|e| e.to_string())?;
+    if let Some(warning) = registry_admin::config::htpasswd_exposure(&config.htpasswd_path) {
+        log::warn!("{warning}");
+    }
     let upstream = match token_key {
         Some(setup) => {
             report_token_key(&setup);

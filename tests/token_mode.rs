@@ -633,6 +633,9 @@ fn an_unusable_token_key_stops_start_up_with_exit_code_2_naming_the_setting() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("token.key");
     std::fs::write(&key, "not a key").unwrap();
+    // Private, so what stops start-up is the content (a readable key is refused on its own).
+    let private = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600);
+    std::fs::set_permissions(&key, private).unwrap();
     let (code, stderr) = AppEnv::new(dir.path(), "http://127.0.0.1:9")
         .set("AUTH_MODE", "token")
         .set("REGISTRY_TOKEN_KEY", &key.display().to_string())

@@ -147,10 +147,11 @@ pub async fn middleware(
         }
     };
     // Failed logins are bounded by the limiter already; other refusals, and whatever anonymous
-    // callers cause (they need no account: `/token` of a public repository), are bounded here,
-    // so no client can write to the disk as fast as it can send.
+    // callers cause (they need no account: `/token` of a public repository; bearer tokens and
+    // malformed headers, which are never throttled and name no account), are bounded here, so
+    // no client can write to the disk as fast as it can send.
     let anonymous = entry.actor.is_empty();
-    if !auth_failed && (anonymous || entry.outcome != Outcome::Success) {
+    if anonymous || (!auth_failed && entry.outcome != Outcome::Success) {
         let who = if anonymous {
             Who::Anonymous {
                 address: entry.remote_addr.clone().unwrap_or_default(),

@@ -22,10 +22,10 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::burst::{BurstTracker, Verdict, Who, summary_detail};
 use super::entry::{Entry, Outcome, Source, clean, format_time};
 use super::writer::AuditLog;
 use crate::auth::Authenticator;
-use crate::auth::retry_after;
 use crate::bootstrap::SERVICE_ACCOUNT;
 use crate::config::{AuthMode, Config};
 use crate::error::ApiError;
@@ -43,8 +43,6 @@ pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
 pub const MAX_EVENT_ID: usize = 128;
 /// How many event ids are remembered for de-duplication.
 const REMEMBERED_IDS: usize = 100_000;
-/// The username wrong tokens are throttled under: none was tried, as with a wrong bearer token.
-const LIMITER_USER: &str = "";
 /// Written into `detail` when `remote_addr` came from a request header rather than from the
 /// connection registry:2 saw.
 pub const CLAIMED_ADDR: &str =
@@ -234,55 +232,51 @@ fn token_ok(req: &HttpRequest, expected: Option<&str>) -> bool {
 }
 
 /// A refused token as an `auth.failure` entry, like a failed login (no username was tried).
-async fn audit_refusal(req: &HttpRequest, audit: &AuditLog, ip: IpAddr, status: StatusCode) {
-    let mut e = Entry::new("auth.failure", "", Outcome::Denied, Source::Api);
-    e.status = Some(status.as_u16());
+/// Refusals are not throttled, so their entries follow the burst rule of anonymous callers
+/// (per address: ten a minute one by one, then one a minute counting those left out).
+async fn audit_refusal(req: &HttpRequest, audit: &AuditLog, ip: IpAddr) {
+    const ACTION: &str = "auth.failure";
+    const DETAIL: &str = "wrong EVENTS_TOKEN on /events";
+    let who = Who::Anonymous {
+        address: ip.to_string(),
+    };
+    let detail = match req.app_data::<web::Data<BurstTracker>>().map(|b| {
+        b.admit(who.clone(), ACTION, std::time::Instant::now(), Utc::now())
+    }) {
+        Some(Verdict::Skip) => return,
+        Some(Verdict::Write(Some(left_out))) => {
+            summary_detail(Some(DETAIL), ACTION, &who, left_out)
+        }
+        Some(Verdict::Write(None)) | None => DETAIL.to_string(),
+    };
+    let mut e = Entry::new(ACTION, "", Outcome::Denied, Source::Api);
+    e.status = Some(StatusCode::UNAUTHORIZED.as_u16());
     e.request_id = crate::request_id::of(req);
     e.remote_addr = Some(ip.to_string());
-    e.detail = Some(if status == StatusCode::TOO_MANY_REQUESTS {
-        "wrong EVENTS_TOKEN on /events, throttled".into()
-    } else {
-        "wrong EVENTS_TOKEN on /events".into()
-    });
+    e.detail = Some(detail);
     if let Err(err) = audit.record(e).await {
         log::error!("could not write the audit entry for a refused /events token: {err}");
     }
 }
 
-/// Lets the request on only with the right token; wrong tokens are throttled per client address
-/// with the failed-login limiter.
+/// Lets the request on only with the right token. The right token is always let on, whatever
+/// failed before from that address: it cannot be guessed, and throttling it would let anyone
+/// sharing the registry's address (a NAT, a proxy, the local stack) hold up its notifications.
 async fn check_token(
     req: &HttpRequest,
     auth: &Authenticator,
     expected: Option<&str>,
     audit: &AuditLog,
 ) -> Result<(), ApiError> {
-    // As with a login, a request without credentials is neither counted nor written down, so an
-    // anonymous flood costs neither throttling state nor disk.
+    // As with a login, a request without credentials is not written down, so an anonymous
+    // flood costs no disk.
     if !req.headers().contains_key(header::AUTHORIZATION) {
         return Err(ApiError::Unauthorized);
     }
-    let ip = auth.addresses.client_ip(req);
-    let limiter = &auth.limiter;
-    let throttled = if let Some(wait) = limiter.throttled(ip, LIMITER_USER) {
-        Some(wait)
-    } else if token_ok(req, expected) {
+    if token_ok(req, expected) {
         return Ok(());
-    } else {
-        // A wrong token takes a failure slot like a wrong password; the check is cheap, so the
-        // slot is settled at once.
-        limiter
-            .reserve(ip, LIMITER_USER)
-            .map(|slot| slot.failed())
-            .err()
-    };
-    if let Some(wait) = throttled {
-        if limiter.audit_throttled(ip, LIMITER_USER) {
-            audit_refusal(req, audit, ip, StatusCode::TOO_MANY_REQUESTS).await;
-        }
-        return Err(retry_after(wait));
     }
-    audit_refusal(req, audit, ip, StatusCode::UNAUTHORIZED).await;
+    audit_refusal(req, audit, auth.addresses.client_ip(req)).await;
     Err(ApiError::CredentialsRejected)
 }
 

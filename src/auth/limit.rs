@@ -9,8 +9,14 @@
 //!
 //! A success clears its pair, and a username is never locked out as such: someone guessing
 //! alice's password from one address does not lock alice out from another.
+//!
+//! Memory is bounded whatever is sent: a pair is keyed by a digest of the first
+//! `NAME_KEY_BYTES` bytes of the username (a valid one is at most 64 characters; a 60 KB name
+//! costs no more than a short one), and past `MAX_TRACKED` keys the least recently active ones
+//! are forgotten.
 
 use crate::sync::lock;
+use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -24,11 +30,24 @@ const AUDIT_EVERY: Duration = Duration::from_secs(60);
 /// While throttled, an address spraying a new username on each attempt writes at most this
 /// many entries per `AUDIT_EVERY`, whatever the names.
 const AUDIT_PER_ADDRESS: u32 = 10;
-/// Past this many tracked keys, expired bookkeeping is dropped; it bounds memory against an
-/// attacker with many addresses.
-const PRUNE_AT: usize = 50_000;
+/// Past this many tracked pairs (or addresses), expired bookkeeping is dropped, and if that is
+/// not enough the least recently active half is forgotten: it bounds memory against an attacker
+/// with many addresses and names. Each key is a few hundred bytes at most.
+pub const MAX_TRACKED: usize = 50_000;
+/// How much of a username tells pairs apart: valid usernames are at most 64 characters.
+pub const NAME_KEY_BYTES: usize = 64;
 
-type Pair = (IpAddr, String);
+/// A fixed-size stand-in for a username: 16 bytes of SHA-256 of its first `NAME_KEY_BYTES`.
+type NameKey = [u8; 16];
+type Pair = (IpAddr, NameKey);
+
+fn name_key(user: &str) -> NameKey {
+    let bytes = user.as_bytes();
+    let digest = Sha256::digest(&bytes[..bytes.len().min(NAME_KEY_BYTES)]);
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
+}
 
 /// Failures still inside the window, plus reservations whose check has not finished.
 #[derive(Default)]
@@ -63,6 +82,11 @@ impl Log {
     fn idle(&self) -> bool {
         self.failures.is_empty() && self.pending == 0
     }
+
+    /// When this key last saw a failure; keys with a check in flight are never forgotten.
+    fn last_active(&self) -> Option<Instant> {
+        (self.pending == 0).then(|| self.failures.back().copied())?
+    }
 }
 
 #[derive(Default)]
@@ -78,6 +102,7 @@ pub struct FailureLimiter {
     pair_limit: usize,
     address_limit: usize,
     window: Duration,
+    max_tracked: usize,
     book: Mutex<Book>,
 }
 
@@ -141,21 +166,38 @@ impl FailureLimiter {
             pair_limit,
             address_limit,
             window,
+            max_tracked: MAX_TRACKED,
             book: Mutex::new(Book::default()),
         }
+    }
+
+    /// The same limiter tracking at most `max_tracked` pairs and addresses (tests use a small
+    /// table).
+    pub fn with_max_tracked(mut self, max_tracked: usize) -> FailureLimiter {
+        self.max_tracked = max_tracked.max(2);
+        self
+    }
+
+    /// How many pairs, addresses and audit stamps are tracked now.
+    pub fn tracked(&self) -> usize {
+        let book = lock(&self.book);
+        book.pairs.len()
+            + book.addresses.len()
+            + book.last_audited.len()
+            + book.audited_per_address.len()
     }
 
     /// Takes a slot for one credential check of `user` from `ip`, or says how long to wait.
     pub fn reserve(self: &Arc<Self>, ip: IpAddr, user: &str) -> Result<Reservation, Throttled> {
         let now = Instant::now();
-        let pair = (ip, user.to_string());
+        let pair = (ip, name_key(user));
         let mut guard = lock(&self.book);
         let book: &mut Book = &mut guard;
-        if book.pairs.len() + book.addresses.len() > PRUNE_AT {
-            prune(book, now, self.window);
+        if book.pairs.len() >= self.max_tracked || book.addresses.len() >= self.max_tracked {
+            prune(book, now, self.window, self.max_tracked);
         }
         let window = self.window;
-        let pair_log = book.pairs.entry(pair.clone()).or_default();
+        let pair_log = book.pairs.entry(pair).or_default();
         pair_log.expire(now, window);
         let address_log = book.addresses.entry(ip).or_default();
         address_log.expire(now, window);
@@ -183,7 +225,7 @@ impl FailureLimiter {
         let book: &mut Book = &mut guard;
         let window = self.window;
         let mut waits = Vec::with_capacity(2);
-        if let Some(log) = book.pairs.get_mut(&(ip, user.to_string())) {
+        if let Some(log) = book.pairs.get_mut(&(ip, name_key(user))) {
             log.expire(now, window);
             if log.used() >= self.pair_limit {
                 waits.push(log.wait(now, window));
@@ -221,8 +263,14 @@ impl FailureLimiter {
     /// Whether a throttled attempt of this pair should be written to the audit log now.
     pub fn audit_throttled(&self, ip: IpAddr, user: &str) -> bool {
         let now = Instant::now();
-        let mut book = lock(&self.book);
-        let pair = (ip, user.to_string());
+        let mut guard = lock(&self.book);
+        let book: &mut Book = &mut guard;
+        if book.last_audited.len() >= self.max_tracked
+            || book.audited_per_address.len() >= self.max_tracked
+        {
+            prune(book, now, self.window, self.max_tracked);
+        }
+        let pair = (ip, name_key(user));
         if book
             .last_audited
             .get(&pair)
@@ -243,7 +291,9 @@ impl FailureLimiter {
     }
 }
 
-fn prune(book: &mut Book, now: Instant, window: Duration) {
+/// Drops what has expired; a table still at `max` afterwards loses its least recently active
+/// half, so a flood of fresh keys costs one sort per `max / 2` new keys, not one per key.
+fn prune(book: &mut Book, now: Instant, window: Duration, max: usize) {
     for log in book.pairs.values_mut() {
         log.expire(now, window);
     }
@@ -256,6 +306,34 @@ fn prune(book: &mut Book, now: Instant, window: Duration) {
         .retain(|_, at| now.duration_since(*at) < AUDIT_EVERY);
     book.audited_per_address
         .retain(|_, (start, _)| now.duration_since(*start) < AUDIT_EVERY);
+    forget_oldest(&mut book.pairs, max, Log::last_active);
+    forget_oldest(&mut book.addresses, max, Log::last_active);
+    forget_oldest(&mut book.last_audited, max, |at| Some(*at));
+    forget_oldest(&mut book.audited_per_address, max, |(start, _)| Some(*start));
+}
+
+/// Keeps the newest `max / 2` entries of a table that has reached `max`. Entries without a time
+/// (a check in flight) are kept: their reservation settles them.
+fn forget_oldest<K: std::hash::Hash + Eq + Copy, V>(
+    table: &mut HashMap<K, V>,
+    max: usize,
+    active: impl Fn(&V) -> Option<Instant>,
+) {
+    if table.len() < max {
+        return;
+    }
+    let mut times: Vec<(Instant, K)> = table
+        .iter()
+        .filter_map(|(k, v)| active(v).map(|t| (t, *k)))
+        .collect();
+    let excess = table.len().saturating_sub(max / 2).min(times.len());
+    if excess == 0 {
+        return;
+    }
+    times.select_nth_unstable_by_key(excess - 1, |(t, _)| *t);
+    for (_, k) in &times[..excess] {
+        table.remove(k);
+    }
 }
 
 #[cfg(test)]
@@ -358,5 +436,42 @@ mod tests {
             l.audit_throttled(B, "spray1"),
             "another address is not affected"
         );
+    }
+
+    #[test]
+    fn names_are_told_apart_by_their_first_64_bytes_only() {
+        let l = limiter();
+        let long = "n".repeat(60_000);
+        for i in 0..PAIR_FAILURES {
+            // Each attempt a different 60 KB name; all share their first 64 bytes.
+            l.reserve(A, &format!("{long}{i}")).expect("a slot").failed();
+        }
+        assert!(
+            l.reserve(A, &"n".repeat(NAME_KEY_BYTES)).is_err(),
+            "one pair, however the tail varies"
+        );
+        assert!(l.reserve(A, &"n".repeat(NAME_KEY_BYTES - 1)).is_ok());
+    }
+
+    #[test]
+    fn the_tables_stay_bounded_under_many_long_names_from_many_addresses() {
+        let max = 200;
+        let l = Arc::new(FailureLimiter::default().with_max_tracked(max));
+        let long = "x".repeat(60_000);
+        for i in 0..5_000u32 {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i / 3));
+            let name = format!("{i}{long}");
+            l.reserve(ip, &name).expect("a slot").failed();
+            l.audit_throttled(ip, &name);
+            // Pairs, addresses, and the two audit tables, each at most `max`.
+            assert!(l.tracked() <= 4 * max, "{} keys after {i}", l.tracked());
+        }
+        // The newest address is still throttled as it should be.
+        let newest = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + 4_999 / 3));
+        assert!(l.throttled(newest, &format!("4999{long}")).is_none());
+        for _ in 0..PAIR_FAILURES {
+            l.reserve(newest, "victim").expect("a slot").failed();
+        }
+        assert!(l.reserve(newest, "victim").is_err());
     }
 }

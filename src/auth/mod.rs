@@ -1,6 +1,7 @@
 //! Credentials and roles as extractors: a handler that takes `Admin` can only run for an
 //! enabled admin, one that takes `Account` for any enabled account, whether it came with HTTP
-//! Basic or a bearer token. Failed attempts are throttled per (address, username) and address.
+//! Basic or a bearer token. Failed password attempts are throttled per (address, username) and
+//! address; bearer tokens are not (see `check_bearer`).
 
 pub mod limit;
 pub mod token;
@@ -91,8 +92,8 @@ async fn authenticate(req: HttpRequest) -> Result<Account, ApiError> {
 
 /// What `GET /token` asks: `None` without an `Authorization` header (an anonymous caller),
 /// otherwise the account, checked exactly as the API checks Basic credentials (throttle,
-/// cache, bcrypt). A bearer token there is a failed attempt, never a way in: registry tokens
-/// are issued for passwords only.
+/// cache, bcrypt). A bearer token there is refused like a malformed header, never a way in:
+/// registry tokens are issued for passwords only.
 pub async fn authenticate_basic(req: &HttpRequest) -> Result<Option<Account>, ApiError> {
     match credentials(req) {
         None => Ok(None),
@@ -106,12 +107,43 @@ async fn check(req: &HttpRequest, creds: Credentials) -> Result<Account, ApiErro
         .app_data::<web::Data<Authenticator>>()
         .cloned()
         .ok_or_else(|| ApiError::Internal("authenticator missing".into()))?;
+    match creds {
+        Credentials::Basic(user, password) => check_password(req, &state, user, password).await,
+        Credentials::Bearer(token) => check_bearer(req, &state, &token).await,
+        Credentials::Malformed => Err(refused_unthrottled(req)),
+    }
+}
+
+/// A failure that is answered 401 and never throttled: it names no account, so its audit entry
+/// is bounded like an anonymous caller's (see `audit::api`).
+fn refused_unthrottled(req: &HttpRequest) -> ApiError {
+    req.extensions_mut().insert(AuthAttempt(String::new()));
+    ApiError::CredentialsRejected
+}
+
+/// A bearer token is checked without the throttle, before or after any failure from its
+/// address: it costs no bcrypt and cannot be guessed, so counting its failures would only let
+/// anyone sharing an address (a NAT, a proxy) lock out the web UI.
+async fn check_bearer(
+    req: &HttpRequest,
+    state: &Authenticator,
+    token: &str,
+) -> Result<Account, ApiError> {
+    match state.verifier.verify_bearer(&state.tokens, token).await {
+        Ok(account) => Ok(accept(req, account, Scheme::Bearer)),
+        Err(AuthError::Rejected) => Err(refused_unthrottled(req)),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Password guessing is throttled per (address, username) and per address.
+async fn check_password(
+    req: &HttpRequest,
+    state: &Authenticator,
+    user: String,
+    password: String,
+) -> Result<Account, ApiError> {
     let ip = state.addresses.client_ip(req);
-    // Bearer and malformed attempts are throttled under the empty username.
-    let (user, scheme) = match &creds {
-        Credentials::Basic(u, _) => (u.clone(), Scheme::Basic),
-        Credentials::Bearer(_) | Credentials::Malformed => (String::new(), Scheme::Bearer),
-    };
     let throttled = |wait: Throttled| {
         if state.limiter.audit_throttled(ip, &user) {
             req.extensions_mut().insert(AuthAttempt(user.clone()));
@@ -122,22 +154,15 @@ async fn check(req: &HttpRequest, creds: Credentials) -> Result<Account, ApiErro
     if let Some(wait) = state.limiter.throttled(ip, &user) {
         return Err(throttled(wait));
     }
-    if let Credentials::Basic(u, p) = &creds
-        && let Some(account) = state.verifier.remembered(u, p)?
-    {
-        return Ok(accept(req, account, scheme));
+    if let Some(account) = state.verifier.remembered(&user, &password)? {
+        return Ok(accept(req, account, Scheme::Basic));
     }
     // The slot is taken before the bcrypt, so a burst cannot get more checks than the limit.
     let slot = state.limiter.reserve(ip, &user).map_err(throttled)?;
-    let result = match creds {
-        Credentials::Basic(u, p) => state.verifier.verify(&u, &p).await,
-        Credentials::Bearer(t) => state.verifier.verify_bearer(&state.tokens, &t).await,
-        Credentials::Malformed => Err(AuthError::Rejected),
-    };
-    match result {
+    match state.verifier.verify(&user, &password).await {
         Ok(account) => {
             slot.succeeded();
-            Ok(accept(req, account, scheme))
+            Ok(accept(req, account, Scheme::Basic))
         }
         Err(AuthError::Rejected) => {
             slot.failed();

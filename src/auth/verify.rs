@@ -2,9 +2,15 @@
 //! script's repeated calls do not each pay a bcrypt; the memory is keyed by the hash in force,
 //! so a password change, disable or delete invalidates it without any bookkeeping.
 //!
-//! A failed check always costs at least one bcrypt at `BCRYPT_COST`: an unknown user is checked
-//! against a dummy hash of that cost, and a hand-added line of a cheaper cost (htpasswd's
-//! default is 5) is followed by the dummy too, so timing does not tell which accounts exist.
+//! A failed check always costs at least one bcrypt at the *failure cost*: `BCRYPT_COST`, or the
+//! cost of the costliest hash in htpasswd when that is higher (up to `MAX_FAILURE_COST`). An
+//! unknown user is checked against a dummy hash of that cost, and a line of a cheaper cost
+//! (htpasswd's default is 5) is followed by the dummy too, so timing does not tell which
+//! accounts exist. A successful check of a hash whose cost is not `BCRYPT_COST` re-hashes the
+//! password at `BCRYPT_COST`, so costs converge on the setting as people log in.
+//!
+//! Passwords over 72 bytes are refused without a look at the account: bcrypt reads only the
+//! first 72, so such a password would otherwise pass with any tail, and setting one is refused.
 
 use crate::sync::lock;
 use std::collections::HashMap;
@@ -22,9 +28,13 @@ use crate::metrics::Metrics;
 use crate::users::htpasswd::{bcrypt_hash, is_bcrypt};
 use crate::users::model::{Accounts, Role};
 use crate::users::store::{StoreError, UserStore};
+use crate::users::validate::MAX_PASSWORD_BYTES;
 
 /// Beyond this many remembered accounts the memory starts over; it is only a cache.
 const MAX_CACHED: usize = 10_000;
+/// The failure cost follows costlier hashes in htpasswd up to this (about 5 s a check); a line
+/// costlier still is hand-made and would let every failed login hold a thread for minutes.
+pub const MAX_FAILURE_COST: u32 = 16;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Account {
@@ -58,8 +68,12 @@ pub struct Verifier {
     key: [u8; 32],
     cost: u32,
     cache: Mutex<HashMap<String, Remembered>>,
-    /// Checked on every failure path, so each failure costs one bcrypt at `cost`.
-    dummy_hash: String,
+    /// Hashes of a random secret per cost, checked on failure paths so that each failure costs
+    /// one bcrypt at the failure cost; the one at `cost` is made at start, others when needed.
+    dummies: Mutex<HashMap<u32, Arc<String>>>,
+    /// The failure cost of the accounts snapshot it was worked out for (the same `Arc` until
+    /// a file changes).
+    failure_cost: Mutex<Option<(Arc<Accounts>, u32)>>,
 }
 
 /// The cost field of a bcrypt hash (`$2y$05$…` → 5).
@@ -97,8 +111,45 @@ impl Verifier {
             key,
             cost,
             cache: Mutex::new(HashMap::new()),
-            dummy_hash,
+            dummies: Mutex::new(HashMap::from([(cost, Arc::new(dummy_hash))])),
+            failure_cost: Mutex::new(None),
         })
+    }
+
+    /// What a failure must cost at least: `BCRYPT_COST`, or the costliest usable hash's cost
+    /// when higher, capped at `MAX_FAILURE_COST`.
+    pub fn failure_cost(&self, accounts: &Arc<Accounts>) -> u32 {
+        let mut memo = lock(&self.failure_cost);
+        if let Some((seen, cost)) = memo.as_ref()
+            && Arc::ptr_eq(seen, accounts)
+        {
+            return *cost;
+        }
+        let costliest = accounts
+            .htpasswd
+            .entries()
+            .values()
+            .filter(|h| is_bcrypt(h))
+            .filter_map(|h| bcrypt_cost(h))
+            .max()
+            .unwrap_or(0);
+        let cost = self.cost.max(costliest.min(MAX_FAILURE_COST));
+        *memo = Some((Arc::clone(accounts), cost));
+        cost
+    }
+
+    /// A hash of a random secret at `cost`, made (once) off the async workers.
+    async fn dummy(&self, cost: u32) -> Result<Arc<String>, AuthError> {
+        if let Some(h) = lock(&self.dummies).get(&cost) {
+            return Ok(Arc::clone(h));
+        }
+        let secret = hex::encode(self.key);
+        let made = run_blocking(move || bcrypt::hash(secret, cost))
+            .await?
+            .map_err(|e| AuthError::Hash(e.to_string()))?;
+        let made = Arc::new(made);
+        lock(&self.dummies).insert(cost, Arc::clone(&made));
+        Ok(made)
     }
 
     fn digest(&self, user: &str, password: &str) -> [u8; 32] {
@@ -144,8 +195,10 @@ impl Verifier {
     /// cannot use the API.
     pub async fn verify(&self, user: &str, password: &str) -> Result<Account, AuthError> {
         let accounts = self.store.current()?;
-        let Some((account, hash)) = usable(&accounts, user) else {
-            self.spend_a_failure(password).await;
+        let failure_cost = self.failure_cost(&accounts);
+        let found = usable(&accounts, user).filter(|_| password.len() <= MAX_PASSWORD_BYTES);
+        let Some((account, hash)) = found else {
+            self.spend_a_failure(password, failure_cost).await;
             return Err(AuthError::Rejected);
         };
         self.metrics.bcrypt_verify();
@@ -153,13 +206,64 @@ impl Verifier {
         let h = hash.clone();
         let ok = run_blocking(move || bcrypt::verify(pw, &h).unwrap_or(false)).await?;
         if !ok {
-            if bcrypt_cost(&hash).is_none_or(|c| c < self.cost) {
-                self.spend_a_failure(password).await;
+            if bcrypt_cost(&hash).is_none_or(|c| c < failure_cost) {
+                self.spend_a_failure(password, failure_cost).await;
             }
             return Err(AuthError::Rejected);
         }
+        let hash = if bcrypt_cost(&hash) == Some(self.cost) {
+            hash
+        } else {
+            self.rehash(user, password, hash).await
+        };
         self.remember(user, hash, self.digest(user, password));
         Ok(account)
+    }
+
+    /// Replaces `old` with a hash of the same password at `BCRYPT_COST`, under the htpasswd lock
+    /// and only if `old` is still the account's hash (a password change meanwhile wins). The
+    /// token epoch does not move: the password is the same. Returns the hash now in force; a
+    /// failure is logged and leaves the old hash, which still works.
+    async fn rehash(&self, user: &str, password: &str, old: String) -> String {
+        let new = match self.hash(password.to_string()).await {
+            Ok(h) => h,
+            Err(e) => {
+                log::warn!("could not re-hash the password of {user:?}: {e}");
+                return old;
+            }
+        };
+        let store = Arc::clone(&self.store);
+        let (name, was, now) = (user.to_string(), old.clone(), new.clone());
+        let written = run_blocking(move || {
+            store.modify(|accounts| {
+                let still = accounts.htpasswd.get(&name) == Some(was.as_str());
+                if still {
+                    accounts.htpasswd.set(&name, &now);
+                }
+                Ok(still)
+            })
+        })
+        .await;
+        match written {
+            Ok(Ok(true)) => {
+                log::info!(
+                    "re-hashed the password of {user:?} at BCRYPT_COST {} (was cost {})",
+                    self.cost,
+                    bcrypt_cost(&old).map_or("unknown".into(), |c| c.to_string())
+                );
+                new
+            }
+            // Changed meanwhile: the new hash in force is checked on the next login.
+            Ok(Ok(false)) => old,
+            Ok(Err(e)) => {
+                log::warn!("could not re-hash the password of {user:?}: {e}");
+                old
+            }
+            Err(e) => {
+                log::warn!("could not re-hash the password of {user:?}: {e}");
+                old
+            }
+        }
     }
 
     /// A new password's htpasswd hash at `BCRYPT_COST`, computed off the async workers.
@@ -171,16 +275,25 @@ impl Verifier {
             .map_err(|e| AuthError::Hash(e.to_string()))
     }
 
-    /// One bcrypt at the configured cost whose answer is thrown away.
-    async fn spend_a_failure(&self, password: &str) {
+    /// One bcrypt at `cost` whose answer is thrown away.
+    async fn spend_a_failure(&self, password: &str, cost: u32) {
+        let dummy = match self.dummy(cost).await {
+            Ok(d) => d,
+            Err(e) => {
+                log::error!("no dummy hash at cost {cost}: {e}");
+                return;
+            }
+        };
         self.metrics.bcrypt_verify();
-        let dummy = self.dummy_hash.clone();
         let pw = password.to_string();
         let _ = run_blocking(move || bcrypt::verify(pw, &dummy)).await;
     }
 
     /// The account a bearer token speaks for, if the token is genuine, unexpired, and the
     /// account is still enabled under the token epoch, password and role it was issued for.
+    /// A refusal costs no bcrypt: tokens are not throttled (anyone could make the server spend
+    /// one bcrypt per request), and a refusal tells nothing about accounts (a forged token fails
+    /// its HMAC before any account is looked up).
     pub async fn verify_bearer(
         &self,
         signer: &TokenSigner,
@@ -196,13 +309,7 @@ impl Verifier {
                 })
             }
         };
-        match found {
-            Some((account, _)) => Ok(account),
-            None => {
-                self.spend_a_failure(token).await;
-                Err(AuthError::Rejected)
-            }
-        }
+        found.map(|(account, _)| account).ok_or(AuthError::Rejected)
     }
 }
 

@@ -49,6 +49,14 @@ pub enum KeyError {
     },
     #[error("cannot make a token key or certificate for {}: {reason}", path.display())]
     Generate { path: PathBuf, reason: String },
+    /// Anyone who can read the key can sign registry tokens for any account.
+    #[error(
+        "{} is readable by its group or by others (mode {mode:04o}); the signing key must be \
+         private to the service's user: run `chmod 600 {}`",
+        path.display(),
+        path.display()
+    )]
+    Exposed { path: PathBuf, mode: u32 },
 }
 
 /// A P-256 signing key with its public key identifiers worked out once.
@@ -250,6 +258,12 @@ pub fn load_or_generate(key_path: &Path) -> Result<KeySetup, KeyError> {
         reason,
     };
     let (key, key_generated) = match fs::metadata(key_path) {
+        Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o077 != 0 => {
+            return Err(KeyError::Exposed {
+                path: key_path.into(),
+                mode: meta.permissions().mode() & 0o7777,
+            });
+        }
         Ok(_) => (TokenKey::load(key_path)?, false),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let (key, pem) = TokenKey::generate().map_err(generate_err)?;
@@ -380,6 +394,32 @@ MC4CAQAwBQYDK2VwBCIEIK059lO9L7X2roi4sFvlmPFU5LC+CUttZQV9CTHR66cX
         fs::metadata(path).unwrap().permissions().mode() & 0o777
     }
 
+    /// A key file as an operator should leave it: 0600.
+    fn write_private(path: &Path, text: impl AsRef<[u8]>) {
+        fs::write(path, text).unwrap();
+        fs::set_permissions(path, Permissions::from_mode(0o600)).unwrap();
+    }
+
+    #[test]
+    fn a_key_others_can_read_stops_start_up_naming_the_file_and_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token.key");
+        for exposed in [0o644, 0o640, 0o604] {
+            fs::write(&path, SEC1).unwrap();
+            fs::set_permissions(&path, Permissions::from_mode(exposed)).unwrap();
+            let err = load_or_generate(&path).unwrap_err();
+            assert!(matches!(err, KeyError::Exposed { .. }), "{err}");
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!("chmod 600 {}", path.display())),
+                "{text}"
+            );
+            assert!(!dir.path().join(CERT_FILE_NAME).exists(), "nothing written");
+        }
+        fs::set_permissions(&path, Permissions::from_mode(0o400)).unwrap();
+        assert_eq!(load_or_generate(&path).unwrap().key.kid(), KID);
+    }
+
     #[test]
     fn sec1_and_pkcs8_keys_load_with_the_openssl_kid() {
         for text in [SEC1, PKCS8] {
@@ -408,7 +448,7 @@ MC4CAQAwBQYDK2VwBCIEIK059lO9L7X2roi4sFvlmPFU5LC+CUttZQV9CTHR66cX
             ),
         ] {
             let path = dir.path().join(name);
-            fs::write(&path, text).unwrap();
+            write_private(&path, text);
             let err = load_or_generate(&path).unwrap_err();
             assert!(matches!(err, KeyError::NotP256 { .. }), "{name}: {err}");
             assert!(err.to_string().contains(name), "{err}");
@@ -428,7 +468,7 @@ MC4CAQAwBQYDK2VwBCIEIK059lO9L7X2roi4sFvlmPFU5LC+CUttZQV9CTHR66cX
         assert!(matches!(err, KeyError::Read { .. }), "{err}");
         assert!(err.to_string().contains("token.key"), "{err}");
         let big = dir.path().join("big.key");
-        fs::write(&big, vec![b'a'; 70_000]).unwrap();
+        write_private(&big, vec![b'a'; 70_000]);
         assert!(matches!(load_or_generate(&big), Err(KeyError::Read { .. })));
     }
 
@@ -463,7 +503,7 @@ MC4CAQAwBQYDK2VwBCIEIK059lO9L7X2roi4sFvlmPFU5LC+CUttZQV9CTHR66cX
     fn a_missing_certificate_is_made_again_from_the_existing_key() {
         let dir = tempfile::tempdir().unwrap();
         let key_path = dir.path().join("signer.key");
-        fs::write(&key_path, SEC1).unwrap();
+        write_private(&key_path, SEC1);
         let setup = load_or_generate(&key_path).unwrap();
         assert!(!setup.key_generated);
         assert_eq!(setup.certificate, CertificateStatus::Written);
