@@ -114,7 +114,14 @@ mod tests {
             origin_authority("https://[::1]:8443").as_deref(),
             Some("[::1]:8443")
         );
-        for bad in ["null", "file://", "http://", "ftp://x", "http://a/b", "http://u@h"] {
+        for bad in [
+            "null",
+            "file://",
+            "http://",
+            "ftp://x",
+            "http://a/b",
+            "http://u@h",
+        ] {
             assert_eq!(origin_authority(bad), None, "{bad}");
         }
     }

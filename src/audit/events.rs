@@ -240,9 +240,10 @@ async fn audit_refusal(req: &HttpRequest, audit: &AuditLog, ip: IpAddr) {
     let who = Who::Anonymous {
         address: ip.to_string(),
     };
-    let detail = match req.app_data::<web::Data<BurstTracker>>().map(|b| {
-        b.admit(who.clone(), ACTION, std::time::Instant::now(), Utc::now())
-    }) {
+    let detail = match req
+        .app_data::<web::Data<BurstTracker>>()
+        .map(|b| b.admit(who.clone(), ACTION, std::time::Instant::now(), Utc::now()))
+    {
         Some(Verdict::Skip) => return,
         Some(Verdict::Write(Some(left_out))) => {
             summary_detail(Some(DETAIL), ACTION, &who, left_out)

@@ -309,7 +309,9 @@ fn prune(book: &mut Book, now: Instant, window: Duration, max: usize) {
     forget_oldest(&mut book.pairs, max, Log::last_active);
     forget_oldest(&mut book.addresses, max, Log::last_active);
     forget_oldest(&mut book.last_audited, max, |at| Some(*at));
-    forget_oldest(&mut book.audited_per_address, max, |(start, _)| Some(*start));
+    forget_oldest(&mut book.audited_per_address, max, |(start, _)| {
+        Some(*start)
+    });
 }
 
 /// Keeps the newest `max / 2` entries of a table that has reached `max`. Entries without a time
@@ -444,7 +446,9 @@ mod tests {
         let long = "n".repeat(60_000);
         for i in 0..PAIR_FAILURES {
             // Each attempt a different 60 KB name; all share their first 64 bytes.
-            l.reserve(A, &format!("{long}{i}")).expect("a slot").failed();
+            l.reserve(A, &format!("{long}{i}"))
+                .expect("a slot")
+                .failed();
         }
         assert!(
             l.reserve(A, &"n".repeat(NAME_KEY_BYTES)).is_err(),
