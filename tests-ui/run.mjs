@@ -238,6 +238,10 @@ test("an admin adds a user, changes its role and gives it a grant", async () => 
   await page.getByRole("button", { name: "Add user" }).click();
   await page.locator("p.error").waitFor();
   await page.getByRole("button", { name: "Disable carol" }).click();
+  // The confirmation says what ends at once; this stack is in htpasswd mode (no registry tokens).
+  const revocation = await page.locator("#dialog[open] #dialog-revocation").textContent();
+  assertEq(/stop working at once/.test(revocation) && /at once there too/.test(revocation), true, "disable bound shown: " + revocation);
+  await page.locator("#dialog-ok").click();
   await page.locator("tr[data-user='carol'] td", { hasText: "disabled" }).waitFor();
   assertEq((await apiCall("GET", "/users/carol")).json.disabled, true, "disabled");
   await page.getByRole("button", { name: "Enable carol" }).click();

@@ -75,7 +75,7 @@ fn user_grants_are_stored_normalised_replaced_and_refused_when_invalid() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body,
-        json!({"enforced_by_registry": false, "public": [], "everyone": [], "users": {}})
+        json!({"enforced_by_registry": false, "registry_token_bound_seconds": 0, "public": [], "everyone": [], "users": {}})
     );
 
     let (status, body) = as_admin(
@@ -300,6 +300,7 @@ fn everyone_and_public_lists_replace_and_show_in_get_grants() {
         body,
         json!({
             "enforced_by_registry": false,
+            "registry_token_bound_seconds": 0,
             "public": ["library/*", "docs"],
             "everyone": everyone,
             "users": {}

@@ -7,7 +7,9 @@ mod common;
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::ServiceResponse;
@@ -41,7 +43,7 @@ struct TestApp {
 /// 4, an EVENTS_TOKEN, a registry that refuses connections; token mode when `token_mode`.
 fn test_app(cost: u32, token_mode: bool) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let vars: HashMap<&str, String> = HashMap::from([
+    let mut vars: HashMap<&str, String> = HashMap::from([
         ("BIND_ADDR", "127.0.0.1:0".to_string()),
         ("REGISTRY_URL", "http://127.0.0.1:1".to_string()),
         (
@@ -55,6 +57,9 @@ fn test_app(cost: u32, token_mode: bool) -> TestApp {
         ("BCRYPT_COST", "4".to_string()),
         ("EVENTS_TOKEN", EVENTS_TOKEN.to_string()),
     ]);
+    if token_mode {
+        vars.insert("AUTH_MODE", "token".to_string());
+    }
     let config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
     let store = Arc::new(UserStore::new(&config.htpasswd_path));
     for (name, role) in [("admin", Role::Admin), ("ursula", Role::User)] {
@@ -66,7 +71,7 @@ fn test_app(cost: u32, token_mode: bool) -> TestApp {
     let audit = Arc::new(AuditLog::open(&config.audit_log_path, 1 << 20).unwrap());
     let state = if token_mode {
         let (key, _) = TokenKey::generate().unwrap();
-        let ttl = std::time::Duration::from_secs(300);
+        let ttl = Duration::from_secs(300);
         let issuer = Arc::new(TokenIssuer::new(key, "registry-admin", "registry", ttl));
         AppState::with_upstream(
             config,
@@ -367,6 +372,24 @@ async fn failures_cost_as_much_as_the_costliest_hash_in_the_file() {
     );
 }
 
+// ---------- point 6: what is immediate, and what the registry token TTL bounds ----------
+
+#[actix_web::test]
+async fn the_grants_overview_says_how_long_issued_registry_tokens_may_outlive_a_change() {
+    for (token_mode, bound) in [(true, 300 + 60), (false, 0)] {
+        let t = test_app(4, token_mode);
+        let s = service!(t);
+        let (status, body) = send_from_peer!(
+            &s,
+            TestRequest::get()
+                .uri("/grants")
+                .insert_header(basic("admin", "admin-password")),
+        );
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["registry_token_bound_seconds"], bound, "{body}");
+    }
+}
+
 // ---------- point 10: cross-site and non-JSON writes ----------
 
 #[actix_web::test]
@@ -474,6 +497,39 @@ async fn a_body_that_is_not_declared_json_is_refused_before_anything_runs() {
 
 // ---------- point 11: file permissions at start ----------
 
+/// Runs the binary with `env` and waits at most `limit` for it to exit by itself: its exit code
+/// (`None` when it had to be killed, i.e. it started instead of refusing) and its stderr.
+fn exit_within(env: AppEnv, limit: Duration) -> (Option<i32>, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_registry-admin"));
+    cmd.env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in &env.vars {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("start registry-admin");
+    let mut pipe = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut text);
+        text
+    });
+    let deadline = Instant::now() + limit;
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status.code();
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (code, reader.join().unwrap_or_default())
+}
+
 #[test]
 fn a_token_key_others_can_read_stops_start_up_naming_the_file_and_chmod() {
     let dir = tempfile::tempdir().unwrap();
@@ -493,10 +549,12 @@ fn a_token_key_others_can_read_stops_start_up_naming_the_file_and_chmod() {
         .expect("openssl");
     assert!(output.status.success());
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let (code, stderr) = AppEnv::new(dir.path(), "http://127.0.0.1:9")
-        .set("AUTH_MODE", "token")
-        .set("REGISTRY_TOKEN_KEY", &key.display().to_string())
-        .run_to_exit();
+    let (code, stderr) = exit_within(
+        AppEnv::new(dir.path(), "http://127.0.0.1:9")
+            .set("AUTH_MODE", "token")
+            .set("REGISTRY_TOKEN_KEY", &key.display().to_string()),
+        Duration::from_secs(30),
+    );
     assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains(&format!("chmod 600 {}", key.display())),
@@ -535,7 +593,7 @@ fn an_htpasswd_others_can_read_is_warned_about_at_start() {
         .set("HTPASSWD_PATH", &htpasswd.display().to_string())
         .start();
     let stderr = app.stderr();
-    app.terminate(std::time::Duration::from_secs(10));
+    app.terminate(Duration::from_secs(10));
     assert!(
         stderr.contains(&format!("chmod 600 {}", htpasswd.display())),
         "{stderr}"

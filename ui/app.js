@@ -742,6 +742,28 @@ async function renderUserList(box) {
   add(clear(box), h("p", {}, users.length + " accounts"), table(["User", "Role", "Status", "Created", "Actions"], rows));
 }
 
+// What ends at once when an account is disabled or deleted, and what only when registry tokens
+// it already holds expire (token mode: REGISTRY_TOKEN_TTL + the registry's 60 s leeway).
+async function revocationNote() {
+  let bound = null;
+  try {
+    bound = (await api("GET", "/grants")).registry_token_bound_seconds;
+  } catch (_) {
+    bound = null;
+  }
+  const now = "Its password and API tokens stop working at once, and it gets no new registry tokens.";
+  if (bound === 0) return h("p", { id: "dialog-revocation" }, now + " The registry checks the password itself, so that is at once there too.");
+  const when = typeof bound === "number" ? "for up to " + formatSeconds(bound) : "until they expire (REGISTRY_TOKEN_TTL + 60 s)";
+  return h("p", { id: "dialog-revocation" }, now + " Registry tokens it already holds keep working " + when + ": the registry checks them without asking this service.");
+}
+
+function formatSeconds(total) {
+  const m = Math.floor(total / 60);
+  const s = total % 60;
+  if (!m) return s + " s";
+  return m + " min" + (s ? " " + s + " s" : "");
+}
+
 function userRow(u, reload, box) {
   const service = u.role === "service";
   const actions = h("td", {});
@@ -766,9 +788,13 @@ function userRow(u, reload, box) {
     );
     const toggle = h("button", { type: "button", class: "small" }, u.disabled ? "Enable" : "Disable");
     toggle.setAttribute("aria-label", (u.disabled ? "Enable " : "Disable ") + u.username);
-    toggle.addEventListener("click", () =>
-      act(u.username + (u.disabled ? " enabled." : " disabled."), () => api("POST", "/users/" + encodeURIComponent(u.username) + (u.disabled ? "/enable" : "/disable"))),
-    );
+    toggle.addEventListener("click", async () => {
+      const path = "/users/" + encodeURIComponent(u.username) + (u.disabled ? "/enable" : "/disable");
+      if (u.disabled) return act(u.username + " enabled.", () => api("POST", path));
+      const note = await revocationNote();
+      const ok = await confirmDialog("Disable user?", [h("p", {}, "Disable the account ", h("strong", {}, u.username), "?"), note], "Disable " + u.username);
+      if (ok) act(u.username + " disabled.", () => api("POST", path));
+    });
     const pw = h("button", { type: "button", class: "small", "aria-label": "Set password of " + u.username }, "Password…");
     pw.addEventListener("click", async () => {
       const fields = [{ name: "password", label: "New password for " + u.username, type: "password", autocomplete: "new-password" }];
@@ -778,7 +804,8 @@ function userRow(u, reload, box) {
     });
     const del = h("button", { type: "button", class: "small danger", "aria-label": "Delete " + u.username }, "Delete");
     del.addEventListener("click", async () => {
-      const ok = await confirmDialog("Delete user?", [h("p", {}, "Delete the account ", h("strong", {}, u.username), " and its grants? Its tokens stop working at once.")], "Delete " + u.username);
+      const note = await revocationNote();
+      const ok = await confirmDialog("Delete user?", [h("p", {}, "Delete the account ", h("strong", {}, u.username), " and its grants?"), note], "Delete " + u.username);
       if (ok) act(u.username + " deleted.", () => api("DELETE", "/users/" + encodeURIComponent(u.username)));
     });
     append(actions, [h("span", { class: "row" }, roleSel, roleBtn, toggle, pw, del)]);

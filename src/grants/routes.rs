@@ -20,7 +20,7 @@ use crate::auth::{Account, Admin};
 use crate::blocking::run_blocking;
 use crate::config::{AuthMode, Config};
 use crate::error::ApiError;
-use crate::freeze::WriteFreeze;
+use crate::freeze::{REGISTRY_LEEWAY_SECS, WriteFreeze};
 use crate::registry::names;
 use crate::users::model::{Accounts, Role, UserView};
 use crate::users::routes::{JsonBody, path_user};
@@ -46,6 +46,10 @@ pub(crate) struct Overview {
     /// `false` in htpasswd mode: registry:2 then checks only the password, so every account
     /// can push, pull and delete everything there, and grants bind this API only.
     enforced_by_registry: bool,
+    /// How long a registry token issued before a change (grants removed, account disabled or
+    /// deleted) may still be honoured by registry:2: `REGISTRY_TOKEN_TTL` + its 60 s leeway in
+    /// token mode; `0` in htpasswd mode, where registry:2 checks the password on each request.
+    registry_token_bound_seconds: u64,
     #[schema(value_type = Vec<String>)]
     public: Vec<Pattern>,
     #[schema(value_type = Vec<GrantSpec>)]
@@ -147,6 +151,10 @@ pub(crate) async fn overview(
     let grants = current_grants(&req)?;
     Ok(HttpResponse::Ok().json(Overview {
         enforced_by_registry: config.auth_mode == AuthMode::Token,
+        registry_token_bound_seconds: match config.auth_mode {
+            AuthMode::Token => config.registry_token.ttl + REGISTRY_LEEWAY_SECS as u64,
+            AuthMode::Htpasswd => 0,
+        },
         public: grants.public().to_vec(),
         everyone: grants.everyone().to_vec(),
         users: grants.users().clone(),
