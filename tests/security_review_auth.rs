@@ -420,6 +420,19 @@ async fn a_write_from_another_origin_is_refused_and_changes_nothing() {
     let (status, body) = send_from_peer!(&s, disable("http://Admin.example:5001"));
     assert_eq!(status, 200, "its own origin: {body}");
     assert_eq!(body["disabled"], true);
+    // The refusals are on record, as anonymous (credentials were never looked at).
+    let entries = t.audit_entries();
+    let refused: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["action"] == "user.disable" && e["status"] == 403)
+        .collect();
+    assert_eq!(refused.len(), 3, "{entries:#?}");
+    assert!(
+        refused
+            .iter()
+            .all(|e| e["actor"] == "" && e["outcome"] == "denied" && e["detail"] == "forbidden"),
+        "{refused:#?}"
+    );
 }
 
 #[actix_web::test]
