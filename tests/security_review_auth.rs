@@ -580,6 +580,14 @@ fn a_token_key_others_can_read_stops_start_up_naming_the_file_and_chmod() {
     );
 
     // The README's command, as written there, makes a key the service starts with.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    assert!(
+        readme.contains(
+            "(umask 077; openssl ecparam -name prime256v1 -genkey -noout -out auth/token.key)"
+        ),
+        "the README shows the command tested here"
+    );
     let private = dir.path().join("private/token.key");
     std::fs::create_dir_all(private.parent().unwrap()).unwrap();
     let status = std::process::Command::new("sh")
@@ -592,6 +600,13 @@ fn a_token_key_others_can_read_stops_start_up_naming_the_file_and_chmod() {
     assert!(status.success());
     let mode = std::fs::metadata(&private).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
+    let state = tempfile::tempdir().unwrap();
+    let mut app = AppEnv::new(state.path(), "http://127.0.0.1:9")
+        .set("AUTH_MODE", "token")
+        .set("REGISTRY_TOKEN_KEY", &private.display().to_string())
+        .start();
+    assert_eq!(app.get("/health/live").send().unwrap().status(), 200);
+    app.terminate(Duration::from_secs(10));
 }
 
 #[test]
