@@ -353,7 +353,10 @@ pub async fn receive(
             if !id.is_empty() {
                 seen_events.release(id);
             }
-            return Err(ApiError::Internal(e.to_string()));
+            // 503: registry:2 keeps the event in its queue and sends it again; ids already
+            // recorded from this envelope are then recognised as repeats.
+            log::error!("could not record a registry event: {e}");
+            return Err(e.into());
         }
         recorded += 1;
     }

@@ -8,6 +8,11 @@
 //! first checks that `audit.log` is still the file, and the size, it last wrote. When it is not
 //! (another process appended, or rotated it), the tail is read again, so `prev` is always the hash
 //! of the real last entry and the chain never forks.
+//!
+//! The writer also keeps the log bounded and fail-closed: each entry is cut to 4 KiB
+//! (`bound`), identical `token.issue` and `image.pull` successes within a minute are coalesced
+//! (`coalesce`), and `reserve` lets a state-changing request find out, before it changes
+//! anything, that its entry will have room on disk (`space`).
 
 use crate::sync::lock;
 use std::fs::File;
@@ -17,17 +22,23 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 use tokio::sync::oneshot;
 
+use super::bound;
+use super::coalesce::Coalescer;
 use super::entry::{Entry, GENESIS, Outcome, Source, seal, unseal};
 use super::files::AuditFiles;
+use super::space;
 
 /// Most entries one group commit takes.
 const MAX_BATCH: usize = 4096;
 /// How far back the writer looks for the last whole line.
 const TAIL_WINDOW: u64 = 1 << 20;
+/// How often the writer wakes to write coalesced repeats whose minute has passed.
+const FLUSH_TICK: Duration = Duration::from_secs(5);
 
 pub const TORN_LINE_ACTION: &str = "audit.torn_line";
 
@@ -41,6 +52,17 @@ pub enum AuditError {
     Write(String),
 }
 
+impl AuditError {
+    /// Why, without the file's path: for answers to clients and for `/health/ready`.
+    pub fn reason(&self) -> String {
+        match self {
+            AuditError::Io { source, .. } => source.to_string(),
+            AuditError::Closed => "the audit log is closed".into(),
+            AuditError::Write(reason) => reason.clone(),
+        }
+    }
+}
+
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> AuditError + '_ {
     move |source| AuditError::Io {
         path: path.to_path_buf(),
@@ -48,16 +70,28 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> AuditError + '_ {
     }
 }
 
-struct Job {
-    entry: Entry,
-    done: oneshot::Sender<Result<(), String>>,
+type Done = oneshot::Sender<Result<(), String>>;
+
+enum Job {
+    /// Write this entry; answered once it is on disk (or counted, when it is a repeat).
+    Entry { entry: Entry, done: Done },
+    /// Make sure entries will have room; answered once they will.
+    Reserve { done: Done },
+}
+
+/// What the writer counts, shared with the `AuditLog` handle.
+#[derive(Default)]
+struct Counters {
+    written: AtomicU64,
+    coalesced: AtomicU64,
+    failures: AtomicU64,
 }
 
 pub struct AuditLog {
     files: AuditFiles,
     tx: Mutex<Option<mpsc::Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
-    written: Arc<AtomicU64>,
+    counters: Arc<Counters>,
     last_error: Arc<Mutex<Option<String>>>,
 }
 
@@ -158,7 +192,8 @@ struct Writer {
     /// The entry recording a torn line found at the tail, written with the next batch.
     torn_note: Option<Entry>,
     max_bytes: u64,
-    written: Arc<AtomicU64>,
+    coalescer: Coalescer,
+    counters: Arc<Counters>,
     last_error: Arc<Mutex<Option<String>>>,
 }
 
@@ -169,7 +204,8 @@ impl Writer {
             open: None,
             torn_note: None,
             max_bytes,
-            written: Arc::new(AtomicU64::new(0)),
+            coalescer: Coalescer::default(),
+            counters: Arc::default(),
             last_error: Arc::new(Mutex::new(None)),
         }
     }
@@ -242,6 +278,22 @@ impl Writer {
         result
     }
 
+    /// Under the lock: room for the next entries, allocated to the file (`space::reserve`).
+    fn reserve(&mut self) -> Result<(), AuditError> {
+        let _lock = lock_files(&self.files)?;
+        self.catch_up()?;
+        let dir = self.files.dir();
+        let Some(open) = self.open.as_ref() else {
+            return Err(AuditError::Write("audit log is not open".into()));
+        };
+        let path = self.files.current().to_path_buf();
+        let reserved = space::reserve(&open.file, open.size, &dir).map_err(io_err(&path));
+        if reserved.is_err() {
+            self.open = None;
+        }
+        reserved
+    }
+
     fn append(&mut self, entries: &[Entry]) -> Result<(), AuditError> {
         let Some(open) = self.open.as_mut() else {
             return Err(AuditError::Write("audit log is not open".into()));
@@ -251,7 +303,15 @@ impl Writer {
         let mut prev = open.prev.clone();
         let mut count = 0u64;
         for e in self.torn_note.iter().chain(entries) {
-            let (line, hash) = seal(&mut e.clone(), &prev);
+            let mut e = e.clone();
+            if bound::fit(&mut e, &prev) {
+                log::warn!(
+                    "audit entry {} cut to {} bytes",
+                    e.action,
+                    bound::MAX_ENTRY_BYTES
+                );
+            }
+            let (line, hash) = seal(&mut e, &prev);
             buf.extend_from_slice(&line);
             buf.push(b'\n');
             prev = hash;
@@ -282,28 +342,91 @@ impl Writer {
         open.size += buf.len() as u64;
         open.prev = prev;
         self.torn_note = None;
-        self.written.fetch_add(count, Ordering::Relaxed);
+        self.counters.written.fetch_add(count, Ordering::Relaxed);
         Ok(())
     }
 
+    /// The next job, waking for coalesced repeats that fall due meanwhile. `None` once every
+    /// sender is gone.
+    fn next_job(&self, rx: &mpsc::Receiver<Job>) -> Option<Option<Job>> {
+        if !self.coalescer.has_pending() {
+            return rx.recv().ok().map(Some);
+        }
+        match rx.recv_timeout(FLUSH_TICK) {
+            Ok(j) => Some(Some(j)),
+            Err(mpsc::RecvTimeoutError::Timeout) => Some(None),
+            Err(mpsc::RecvTimeoutError::Disconnected) => None,
+        }
+    }
+
     fn run(mut self, rx: mpsc::Receiver<Job>) {
-        while let Ok(first) = rx.recv() {
-            let mut jobs = vec![first];
+        while let Some(first) = self.next_job(&rx) {
+            let mut jobs: Vec<Job> = first.into_iter().collect();
             while jobs.len() < MAX_BATCH {
                 match rx.try_recv() {
                     Ok(j) => jobs.push(j),
                     Err(_) => break,
                 }
             }
-            let entries: Vec<Entry> = jobs.iter().map(|j| j.entry.clone()).collect();
-            let result = self.write_batch(&entries).map_err(|e| {
-                log::error!("audit log write failed: {e}");
-                e.to_string()
-            });
-            *lock(&self.last_error) = result.clone().err();
+            let now = Instant::now();
+            let mut entries = self.coalescer.flush(now);
+            let mut waiting = Vec::new();
+            let mut reserving = Vec::new();
             for job in jobs {
-                let _ = job.done.send(result.clone());
+                match job {
+                    Job::Entry { entry, done } => match self.coalescer.admit(entry, now) {
+                        Some(e) => {
+                            entries.push(e);
+                            waiting.push(done);
+                        }
+                        // A repeat, counted for a later entry: nothing to wait for.
+                        None => {
+                            let _ = done.send(Ok(()));
+                        }
+                    },
+                    Job::Reserve { done } => reserving.push(done),
+                }
             }
+            self.counters
+                .coalesced
+                .store(self.coalescer.coalesced(), Ordering::Relaxed);
+            self.settle(&entries, waiting, reserving);
+        }
+        let rest = self.coalescer.drain();
+        self.settle(&rest, Vec::new(), Vec::new());
+    }
+
+    /// Writes `entries`, then reserves room if asked, answers every waiter and records how the
+    /// log stands for `/health/ready`.
+    fn settle(&mut self, entries: &[Entry], waiting: Vec<Done>, reserving: Vec<Done>) {
+        if entries.is_empty() && reserving.is_empty() {
+            return;
+        }
+        let fail = |e: AuditError| {
+            log::error!("audit log write failed: {e}");
+            e.reason()
+        };
+        let written = if entries.is_empty() {
+            Ok(())
+        } else {
+            self.write_batch(entries).map_err(fail)
+        };
+        if written.is_err() {
+            self.counters
+                .failures
+                .fetch_add(entries.len() as u64, Ordering::Relaxed);
+        }
+        let reserved = match (&written, reserving.is_empty()) {
+            (_, true) => Ok(()),
+            (Err(e), false) => Err(e.clone()),
+            (Ok(()), false) => self.reserve().map_err(fail),
+        };
+        *lock(&self.last_error) = written.clone().err().or_else(|| reserved.clone().err());
+        for done in waiting {
+            let _ = done.send(written.clone());
+        }
+        for done in reserving {
+            let _ = done.send(reserved.clone());
         }
     }
 }
@@ -331,7 +454,7 @@ impl AuditLog {
         // An empty batch creates the file, finds the chain's end and writes a torn-line note,
         // so a log that cannot be written stops start-up.
         writer.write_batch(&[])?;
-        let written = Arc::clone(&writer.written);
+        let counters = Arc::clone(&writer.counters);
         let last_error = Arc::clone(&writer.last_error);
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
@@ -342,7 +465,7 @@ impl AuditLog {
             files,
             tx: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
-            written,
+            counters,
             last_error,
         })
     }
@@ -351,23 +474,45 @@ impl AuditLog {
         &self.files
     }
 
-    /// The error of the last write, if it failed (cleared by the next successful one).
+    /// Why the last write or reservation failed, if it did (cleared by the next that works).
     pub fn last_error(&self) -> Option<String> {
         lock(&self.last_error).clone()
     }
 
     /// Entries written since start.
     pub fn written(&self) -> u64 {
-        self.written.load(Ordering::Relaxed)
+        self.counters.written.load(Ordering::Relaxed)
     }
 
-    fn submit(&self, entry: Entry) -> Result<oneshot::Receiver<Result<(), String>>, AuditError> {
+    /// Repeats counted instead of written since start (see `coalesce`).
+    pub fn coalesced(&self) -> u64 {
+        self.counters.coalesced.load(Ordering::Relaxed)
+    }
+
+    /// Entries that could not be written since start.
+    pub fn failures(&self) -> u64 {
+        self.counters.failures.load(Ordering::Relaxed)
+    }
+
+    fn send(&self, job: impl FnOnce(Done) -> Job) -> Result<oneshot::Receiver<Result<(), String>>, AuditError> {
         let (done, rx) = oneshot::channel();
         let guard = lock(&self.tx);
         let tx = guard.as_ref().ok_or(AuditError::Closed)?;
-        tx.send(Job { entry, done })
-            .map_err(|_| AuditError::Closed)?;
+        tx.send(job(done)).map_err(|_| AuditError::Closed)?;
         Ok(rx)
+    }
+
+    fn submit(&self, entry: Entry) -> Result<oneshot::Receiver<Result<(), String>>, AuditError> {
+        self.send(|done| Job::Entry { entry, done })
+    }
+
+    /// Returns once entries written after it will have room on disk (see `space`), or why they
+    /// would not: what a state-changing request asks before it changes anything.
+    pub async fn reserve(&self) -> Result<(), AuditError> {
+        let rx = self.send(|done| Job::Reserve { done })?;
+        rx.await
+            .map_err(|_| AuditError::Closed)?
+            .map_err(AuditError::Write)
     }
 
     /// Appends `entry` and returns once it is on disk.
