@@ -5,8 +5,10 @@
 //! The reservation allocates `RESERVE` bytes past the end of `audit.log` without changing its
 //! size (`fallocate` with `FALLOC_FL_KEEP_SIZE`). Appends then land in blocks that are already
 //! the file's, so once a reservation succeeded the entries after it do not fail for want of
-//! space even if something else fills the volume meanwhile. Where the filesystem cannot
-//! preallocate, the free space is checked instead.
+//! space even if something else fills the volume meanwhile. Besides, a volume with less than
+//! `RESERVE` free counts as full: the reservation is a margin for requests already under way,
+//! not room to go on with. Where the filesystem cannot preallocate, only the free space is
+//! checked.
 
 use std::fs::File;
 use std::io;
@@ -40,21 +42,17 @@ pub fn reserve(file: &File, size: u64, dir: &Path) -> io::Result<()> {
     };
     // SAFETY: a plain syscall on an open descriptor; no memory is passed.
     let rc = unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, offset, len) };
-    if rc == 0 {
-        return Ok(());
-    }
-    let err = io::Error::last_os_error();
-    match err.raw_os_error() {
-        // No preallocation on this filesystem: the free space is the next best thing.
-        Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => {
-            if free_bytes(dir)? >= RESERVE {
-                Ok(())
-            } else {
-                Err(io::Error::from_raw_os_error(libc::ENOSPC))
-            }
+    if rc != 0 {
+        let err = io::Error::last_os_error();
+        // No preallocation on this filesystem: the free space below is the next best thing.
+        if !matches!(err.raw_os_error(), Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS)) {
+            return Err(err);
         }
-        _ => Err(err),
     }
+    if free_bytes(dir)? < RESERVE {
+        return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
