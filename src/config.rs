@@ -353,7 +353,10 @@ mod tests {
             (vec![("REGISTRY_TOKEN_TTL", "3601")], "REGISTRY_TOKEN_TTL"),
             (vec![("GC_UNTAGGED_GRACE", "-1")], "GC_UNTAGGED_GRACE"),
             (vec![("AUDIT_MAX_BYTES", "10")], "AUDIT_MAX_BYTES"),
-            (vec![("AUDIT_MIN_FREE_BYTES", "lots")], "AUDIT_MIN_FREE_BYTES"),
+            (
+                vec![("AUDIT_MIN_FREE_BYTES", "lots")],
+                "AUDIT_MIN_FREE_BYTES",
+            ),
             (
                 vec![("TRUSTED_PROXIES", "10.0.0.1,nope")],
                 "TRUSTED_PROXIES",

@@ -116,7 +116,10 @@ fn token_requests_and_pulls_repeated_within_a_minute_are_written_once_with_a_cou
     assert_eq!(occurrences(&issued.iter().collect::<Vec<_>>()), 30);
     assert_eq!(issued[1]["repeats"], 28, "{issued:#?}");
     let all_pulls = pulls(&all);
-    let puller: Vec<&Value> = all_pulls.iter().filter(|e| e["actor"] == "puller").collect();
+    let puller: Vec<&Value> = all_pulls
+        .iter()
+        .filter(|e| e["actor"] == "puller")
+        .collect();
     assert_eq!(occurrences(&puller), 20, "{puller:#?}");
 
     stack.restart_app(|env| env);
@@ -224,9 +227,16 @@ fn on_a_full_audit_volume_changes_are_refused_with_503_and_it_recovers_by_itself
             .set("AUDIT_MIN_FREE_BYTES", "1048576")
     });
     let app = &stack.app;
-    assert_eq!(app.create_user("victim", "victim-pass-1", "user").status(), 201);
+    assert_eq!(
+        app.create_user("victim", "victim-pass-1", "user").status(),
+        201
+    );
     let (status, ready) = json(app.get("/health/ready").send().unwrap());
-    assert_eq!((status, &ready["checks"]["audit"]), (200, &json!("ok")), "{ready}");
+    assert_eq!(
+        (status, &ready["checks"]["audit"]),
+        (200, &json!("ok")),
+        "{ready}"
+    );
     assert!(ready.get("warnings").is_none(), "{ready}");
 
     let filler = volume.fill();
@@ -243,29 +253,42 @@ fn on_a_full_audit_volume_changes_are_refused_with_503_and_it_recovers_by_itself
         assert_eq!(status, 503, "{path}: {body}");
         assert_eq!(body["error"], "audit_unavailable", "{path}: {body}");
         assert!(
-            body["message"].as_str().unwrap().contains("nothing was changed"),
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("nothing was changed"),
             "{body}"
         );
     };
     refused(Method::DELETE, "/users/victim", None);
-    refused(Method::PUT, "/users/victim/role", Some(json!({"role": "admin"})));
+    refused(
+        Method::PUT,
+        "/users/victim/role",
+        Some(json!({"role": "admin"})),
+    );
     refused(Method::POST, "/users/victim/disable", None);
     refused(
         Method::POST,
         "/users",
         Some(json!({"username": "newcomer", "password": "newcomer-pass-1"})),
     );
-    refused(Method::PUT, "/grants/public", Some(json!({"repositories": ["pub/*"]})));
+    refused(
+        Method::PUT,
+        "/grants/public",
+        Some(json!({"repositories": ["pub/*"]})),
+    );
     assert_eq!(stack.htpasswd(), htpasswd, "htpasswd changed");
     assert_eq!(
         std::fs::read_to_string(stack.users_json_path()).unwrap(),
         users_json,
         "users.json changed"
     );
-    assert!(!stack.dir.path().join("auth/grants.json").exists() || {
-        let g = std::fs::read_to_string(stack.dir.path().join("auth/grants.json")).unwrap();
-        !g.contains("pub/*")
-    });
+    assert!(
+        !stack.dir.path().join("auth/grants.json").exists() || {
+            let g = std::fs::read_to_string(stack.dir.path().join("auth/grants.json")).unwrap();
+            !g.contains("pub/*")
+        }
+    );
     // Reads go on; a failed login is still refused.
     let (status, user) = app.admin_json(Method::GET, "/users/victim");
     assert_eq!((status, &user["role"]), (200, &json!("user")), "{user}");
@@ -284,7 +307,11 @@ fn on_a_full_audit_volume_changes_are_refused_with_503_and_it_recovers_by_itself
         "request": {"addr": "127.0.0.1:4444"}, "actor": {"name": "victim"}
     }]});
     let (status, body) = post_events(&app.url, &push);
-    assert_eq!((status, &body["error"]), (503, &json!("audit_unavailable")), "{body}");
+    assert_eq!(
+        (status, &body["error"]),
+        (503, &json!("audit_unavailable")),
+        "{body}"
+    );
 
     let (status, ready) = json(app.get("/health/ready").send().unwrap());
     assert_eq!((status, &ready["status"]), (503, &json!("fail")), "{ready}");
@@ -298,8 +325,14 @@ fn on_a_full_audit_volume_changes_are_refused_with_503_and_it_recovers_by_itself
         .unwrap()
         .text()
         .unwrap();
-    assert!(metrics.contains("registry_admin_audit_writable 0\n"), "{metrics}");
-    assert!(metrics.contains("registry_admin_audit_volume_low 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("registry_admin_audit_writable 0\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("registry_admin_audit_volume_low 1\n"),
+        "{metrics}"
+    );
     assert!(
         lines(&log).len() <= entries_before + 1,
         "entries written while full"
@@ -307,11 +340,18 @@ fn on_a_full_audit_volume_changes_are_refused_with_503_and_it_recovers_by_itself
 
     // Room returns: readiness sees it, and the same requests now work and are audited.
     std::fs::remove_file(&filler).unwrap();
-    wait_until("the audit check to recover", Duration::from_secs(20), || {
-        let (_, ready) = json(app.get("/health/ready").send().unwrap());
-        ready["checks"]["audit"] == "ok"
-    });
-    let resp = app.as_admin(Method::DELETE, "/users/victim").send().unwrap();
+    wait_until(
+        "the audit check to recover",
+        Duration::from_secs(20),
+        || {
+            let (_, ready) = json(app.get("/health/ready").send().unwrap());
+            ready["checks"]["audit"] == "ok"
+        },
+    );
+    let resp = app
+        .as_admin(Method::DELETE, "/users/victim")
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 204);
     assert!(!stack.htpasswd().contains("victim:"));
     assert_eq!(post_events(&app.url, &push).0, 200);

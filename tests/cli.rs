@@ -689,7 +689,11 @@ fn p256_key() -> Vec<u8> {
         .args(["ecparam", "-genkey", "-name", "prime256v1", "-noout"])
         .output()
         .expect("openssl");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -761,11 +765,24 @@ fn a_backup_holding_a_link_an_oversized_file_or_an_unusable_key_is_refused() {
         let key_path = d.join("other.key");
         std::fs::write(&key_path, key).unwrap();
         let out = Command::new("openssl")
-            .args(["req", "-new", "-x509", "-subj", "/CN=other", "-days", "1", "-key"])
+            .args([
+                "req",
+                "-new",
+                "-x509",
+                "-subj",
+                "/CN=other",
+                "-days",
+                "1",
+                "-key",
+            ])
             .arg(&key_path)
             .output()
             .expect("openssl req");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out.stdout
     };
     let cert = cert_of(&other);
@@ -801,7 +818,10 @@ fn a_symlinked_htpasswd_stays_a_link_and_a_fresh_host_gets_its_directories() {
     ok(&cli(d, &["reset-password", "bob"], "bob-pass-1\n"));
     ok(&cli(d, &["restore", bk.to_str().unwrap()], ""));
     let link = std::fs::symlink_metadata(d.join("auth/htpasswd")).unwrap();
-    assert!(link.file_type().is_symlink(), "the link was replaced by a file");
+    assert!(
+        link.file_type().is_symlink(),
+        "the link was replaced by a file"
+    );
     let restored = String::from_utf8(read(d.join("shared/htpasswd"))).unwrap();
     assert!(
         restored.contains("alice:") && !restored.contains("bob:"),

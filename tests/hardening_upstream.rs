@@ -702,10 +702,7 @@ fn a_catalog_of_more_than_100000_repositories_is_refused_naming_the_cap() {
     let fake = catalog_of(11, 10);
     let (_dir, app) = app_for(&fake);
     let message = upstream_error(&app, "/images");
-    assert!(
-        message.contains("cap of 100000 repositories"),
-        "{message}"
-    );
+    assert!(message.contains("cap of 100000 repositories"), "{message}");
     assert_eq!(fake.count("/v2/_catalog"), 11);
 }
 

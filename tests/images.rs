@@ -443,10 +443,7 @@ fn a_tag_named_tags_is_listed_viewed_and_deleted_under_the_dash_path() {
     );
     assert_eq!(registry_tags(&stack, "x"), vec!["v1"]);
     assert_eq!(registry_digest(&stack, "x", "tags"), None);
-    assert_eq!(
-        get("/images/x/-/tags/tags").1["error"],
-        json!("not_found")
-    );
+    assert_eq!(get("/images/x/-/tags/tags").1["error"], json!("not_found"));
 
     // Paging links use the unambiguous form.
     let resp = stack

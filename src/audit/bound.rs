@@ -73,7 +73,11 @@ fn cut_note(detail: &str, keep: usize) -> String {
     while !detail.is_char_boundary(keep) {
         keep -= 1;
     }
-    format!("{}… ({} more bytes cut)", &detail[..keep], detail.len() - keep)
+    format!(
+        "{}… ({} more bytes cut)",
+        &detail[..keep],
+        detail.len() - keep
+    )
 }
 
 #[cfg(test)]

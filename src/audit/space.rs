@@ -38,14 +38,20 @@ pub fn free_bytes(path: &Path) -> io::Result<u64> {
 /// Makes sure the `RESERVE` bytes after `size` are allocated to `file`.
 pub fn reserve(file: &File, size: u64, dir: &Path) -> io::Result<()> {
     let (Ok(offset), Ok(len)) = (i64::try_from(size), i64::try_from(RESERVE)) else {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "file too large"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "file too large",
+        ));
     };
     // SAFETY: a plain syscall on an open descriptor; no memory is passed.
     let rc = unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, offset, len) };
     if rc != 0 {
         let err = io::Error::last_os_error();
         // No preallocation on this filesystem: the free space below is the next best thing.
-        if !matches!(err.raw_os_error(), Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS)) {
+        if !matches!(
+            err.raw_os_error(),
+            Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS)
+        ) {
             return Err(err);
         }
     }
@@ -64,7 +70,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.log");
         std::fs::write(&path, b"x\n").unwrap();
-        let f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         reserve(&f, 2, dir.path()).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 2);
         assert!(free_bytes(dir.path()).unwrap() > 0);

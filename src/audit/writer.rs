@@ -74,7 +74,7 @@ type Done = oneshot::Sender<Result<(), String>>;
 
 enum Job {
     /// Write this entry; answered once it is on disk (or counted, when it is a repeat).
-    Entry { entry: Entry, done: Done },
+    Entry { entry: Box<Entry>, done: Done },
     /// Make sure entries will have room; answered once they will.
     Reserve { done: Done },
 }
@@ -374,7 +374,7 @@ impl Writer {
             let mut reserving = Vec::new();
             for job in jobs {
                 match job {
-                    Job::Entry { entry, done } => match self.coalescer.admit(entry, now) {
+                    Job::Entry { entry, done } => match self.coalescer.admit(*entry, now) {
                         Some(e) => {
                             entries.push(e);
                             waiting.push(done);
@@ -494,7 +494,10 @@ impl AuditLog {
         self.counters.failures.load(Ordering::Relaxed)
     }
 
-    fn send(&self, job: impl FnOnce(Done) -> Job) -> Result<oneshot::Receiver<Result<(), String>>, AuditError> {
+    fn send(
+        &self,
+        job: impl FnOnce(Done) -> Job,
+    ) -> Result<oneshot::Receiver<Result<(), String>>, AuditError> {
         let (done, rx) = oneshot::channel();
         let guard = lock(&self.tx);
         let tx = guard.as_ref().ok_or(AuditError::Closed)?;
@@ -503,7 +506,10 @@ impl AuditLog {
     }
 
     fn submit(&self, entry: Entry) -> Result<oneshot::Receiver<Result<(), String>>, AuditError> {
-        self.send(|done| Job::Entry { entry, done })
+        self.send(|done| Job::Entry {
+            entry: Box::new(entry),
+            done,
+        })
     }
 
     /// Returns once entries written after it will have room on disk (see `space`), or why they

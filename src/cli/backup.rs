@@ -243,7 +243,9 @@ fn backup_entry(path: &Path, name: &str) -> Result<fs::Metadata, CliError> {
         )));
     }
     if !kind.is_file() {
-        return Err(refuse(format!("{name} in the backup is not a regular file")));
+        return Err(refuse(format!(
+            "{name} in the backup is not a regular file"
+        )));
     }
     Ok(meta)
 }

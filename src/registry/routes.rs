@@ -368,7 +368,10 @@ mod tests {
             parse_target("/images/x/tags/-/tags/tags"),
             tag("x/tags", "tags")
         );
-        assert_eq!(parse_target("/images/team/app/-/tags/v1"), tag("team/app", "v1"));
+        assert_eq!(
+            parse_target("/images/team/app/-/tags/v1"),
+            tag("team/app", "v1")
+        );
         for missing in [
             "/images/x/-",
             "/images/x/-/",
@@ -377,7 +380,10 @@ mod tests {
             "/images/x/-/tags/-/tags",
         ] {
             assert!(
-                matches!(super::parse_target(missing), Err(ApiError::NotFound(_) | ApiError::InvalidName(_))),
+                matches!(
+                    super::parse_target(missing),
+                    Err(ApiError::NotFound(_) | ApiError::InvalidName(_))
+                ),
                 "{missing}"
             );
         }
