@@ -1112,7 +1112,8 @@ async function pageAudit(m, params) {
             h("td", {}, e.tag || ""),
             h("td", { class: "mono", title: e.digest || "" }, e.digest ? shortDigest(e.digest) : ""),
             h("td", {}, e.status === undefined || e.status === null ? "" : String(e.status)),
-            h("td", {}, e.detail || ""),
+            // `repeats`: identical entries this one stands for (README, "Repeats written once").
+            h("td", {}, [e.detail || "", e.repeats ? "(and " + e.repeats + " identical before it)" : ""].filter(Boolean).join(" ")),
           ),
         );
         shown++;

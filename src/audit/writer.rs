@@ -304,14 +304,17 @@ impl Writer {
         let mut count = 0u64;
         for e in self.torn_note.iter().chain(entries) {
             let mut e = e.clone();
-            if bound::fit(&mut e, &prev) {
+            let mut sealed = seal(&mut e, &prev);
+            // Sealed once; only an oversized entry is cut and sealed again.
+            if sealed.0.len() > bound::MAX_ENTRY_BYTES && bound::fit(&mut e, &prev) {
                 log::warn!(
                     "audit entry {} cut to {} bytes",
                     e.action,
                     bound::MAX_ENTRY_BYTES
                 );
+                sealed = seal(&mut e, &prev);
             }
-            let (line, hash) = seal(&mut e, &prev);
+            let (line, hash) = sealed;
             buf.extend_from_slice(&line);
             buf.push(b'\n');
             prev = hash;
@@ -614,6 +617,44 @@ mod tests {
         assert_eq!(report.torn_lines.len(), 1, "{report:?}");
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.matches(TORN_LINE_ACTION).count(), 1, "{text}");
+    }
+
+    #[test]
+    fn an_oversized_entry_is_written_cut_to_4_kib_and_the_chain_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::open(&path, 1 << 20).unwrap();
+        let mut big = entry("grants.update");
+        big.detail = Some("x".repeat(50_000));
+        log.submit(big).unwrap().blocking_recv().unwrap().unwrap();
+        record(&log, "user.create");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(
+            lines[0].len() <= bound::MAX_ENTRY_BYTES,
+            "{}",
+            lines[0].len()
+        );
+        assert!(lines[0].contains(" more bytes cut)"));
+        let report = verify(log.files()).unwrap();
+        assert_eq!((report.ok, report.entries), (true, 2), "{report:?}");
+    }
+
+    #[test]
+    fn a_reservation_succeeds_with_room_and_leaves_the_log_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::open(&path, 1 << 20).unwrap();
+        record(&log, "user.create");
+        let before = std::fs::read(&path).unwrap();
+        log.send(|done| Job::Reserve { done })
+            .unwrap()
+            .blocking_recv()
+            .unwrap()
+            .unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        assert_eq!(log.last_error(), None);
     }
 
     #[test]
