@@ -37,6 +37,8 @@ use super::space;
 const MAX_BATCH: usize = 4096;
 /// How far back the writer looks for the last whole line.
 const TAIL_WINDOW: u64 = 1 << 20;
+/// Longest wait for a reservation before the request is refused.
+const RESERVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the writer wakes to write coalesced repeats whose minute has passed.
 const FLUSH_TICK: Duration = Duration::from_secs(5);
 
@@ -517,9 +519,18 @@ impl AuditLog {
 
     /// Returns once entries written after it will have room on disk (see `space`), or why they
     /// would not: what a state-changing request asks before it changes anything.
+    /// A writer stuck on a hung disk answers late or never: after `RESERVE_TIMEOUT` that counts
+    /// as a failure, so requests are refused instead of hanging.
     pub async fn reserve(&self) -> Result<(), AuditError> {
         let rx = self.send(|done| Job::Reserve { done })?;
-        rx.await
+        tokio::time::timeout(RESERVE_TIMEOUT, rx)
+            .await
+            .map_err(|_| {
+                AuditError::Write(format!(
+                    "the audit log did not answer within {} s",
+                    RESERVE_TIMEOUT.as_secs()
+                ))
+            })?
             .map_err(|_| AuditError::Closed)?
             .map_err(AuditError::Write)
     }
