@@ -289,11 +289,9 @@ impl Writer {
             return Err(AuditError::Write("audit log is not open".into()));
         };
         let path = self.files.current().to_path_buf();
-        let reserved = space::reserve(&open.file, open.size, &dir).map_err(io_err(&path));
-        if reserved.is_err() {
-            self.open = None;
-        }
-        reserved
+        // A failed reservation wrote nothing, so the file is as the writer knows it: no need
+        // to read its tail again (which a flood of refused requests would make costly).
+        space::reserve(&open.file, open.size, &dir).map_err(io_err(&path))
     }
 
     fn append(&mut self, entries: &[Entry]) -> Result<(), AuditError> {
