@@ -96,7 +96,7 @@ pub(crate) async fn ready(
 
 /// Whether audit entries can be written now: the same reservation state-changing requests make.
 async fn audit_check(audit: &AuditLog) -> String {
-    match tokio::time::timeout(LOCAL_TIMEOUT, audit.reserve()).await {
+    match tokio::time::timeout(LOCAL_TIMEOUT, audit.reserve_now()).await {
         Ok(Ok(())) => "ok".into(),
         Ok(Err(e)) => format!("cannot write: {}", e.reason()),
         Err(_) => "check timed out".into(),

@@ -240,6 +240,16 @@ fn on_a_full_audit_volume_changes_are_refused_with_503_and_it_recovers_by_itself
     assert!(ready.get("warnings").is_none(), "{ready}");
 
     let filler = volume.fill();
+    // A reservation made just before may still stand for a few requests (its room is real);
+    // readiness asks the writer afresh, and once it has seen the full volume every request does.
+    wait_until(
+        "readiness to see the full volume",
+        Duration::from_secs(20),
+        || {
+            let (_, ready) = json(app.get("/health/ready").send().unwrap());
+            ready["checks"]["audit"] != "ok"
+        },
+    );
     let htpasswd = stack.htpasswd();
     let users_json = std::fs::read_to_string(stack.users_json_path()).unwrap();
     let entries_before = lines(&log).len();

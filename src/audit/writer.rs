@@ -39,6 +39,13 @@ const MAX_BATCH: usize = 4096;
 const TAIL_WINDOW: u64 = 1 << 20;
 /// Longest wait for a reservation before the request is refused.
 const RESERVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a reservation the writer made stands for further requests without asking it again,
+/// and for how many (each of whose entries takes at most 4 KiB): together with the bytes
+/// written since, well inside `space::RESERVE`. Asking the writer each time would queue every
+/// state-changing request behind the fsync of other requests' entries, and release them in
+/// bursts.
+const FRESH_FOR: Duration = Duration::from_secs(1);
+const FRESH_ADMITS: u32 = 16;
 /// How often the writer wakes to write coalesced repeats whose minute has passed.
 const FLUSH_TICK: Duration = Duration::from_secs(5);
 
@@ -87,6 +94,15 @@ struct Counters {
     written: AtomicU64,
     coalesced: AtomicU64,
     failures: AtomicU64,
+    /// Bytes appended since the last reservation that worked.
+    since_reserve: AtomicU64,
+}
+
+/// The last reservation that worked, while no write or reservation has failed since.
+struct Fresh {
+    at: Instant,
+    /// Requests let through on it without asking the writer.
+    admitted: u32,
 }
 
 pub struct AuditLog {
@@ -95,6 +111,7 @@ pub struct AuditLog {
     thread: Mutex<Option<JoinHandle<()>>>,
     counters: Arc<Counters>,
     last_error: Arc<Mutex<Option<String>>>,
+    fresh: Arc<Mutex<Option<Fresh>>>,
 }
 
 /// Where the chain stands in the existing files.
@@ -197,6 +214,7 @@ struct Writer {
     coalescer: Coalescer,
     counters: Arc<Counters>,
     last_error: Arc<Mutex<Option<String>>>,
+    fresh: Arc<Mutex<Option<Fresh>>>,
 }
 
 impl Writer {
@@ -209,6 +227,7 @@ impl Writer {
             coalescer: Coalescer::default(),
             counters: Arc::default(),
             last_error: Arc::new(Mutex::new(None)),
+            fresh: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -346,6 +365,9 @@ impl Writer {
         open.prev = prev;
         self.torn_note = None;
         self.counters.written.fetch_add(count, Ordering::Relaxed);
+        self.counters
+            .since_reserve
+            .fetch_add(buf.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -425,6 +447,15 @@ impl Writer {
             (Ok(()), false) => self.reserve().map_err(fail),
         };
         *lock(&self.last_error) = written.clone().err().or_else(|| reserved.clone().err());
+        if written.is_err() || reserved.is_err() {
+            *lock(&self.fresh) = None;
+        } else if !reserving.is_empty() {
+            self.counters.since_reserve.store(0, Ordering::Relaxed);
+            *lock(&self.fresh) = Some(Fresh {
+                at: Instant::now(),
+                admitted: 0,
+            });
+        }
         for done in waiting {
             let _ = done.send(written.clone());
         }
@@ -459,6 +490,7 @@ impl AuditLog {
         writer.write_batch(&[])?;
         let counters = Arc::clone(&writer.counters);
         let last_error = Arc::clone(&writer.last_error);
+        let fresh = Arc::clone(&writer.fresh);
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("audit-writer".into())
@@ -470,6 +502,7 @@ impl AuditLog {
             thread: Mutex::new(Some(thread)),
             counters,
             last_error,
+            fresh,
         })
     }
 
@@ -516,10 +549,29 @@ impl AuditLog {
     }
 
     /// Returns once entries written after it will have room on disk (see `space`), or why they
-    /// would not: what a state-changing request asks before it changes anything.
-    /// A writer stuck on a hung disk answers late or never: after `RESERVE_TIMEOUT` that counts
-    /// as a failure, so requests are refused instead of hanging.
+    /// would not: what a state-changing request asks before it changes anything. A reservation
+    /// the writer made less than `FRESH_FOR` ago, with nothing failed since, stands for up to
+    /// `FRESH_ADMITS` requests while little has been written on it.
     pub async fn reserve(&self) -> Result<(), AuditError> {
+        {
+            let mut fresh = lock(&self.fresh);
+            let written = self.counters.since_reserve.load(Ordering::Relaxed);
+            if let Some(f) = fresh.as_mut()
+                && f.at.elapsed() < FRESH_FOR
+                && f.admitted < FRESH_ADMITS
+                && written < space::RESERVE / 2
+            {
+                f.admitted += 1;
+                return Ok(());
+            }
+        }
+        self.reserve_now().await
+    }
+
+    /// Asks the writer for a reservation now (what `/health/ready` checks). A writer stuck on a
+    /// hung disk answers late or never: after `RESERVE_TIMEOUT` that counts as a failure, so
+    /// requests are refused instead of hanging.
+    pub async fn reserve_now(&self) -> Result<(), AuditError> {
         let rx = self.send(|done| Job::Reserve { done })?;
         tokio::time::timeout(RESERVE_TIMEOUT, rx)
             .await
