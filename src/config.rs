@@ -50,6 +50,8 @@ pub struct Config {
     pub audit_log_path: PathBuf,
     /// Size at which `audit.log` is rotated to a numbered file.
     pub audit_max_bytes: u64,
+    /// Free space on the audit volume under which `/health/ready` warns.
+    pub audit_min_free_bytes: u64,
     pub admin_username: String,
     pub admin_password: Option<String>,
     /// Credentials toward registry:2 given by the operator; `None` means we provision our own.
@@ -176,6 +178,16 @@ impl Config {
                 })?,
         };
 
+        let audit_min_free_bytes = match var("AUDIT_MIN_FREE_BYTES") {
+            None => 256 * 1024 * 1024,
+            Some(v) => v.parse::<u64>().map_err(|_| {
+                bad(
+                    "AUDIT_MIN_FREE_BYTES",
+                    format!("{v:?} is not a number of bytes"),
+                )
+            })?,
+        };
+
         let admin_username = var("ADMIN_USERNAME").unwrap_or_else(|| "admin".into());
         validate::username(&admin_username).map_err(|e| bad("ADMIN_USERNAME", e.to_string()))?;
         let admin_password = var("ADMIN_PASSWORD");
@@ -250,6 +262,7 @@ impl Config {
                 .unwrap_or_else(|| "./logs/audit.log".into())
                 .into(),
             audit_max_bytes,
+            audit_min_free_bytes,
             admin_username,
             admin_password,
             registry_credentials,
@@ -362,6 +375,10 @@ mod tests {
             (vec![("REGISTRY_TOKEN_TTL", "3601")], "REGISTRY_TOKEN_TTL"),
             (vec![("GC_UNTAGGED_GRACE", "-1")], "GC_UNTAGGED_GRACE"),
             (vec![("AUDIT_MAX_BYTES", "10")], "AUDIT_MAX_BYTES"),
+            (
+                vec![("AUDIT_MIN_FREE_BYTES", "lots")],
+                "AUDIT_MIN_FREE_BYTES",
+            ),
             (
                 vec![("TRUSTED_PROXIES", "10.0.0.1,nope")],
                 "TRUSTED_PROXIES",

@@ -85,6 +85,10 @@ pub enum ApiError {
     GcUnavailable(String),
     #[error("{0}")]
     RegistryWritable(String),
+    /// The audit log cannot take entries (disk full, I/O error), so nothing that would need
+    /// one is done.
+    #[error("the audit log cannot be written ({0}); nothing was changed: retry once it can be")]
+    AuditUnavailable(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -136,6 +140,7 @@ impl ApiError {
             ApiError::GcRunning(_) => "gc_running",
             ApiError::GcUnavailable(_) => "gc_unavailable",
             ApiError::RegistryWritable(_) => "registry_writable",
+            ApiError::AuditUnavailable(_) => "audit_unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -167,7 +172,9 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UpstreamUnavailable(_) | ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            ApiError::HtpasswdInvalid(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::HtpasswdInvalid(_) | ApiError::AuditUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -207,6 +214,12 @@ impl From<AuthError> for ApiError {
             AuthError::Blocking(b) => b.into(),
             AuthError::Hash(m) => ApiError::Internal(m),
         }
+    }
+}
+
+impl From<crate::audit::writer::AuditError> for ApiError {
+    fn from(e: crate::audit::writer::AuditError) -> Self {
+        ApiError::AuditUnavailable(e.reason())
     }
 }
 

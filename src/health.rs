@@ -4,6 +4,11 @@
 //! with a hung registry nor cost the registry a bcrypt per poll: it probes `GET /v2/` without
 //! credentials (registry:2 answers 401 without touching htpasswd) on a client of its own with
 //! a short timeout, and checks locally that registry-admin's own account is in htpasswd.
+//!
+//! The audit check is the reservation a state-changing request makes (`AuditLog::reserve`):
+//! when it fails, those requests are being refused with 503 `audit_unavailable`, and readiness
+//! says why; it turns "ok" again by itself once there is room. Free space under
+//! `AUDIT_MIN_FREE_BYTES` is a warning (`"warnings"`), not a failure: the service still works.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -55,31 +60,62 @@ pub(crate) async fn ready(
     store: web::Data<UserStore>,
     audit_log: web::Data<AuditLog>,
 ) -> HttpResponse {
-    let (reachable, local) = futures_util::future::join(
+    let (reachable, local, audit) = futures_util::future::join3(
         probe_registry(&config.registry_url),
         local_checks(&config, Arc::clone(&store)),
+        audit_check(&audit_log),
     )
     .await;
     let registry = match reachable {
         Ok(()) => local.account,
         Err(reason) => reason,
     };
-    let audit = match audit_log.last_error() {
-        Some(e) if local.audit == "ok" => format!("last write failed: {e}"),
-        _ => local.audit,
-    };
     let htpasswd = local.htpasswd;
     let all_ok = [&registry, &htpasswd, &audit]
         .iter()
         .all(|c| c.as_str() == "ok");
-    let body = json!({
+    let mut body = json!({
         "status": if all_ok { "ok" } else { "fail" },
         "checks": {"registry": registry, "htpasswd": htpasswd, "audit": audit},
     });
+    if let Some(free) = local.audit_free
+        && free < config.audit_min_free_bytes
+    {
+        body["warnings"] = json!([format!(
+            "audit: {} free on the audit volume, under AUDIT_MIN_FREE_BYTES ({})",
+            human(free),
+            human(config.audit_min_free_bytes)
+        )]);
+    }
     if all_ok {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// Whether audit entries can be written now: the same reservation state-changing requests make.
+async fn audit_check(audit: &AuditLog) -> String {
+    match tokio::time::timeout(LOCAL_TIMEOUT, audit.reserve_now()).await {
+        Ok(Ok(())) => "ok".into(),
+        Ok(Err(e)) => format!("cannot write: {}", e.reason()),
+        Err(_) => "check timed out".into(),
+    }
+}
+
+/// Bytes for people: `12.5 MiB`.
+fn human(n: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} bytes")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
     }
 }
 
@@ -126,7 +162,8 @@ struct Local {
     /// What the registry check says once the registry is reachable.
     account: String,
     htpasswd: String,
-    audit: String,
+    /// Free bytes on the audit volume, when known.
+    audit_free: Option<u64>,
 }
 
 async fn local_checks(config: &Config, store: Arc<UserStore>) -> Local {
@@ -142,12 +179,12 @@ async fn local_checks(config: &Config, store: Arc<UserStore>) -> Local {
         Ok(Err(_)) => Local {
             account: "ok".into(),
             htpasswd: "check failed".into(),
-            audit: "check failed".into(),
+            audit_free: None,
         },
         Err(_) => Local {
             account: "ok".into(),
             htpasswd: "check timed out".into(),
-            audit: "check timed out".into(),
+            audit_free: None,
         },
     }
 }
@@ -184,7 +221,7 @@ fn file_checks(store: &UserStore, credentials: Upstream, audit_dir: &Path) -> Lo
     Local {
         account,
         htpasswd,
-        audit: dir_writable(audit_dir),
+        audit_free: crate::audit::space::free_bytes(audit_dir).ok(),
     }
 }
 

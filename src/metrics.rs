@@ -295,6 +295,64 @@ impl Metrics {
     }
 }
 
+/// How the audit log stands, read when `/metrics` is asked.
+pub struct AuditVolume {
+    /// Free bytes on the audit volume; `None` when it could not be read.
+    pub free_bytes: Option<u64>,
+    /// `AUDIT_MIN_FREE_BYTES`.
+    pub min_free_bytes: u64,
+    /// Identical entries counted instead of written since start.
+    pub coalesced: u64,
+    /// Entries that could not be written since start.
+    pub failures: u64,
+    /// Whether entries can be written now (the last write or reservation worked).
+    pub writable: bool,
+}
+
+/// The audit-volume families, appended to `Metrics::render`'s text.
+pub fn render_audit_volume(v: &AuditVolume) -> String {
+    let mut out = String::new();
+    family(
+        &mut out,
+        "audit_volume_free_bytes",
+        "gauge",
+        "Free bytes on the filesystem holding the audit log.",
+    );
+    if let Some(free) = v.free_bytes {
+        sample(&mut out, "audit_volume_free_bytes", "", free);
+    }
+    family(
+        &mut out,
+        "audit_volume_low",
+        "gauge",
+        "1 while the audit volume has less free space than AUDIT_MIN_FREE_BYTES.",
+    );
+    let low = v.free_bytes.is_some_and(|f| f < v.min_free_bytes);
+    sample(&mut out, "audit_volume_low", "", u64::from(low));
+    family(
+        &mut out,
+        "audit_writable",
+        "gauge",
+        "1 while audit entries can be written; 0 means state-changing requests answer 503.",
+    );
+    sample(&mut out, "audit_writable", "", u64::from(v.writable));
+    family(
+        &mut out,
+        "audit_entries_coalesced_total",
+        "counter",
+        "Identical token.issue and image.pull entries counted in a later entry's repeats instead of written.",
+    );
+    sample(&mut out, "audit_entries_coalesced_total", "", v.coalesced);
+    family(
+        &mut out,
+        "audit_write_failures_total",
+        "counter",
+        "Audit entries that could not be written.",
+    );
+    sample(&mut out, "audit_write_failures_total", "", v.failures);
+    out
+}
+
 /// The `# HELP` and `# TYPE` lines of a metric family; `name` without the common prefix.
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP registry_admin_{name} {help}");
@@ -350,6 +408,28 @@ mod tests {
         assert!(text.contains("registry_admin_gc_duration_seconds_bucket{le=\"5\"} 2"));
         assert!(text.contains("registry_admin_gc_duration_seconds_bucket{le=\"+Inf\"} 3"));
         assert!(text.contains("registry_admin_gc_bytes_freed_total 1005"));
+    }
+
+    #[test]
+    fn the_audit_volume_is_reported_with_its_low_flag() {
+        let mut v = AuditVolume {
+            free_bytes: Some(10),
+            min_free_bytes: 100,
+            coalesced: 4,
+            failures: 2,
+            writable: false,
+        };
+        let text = render_audit_volume(&v);
+        assert!(text.contains("registry_admin_audit_volume_free_bytes 10\n"));
+        assert!(text.contains("registry_admin_audit_volume_low 1\n"));
+        assert!(text.contains("registry_admin_audit_writable 0\n"));
+        assert!(text.contains("registry_admin_audit_entries_coalesced_total 4\n"));
+        assert!(text.contains("registry_admin_audit_write_failures_total 2\n"));
+        v.free_bytes = Some(100);
+        v.writable = true;
+        let text = render_audit_volume(&v);
+        assert!(text.contains("registry_admin_audit_volume_low 0\n"));
+        assert!(text.contains("registry_admin_audit_writable 1\n"));
     }
 
     #[test]

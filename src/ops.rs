@@ -5,7 +5,9 @@ use actix_web::{HttpResponse, web};
 
 use crate::audit::AuditLog;
 use crate::auth::Admin;
-use crate::metrics::Metrics;
+use crate::config::Config;
+use crate::metrics::{AuditVolume, Metrics, render_audit_volume};
+use crate::paths::parent_dir;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/metrics", web::get().to(metrics));
@@ -17,8 +19,24 @@ pub(crate) async fn metrics(
     _admin: Admin,
     metrics: web::Data<Metrics>,
     audit: web::Data<AuditLog>,
+    config: web::Data<Config>,
 ) -> HttpResponse {
+    let dir = parent_dir(&config.audit_log_path).to_path_buf();
+    // statvfs is quick on a local disk, but off the async workers all the same.
+    let free_bytes = web::block(move || crate::audit::space::free_bytes(&dir).ok())
+        .await
+        .ok()
+        .flatten();
+    let volume = AuditVolume {
+        free_bytes,
+        min_free_bytes: config.audit_min_free_bytes,
+        coalesced: audit.coalesced(),
+        failures: audit.failures(),
+        writable: audit.last_error().is_none(),
+    };
+    let mut text = metrics.render(audit.written());
+    text.push_str(&render_audit_volume(&volume));
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(metrics.render(audit.written()))
+        .body(text)
 }

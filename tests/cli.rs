@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::fs::File;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -557,7 +558,8 @@ fn backup_and_restore_bring_back_accounts_grants_and_the_audit_chain() {
     );
     let grants = br#"{"users":{"alice":[{"repository":"team/*","actions":["pull"]}]},"everyone":[],"public":[]}"#;
     std::fs::write(d.join("auth/grants.json"), grants).unwrap();
-    std::fs::write(d.join("auth/token.key"), "KEY").unwrap();
+    let key = p256_key();
+    std::fs::write(d.join("auth/token.key"), &key).unwrap();
 
     let bk = d.join("backup");
     let run = cli(&d, &["backup", bk.to_str().unwrap()], "");
@@ -618,7 +620,8 @@ fn backup_and_restore_bring_back_accounts_grants_and_the_audit_chain() {
     ok(&run);
     assert_eq!(read(d.join("auth/users.json")), backed_up[1]);
     assert_eq!(read(d.join("auth/grants.json")), grants);
-    assert_eq!(read(d.join("auth/token.key")), b"KEY");
+    assert_eq!(read(d.join("auth/token.key")), key);
+    assert_eq!(mode(&d.join("auth/token.key")), 0o600);
     let aside: Vec<String> = names_in(&d.join("logs"))
         .into_iter()
         .filter(|n| n.starts_with("pre-restore-"))
@@ -678,6 +681,164 @@ fn backup_and_restore_bring_back_accounts_grants_and_the_audit_chain() {
         audit_entries(&stack, "action=backup.restore")[0]["source"],
         "cli"
     );
+}
+
+/// A P-256 key in PEM, as `openssl ecparam -genkey` writes it.
+fn p256_key() -> Vec<u8> {
+    let out = Command::new("openssl")
+        .args(["ecparam", "-genkey", "-name", "prime256v1", "-noout"])
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Rewrites one file's size and checksum in a backup's manifest, as a forger would.
+fn relist(bk: &Path, name: &str, bytes: &[u8]) {
+    let path = bk.join("backup.json");
+    let mut m: Value = serde_json::from_slice(&read(&path)).unwrap();
+    for f in m["files"].as_array_mut().unwrap() {
+        if f["name"] == name {
+            f["sha256"] = sha256_hex(bytes).into();
+            f["size"] = bytes.len().into();
+        }
+    }
+    std::fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+}
+
+fn refused_restore(d: &Path, bk: &Path, says: &str) {
+    let before = live_state(d);
+    let run = cli(d, &["restore", bk.to_str().unwrap()], "");
+    assert_eq!(run.code, Some(1), "{says}: {}", run.stderr);
+    assert!(
+        run.stderr.contains("refusing") && run.stderr.contains(says),
+        "{says}: {}",
+        run.stderr
+    );
+    assert_eq!(live_state(d), before, "{says}: a live file changed");
+}
+
+#[test]
+fn a_backup_holding_a_link_an_oversized_file_or_an_unusable_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&cli(d, &["reset-password", "alice"], "alice-pass-1\n"));
+    let bk = d.join("bk");
+    ok(&cli(d, &["backup", bk.to_str().unwrap()], ""));
+    let users = read(bk.join("users.json"));
+
+    // The same bytes, reached through a link: a restore would copy whatever it points to.
+    let elsewhere = d.join("elsewhere.json");
+    std::fs::write(&elsewhere, &users).unwrap();
+    std::fs::remove_file(bk.join("users.json")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, bk.join("users.json")).unwrap();
+    refused_restore(d, &bk, "symbolic link");
+    std::fs::remove_file(bk.join("users.json")).unwrap();
+
+    // A sparse file of 64 GiB in the place of a small one: refused by its size, unread (hashing
+    // it would take minutes, past the harness's limit of one).
+    let huge = File::create(bk.join("users.json")).unwrap();
+    huge.set_len(64 << 30).unwrap();
+    drop(huge);
+    refused_restore(d, &bk, "68719476736 bytes, the manifest says");
+    std::fs::write(bk.join("users.json"), &users).unwrap();
+
+    // A signing key the service would refuse at start, listed with its right checksum.
+    std::fs::write(bk.join("token.key"), b"not a key").unwrap();
+    let path = bk.join("backup.json");
+    let mut m: Value = serde_json::from_slice(&read(&path)).unwrap();
+    m["files"].as_array_mut().unwrap().push(serde_json::json!({
+        "name": "token.key", "kind": "token_key", "size": 9, "sha256": sha256_hex(b"not a key")
+    }));
+    std::fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+    refused_restore(d, &bk, "token.key is not a key the service accepts");
+    // A good key with a certificate that is not its own.
+    let key = p256_key();
+    std::fs::write(bk.join("token.key"), &key).unwrap();
+    relist(&bk, "token.key", &key);
+    let other = p256_key();
+    let cert_of = |key: &[u8]| {
+        let key_path = d.join("other.key");
+        std::fs::write(&key_path, key).unwrap();
+        let out = Command::new("openssl")
+            .args([
+                "req",
+                "-new",
+                "-x509",
+                "-subj",
+                "/CN=other",
+                "-days",
+                "1",
+                "-key",
+            ])
+            .arg(&key_path)
+            .output()
+            .expect("openssl req");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let cert = cert_of(&other);
+    std::fs::write(bk.join("token.crt"), &cert).unwrap();
+    let mut m: Value = serde_json::from_slice(&read(&path)).unwrap();
+    m["files"].as_array_mut().unwrap().push(serde_json::json!({
+        "name": "token.crt", "kind": "token_cert", "size": cert.len(), "sha256": sha256_hex(&cert)
+    }));
+    std::fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+    refused_restore(d, &bk, "token.crt holds no certificate for token.key");
+
+    // Its own certificate: restored, the key private.
+    let cert = cert_of(&key);
+    std::fs::write(bk.join("token.crt"), &cert).unwrap();
+    relist(&bk, "token.crt", &cert);
+    ok(&cli(d, &["restore", bk.to_str().unwrap()], ""));
+    assert_eq!(read(d.join("auth/token.key")), key);
+    assert_eq!(mode(&d.join("auth/token.key")), 0o600);
+    assert_eq!(read(d.join("auth/token.crt")), cert);
+}
+
+#[test]
+fn a_symlinked_htpasswd_stays_a_link_and_a_fresh_host_gets_its_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // HTPASSWD_PATH is a link into a volume shared with registry:2.
+    std::fs::create_dir_all(d.join("auth")).unwrap();
+    std::fs::create_dir_all(d.join("shared")).unwrap();
+    std::os::unix::fs::symlink("../shared/htpasswd", d.join("auth/htpasswd")).unwrap();
+    ok(&cli(d, &["reset-password", "alice"], "alice-pass-1\n"));
+    let bk = d.join("bk");
+    ok(&cli(d, &["backup", bk.to_str().unwrap()], ""));
+    ok(&cli(d, &["reset-password", "bob"], "bob-pass-1\n"));
+    ok(&cli(d, &["restore", bk.to_str().unwrap()], ""));
+    let link = std::fs::symlink_metadata(d.join("auth/htpasswd")).unwrap();
+    assert!(
+        link.file_type().is_symlink(),
+        "the link was replaced by a file"
+    );
+    let restored = String::from_utf8(read(d.join("shared/htpasswd"))).unwrap();
+    assert!(
+        restored.contains("alice:") && !restored.contains("bob:"),
+        "{restored}"
+    );
+    assert_eq!(read(bk.join("htpasswd")), restored.as_bytes());
+
+    // A fresh host: no auth/ and no logs/ at all.
+    let fresh = tempfile::tempdir().unwrap();
+    let f = fresh.path();
+    ok(&cli(f, &["restore", bk.to_str().unwrap()], ""));
+    assert_eq!(read(f.join("auth/htpasswd")), read(bk.join("htpasswd")));
+    assert_eq!(read(f.join("auth/users.json")), read(bk.join("users.json")));
+    let run = cli(f, &["verify-audit"], "");
+    ok(&run);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["ok"], true, "{report}");
 }
 
 /// The live files a restore could change, with their bytes.

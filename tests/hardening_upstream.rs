@@ -666,6 +666,60 @@ fn a_catalog_page_of_more_than_10000_repositories_is_refused() {
     );
 }
 
+/// Pages of 10,000 names of `len` characters, `pages` of them, each linking to the next.
+fn catalog_of(pages: usize, len: usize) -> Fake {
+    catalog_fake(move |last| {
+        let page = last
+            .and_then(|l| l.strip_prefix('p'))
+            .and_then(|l| l.get(..4))
+            .and_then(|n| n.parse::<usize>().ok())
+            .map_or(0, |n| n + 1);
+        let names: Vec<String> = (0..10_000)
+            .map(|i| {
+                let name = format!("p{page:04}r{i:05}");
+                format!("{name}{}", "a".repeat(len.saturating_sub(name.len())))
+            })
+            .collect();
+        let link = (page + 1 < pages).then(|| {
+            format!(
+                "/v2/_catalog?last={}&n=1000",
+                names.last().cloned().unwrap_or_default()
+            )
+        });
+        (names, link)
+    })
+}
+
+#[test]
+fn a_catalog_of_more_than_100000_repositories_is_refused_naming_the_cap() {
+    // Ten pages are exactly the cap, and answered.
+    let fake = catalog_of(10, 10);
+    let (_dir, app) = app_for(&fake);
+    let (status, body) = get(&app, "/images");
+    assert_eq!(status, 200);
+    assert_eq!(body["repositories"].as_array().map(Vec::len), Some(100_000));
+
+    let fake = catalog_of(11, 10);
+    let (_dir, app) = app_for(&fake);
+    let message = upstream_error(&app, "/images");
+    assert!(message.contains("cap of 100000 repositories"), "{message}");
+    assert_eq!(fake.count("/v2/_catalog"), 11);
+}
+
+#[test]
+fn a_catalog_of_more_than_16_mib_of_names_is_refused_naming_the_cap() {
+    // 10,000 names of 250 characters a page: the seventh page passes 16 MiB.
+    let fake = catalog_of(50, 250);
+    let (_dir, app) = app_for(&fake);
+    let message = upstream_error(&app, "/images");
+    assert!(
+        message.contains("cap of 16 MiB of repository names"),
+        "{message}"
+    );
+    assert_eq!(fake.count("/v2/_catalog"), 7);
+    assert_stayed_small(&app);
+}
+
 #[test]
 fn an_endless_catalog_page_is_cut_off_at_the_cap() {
     let fake = Fake::start(|seen| {

@@ -406,6 +406,63 @@ fn a_repository_named_tags_works() {
 }
 
 #[test]
+fn a_tag_named_tags_is_listed_viewed_and_deleted_under_the_dash_path() {
+    let stack = start();
+    let (_dir, layout, _) = one_image(1);
+    let reg = host(&stack);
+    layout.push(&reg, &creds(), "img", "x", "tags", false);
+    layout.push(&reg, &creds(), "img", "x", "v1", false);
+    let get = |path: &str| json(stack.app.as_admin(Method::GET, path).send().unwrap());
+
+    assert_eq!(
+        get("/images/x/-/tags"),
+        (200, json!({"name": "x", "tags": ["tags", "v1"]}))
+    );
+    let (status, body) = get("/images/x/-/tags/tags");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((&body["name"], &body["tag"]), (&json!("x"), &json!("tags")));
+    assert_eq!(
+        body["digest"].as_str(),
+        registry_digest(&stack, "x", "tags").as_deref()
+    );
+    // The older form still reads `/images/x/tags/tags` as the repository `x/tags`.
+    let (status, body) = get("/images/x/tags/tags");
+    assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
+
+    let (status, body) = json(
+        stack
+            .app
+            .as_admin(Method::DELETE, "/images/x/-/tags/tags")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (&body["tag"], &body["other_tags"]),
+        (&json!("tags"), &json!(["v1"]))
+    );
+    assert_eq!(registry_tags(&stack, "x"), vec!["v1"]);
+    assert_eq!(registry_digest(&stack, "x", "tags"), None);
+    assert_eq!(get("/images/x/-/tags/tags").1["error"], json!("not_found"));
+
+    // Paging links use the unambiguous form.
+    let resp = stack
+        .app
+        .as_admin(Method::GET, "/images/x/-/tags?n=0")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    layout.push(&reg, &creds(), "img", "x", "v2", false);
+    let resp = stack
+        .app
+        .as_admin(Method::GET, "/images/x/-/tags?n=1")
+        .send()
+        .unwrap();
+    let link = resp.headers()["link"].to_str().unwrap().to_string();
+    assert_eq!(link, "</images/x/-/tags?n=1&last=v1>; rel=\"next\"");
+}
+
+#[test]
 fn the_catalog_lists_every_repository_across_upstream_pages() {
     let stack = start();
     let (_dir, layout, _) = one_image(1);

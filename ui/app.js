@@ -510,7 +510,7 @@ const detailCache = new Map();
 async function details(name, tag) {
   const key = name + ":" + tag;
   if (!detailCache.has(key)) {
-    const p = api("GET", "/images/" + enc(name) + "/tags/" + encodeURIComponent(tag));
+    const p = api("GET", "/images/" + enc(name) + "/-/tags/" + encodeURIComponent(tag));
     p.catch(() => detailCache.delete(key));
     detailCache.set(key, p);
   }
@@ -533,7 +533,7 @@ async function pageRepo(m, params) {
   add(m, h("p", {}, link("repos", null, "← Repositories")), pageHeader(name));
   const status = loading("Loading tags…");
   add(m, status);
-  const data = await api("GET", "/images/" + enc(name) + "/tags");
+  const data = await api("GET", "/images/" + enc(name) + "/-/tags");
   status.remove();
   const tags = (data.tags || []).slice().sort(byteOrder);
   add(m, h("p", { id: "tag-count" }, tags.length + (tags.length === 1 ? " tag" : " tags")));
@@ -635,7 +635,7 @@ async function pageImage(m, params) {
 }
 
 async function siblingsOf(name, tag, digest) {
-  const data = await api("GET", "/images/" + enc(name) + "/tags");
+  const data = await api("GET", "/images/" + enc(name) + "/-/tags");
   const others = (data.tags || []).filter((t) => t !== tag);
   const same = [];
   await eachLimited(others, DETAIL_CONCURRENCY, async (t) => {
@@ -674,7 +674,7 @@ async function deleteTag(name, tag, digest, button, result) {
     return;
   }
   try {
-    const r = await api("DELETE", "/images/" + enc(name) + "/tags/" + encodeURIComponent(tag));
+    const r = await api("DELETE", "/images/" + enc(name) + "/-/tags/" + encodeURIComponent(tag));
     detailCache.delete(name + ":" + tag);
     button.remove();
     const kept = r.other_tags || [];
@@ -1139,7 +1139,8 @@ async function pageAudit(m, params) {
             h("td", {}, e.tag || ""),
             h("td", { class: "mono", title: e.digest || "" }, e.digest ? shortDigest(e.digest) : ""),
             h("td", {}, e.status === undefined || e.status === null ? "" : String(e.status)),
-            h("td", {}, e.detail || ""),
+            // `repeats`: identical entries this one stands for (README, "Repeats written once").
+            h("td", {}, [e.detail || "", e.repeats ? "(and " + e.repeats + " identical before it)" : ""].filter(Boolean).join(" ")),
           ),
         );
         shown++;

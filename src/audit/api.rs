@@ -1,12 +1,17 @@
 //! Audit of API actions, in one place: a middleware that, once a handler (or an extractor) has
 //! answered, writes the entry and waits for it to be on disk before the response goes out.
 //! Handlers add what only they know (the account acted on, the digest) as an `AuditNote`.
+//!
+//! An action that cannot be audited must not happen. The entry is written after the handler,
+//! when its outcome is known, so before a state-changing request reaches its handler the
+//! middleware asks the writer to reserve room for entries (`AuditLog::reserve`); when that
+//! fails (disk full, I/O error) the answer is 503 `audit_unavailable` and nothing is changed.
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpMessage, HttpRequest, web};
+use actix_web::{Error, HttpMessage, HttpRequest, ResponseError, web};
 
 use std::time::Instant;
 
@@ -14,7 +19,7 @@ use super::burst::{BurstTracker, Verdict, Who, summary_detail};
 use super::entry::{Entry, Outcome, Source, clean};
 use super::writer::AuditLog;
 use crate::auth::{Account, AuthAttempt};
-use crate::error::ErrorCode;
+use crate::error::{ApiError, ErrorCode};
 use crate::net::ClientAddresses;
 use crate::request_id::RequestId;
 
@@ -59,6 +64,23 @@ fn action_of(method: &Method, pattern: &str) -> Option<&'static str> {
     })
 }
 
+/// Whether a request may change something and so needs its audit entry to be writable first:
+/// every method but the reading ones, on a route that exists. Logging in changes nothing (a
+/// failed login must still be refused, and is), and `/events` answers 503 itself when it cannot
+/// write, so the registry keeps the event and retries.
+fn changes_state(method: &Method, pattern: Option<&str>) -> bool {
+    let Some(pattern) = pattern else {
+        return false;
+    };
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return false;
+    }
+    !matches!(
+        (method.as_str(), pattern),
+        ("POST", "/auth/token") | ("POST", "/events")
+    )
+}
+
 fn outcome_of(status: StatusCode) -> Outcome {
     if status.is_success() {
         Outcome::Success
@@ -72,20 +94,31 @@ fn outcome_of(status: StatusCode) -> Outcome {
     }
 }
 
-pub async fn middleware(
+pub async fn middleware<B: MessageBody>(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let action = req
-        .match_pattern()
-        .and_then(|p| action_of(req.method(), &p));
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, Error> {
+    let pattern = req.match_pattern();
+    if changes_state(req.method(), pattern.as_deref())
+        && let Some(audit) = req.app_data::<web::Data<AuditLog>>().cloned()
+        && let Err(e) = audit.reserve().await
+    {
+        log::error!(
+            "refused {} {}: the audit log cannot be written: {e}",
+            req.method(),
+            req.path()
+        );
+        let refusal = ApiError::AuditUnavailable(e.reason()).error_response();
+        return Ok(req.into_response(refusal).map_into_right_body());
+    }
+    let action = pattern.and_then(|p| action_of(req.method(), &p));
     let presented_credentials = req.headers().contains_key(header::AUTHORIZATION);
     let services = req
         .app_data::<web::Data<AuditLog>>()
         .cloned()
         .zip(req.app_data::<web::Data<ClientAddresses>>().cloned())
         .zip(req.app_data::<web::Data<BurstTracker>>().cloned());
-    let res = next.call(req).await?;
+    let res = next.call(req).await?.map_into_left_body();
     let Some(((audit, addresses), refusals)) = services else {
         return Ok(res);
     };
@@ -179,6 +212,8 @@ pub async fn middleware(
     }
     if let Err(err) = audit.record(entry).await {
         // The action has happened; refusing the response now would only mislead the client.
+        // (Room was reserved before a state-changing handler ran, so this is a read's entry,
+        // or an I/O error after the reservation.)
         log::error!(
             "could not write the audit entry for {}: {err}",
             res.request().path()

@@ -86,6 +86,10 @@ pub struct Entry {
     pub remote_addr: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// How many identical entries before this one were not written one by one (see
+    /// `coalesce`): this entry stands for them too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeats: Option<u64>,
     /// Set by the writer, which owns the chain.
     #[serde(default)]
     pub prev: String,
@@ -117,6 +121,7 @@ impl Entry {
             request_id: None,
             remote_addr: None,
             detail: None,
+            repeats: None,
             prev: String::new(),
         }
     }

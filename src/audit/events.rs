@@ -330,6 +330,9 @@ pub async fn receive(
     let body = read_body(&req, payload).await?;
     let envelope: Envelope = serde_json::from_slice(&body)
         .map_err(|e| ApiError::InvalidRequest(format!("invalid notification body: {e}")))?;
+    // As for state-changing API calls: when entries cannot be written, or the volume is as good
+    // as full, 503 before anything is recorded, so the registry keeps the event and retries.
+    audit.reserve().await?;
     let own = own_registry_account(&config);
     let (mut recorded, mut dropped) = (0, 0);
     for event in &envelope.events {
@@ -348,7 +351,10 @@ pub async fn receive(
             if !id.is_empty() {
                 seen_events.release(id);
             }
-            return Err(ApiError::Internal(e.to_string()));
+            // 503: registry:2 keeps the event in its queue and sends it again; ids already
+            // recorded from this envelope are then recognised as repeats.
+            log::error!("could not record a registry event: {e}");
+            return Err(e.into());
         }
         recorded += 1;
     }

@@ -2,11 +2,14 @@
 //! events, with newest-first queries and a chain check.
 
 pub mod api;
+pub mod bound;
 pub mod burst;
+pub mod coalesce;
 pub mod entry;
 pub mod events;
 pub mod files;
 pub mod query;
+pub mod space;
 pub mod verify;
 pub mod writer;
 

@@ -8,6 +8,11 @@
 //! first checks that `audit.log` is still the file, and the size, it last wrote. When it is not
 //! (another process appended, or rotated it), the tail is read again, so `prev` is always the hash
 //! of the real last entry and the chain never forks.
+//!
+//! The writer also keeps the log bounded and fail-closed: each entry is cut to 4 KiB
+//! (`bound`), identical `token.issue` and `image.pull` successes within a minute are coalesced
+//! (`coalesce`), and `reserve` lets a state-changing request find out, before it changes
+//! anything, that its entry will have room on disk (`space`).
 
 use crate::sync::lock;
 use std::fs::File;
@@ -17,17 +22,32 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 use tokio::sync::oneshot;
 
+use super::bound;
+use super::coalesce::Coalescer;
 use super::entry::{Entry, GENESIS, Outcome, Source, seal, unseal};
 use super::files::AuditFiles;
+use super::space;
 
 /// Most entries one group commit takes.
 const MAX_BATCH: usize = 4096;
 /// How far back the writer looks for the last whole line.
 const TAIL_WINDOW: u64 = 1 << 20;
+/// Longest wait for a reservation before the request is refused.
+const RESERVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a reservation the writer made stands for further requests without asking it again,
+/// and for how many (each of whose entries takes at most 4 KiB): together with the bytes
+/// written since, well inside `space::RESERVE`. Asking the writer each time would queue every
+/// state-changing request behind the fsync of other requests' entries, and release them in
+/// bursts.
+const FRESH_FOR: Duration = Duration::from_secs(1);
+const FRESH_ADMITS: u32 = 16;
+/// How often the writer wakes to write coalesced repeats whose minute has passed.
+const FLUSH_TICK: Duration = Duration::from_secs(5);
 
 pub const TORN_LINE_ACTION: &str = "audit.torn_line";
 
@@ -41,6 +61,17 @@ pub enum AuditError {
     Write(String),
 }
 
+impl AuditError {
+    /// Why, without the file's path: for answers to clients and for `/health/ready`.
+    pub fn reason(&self) -> String {
+        match self {
+            AuditError::Io { source, .. } => source.to_string(),
+            AuditError::Closed => "the audit log is closed".into(),
+            AuditError::Write(reason) => reason.clone(),
+        }
+    }
+}
+
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> AuditError + '_ {
     move |source| AuditError::Io {
         path: path.to_path_buf(),
@@ -48,17 +79,39 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> AuditError + '_ {
     }
 }
 
-struct Job {
-    entry: Entry,
-    done: oneshot::Sender<Result<(), String>>,
+type Done = oneshot::Sender<Result<(), String>>;
+
+enum Job {
+    /// Write this entry; answered once it is on disk (or counted, when it is a repeat).
+    Entry { entry: Box<Entry>, done: Done },
+    /// Make sure entries will have room; answered once they will.
+    Reserve { done: Done },
+}
+
+/// What the writer counts, shared with the `AuditLog` handle.
+#[derive(Default)]
+struct Counters {
+    written: AtomicU64,
+    coalesced: AtomicU64,
+    failures: AtomicU64,
+    /// Bytes appended since the last reservation that worked.
+    since_reserve: AtomicU64,
+}
+
+/// The last reservation that worked, while no write or reservation has failed since.
+struct Fresh {
+    at: Instant,
+    /// Requests let through on it without asking the writer.
+    admitted: u32,
 }
 
 pub struct AuditLog {
     files: AuditFiles,
     tx: Mutex<Option<mpsc::Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
-    written: Arc<AtomicU64>,
+    counters: Arc<Counters>,
     last_error: Arc<Mutex<Option<String>>>,
+    fresh: Arc<Mutex<Option<Fresh>>>,
 }
 
 /// Where the chain stands in the existing files.
@@ -158,8 +211,10 @@ struct Writer {
     /// The entry recording a torn line found at the tail, written with the next batch.
     torn_note: Option<Entry>,
     max_bytes: u64,
-    written: Arc<AtomicU64>,
+    coalescer: Coalescer,
+    counters: Arc<Counters>,
     last_error: Arc<Mutex<Option<String>>>,
+    fresh: Arc<Mutex<Option<Fresh>>>,
 }
 
 impl Writer {
@@ -169,8 +224,10 @@ impl Writer {
             open: None,
             torn_note: None,
             max_bytes,
-            written: Arc::new(AtomicU64::new(0)),
+            coalescer: Coalescer::default(),
+            counters: Arc::default(),
             last_error: Arc::new(Mutex::new(None)),
+            fresh: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -242,6 +299,20 @@ impl Writer {
         result
     }
 
+    /// Under the lock: room for the next entries, allocated to the file (`space::reserve`).
+    fn reserve(&mut self) -> Result<(), AuditError> {
+        let _lock = lock_files(&self.files)?;
+        self.catch_up()?;
+        let dir = self.files.dir();
+        let Some(open) = self.open.as_ref() else {
+            return Err(AuditError::Write("audit log is not open".into()));
+        };
+        let path = self.files.current().to_path_buf();
+        // A failed reservation wrote nothing, so the file is as the writer knows it: no need
+        // to read its tail again (which a flood of refused requests would make costly).
+        space::reserve(&open.file, open.size, &dir).map_err(io_err(&path))
+    }
+
     fn append(&mut self, entries: &[Entry]) -> Result<(), AuditError> {
         let Some(open) = self.open.as_mut() else {
             return Err(AuditError::Write("audit log is not open".into()));
@@ -251,7 +322,18 @@ impl Writer {
         let mut prev = open.prev.clone();
         let mut count = 0u64;
         for e in self.torn_note.iter().chain(entries) {
-            let (line, hash) = seal(&mut e.clone(), &prev);
+            let mut e = e.clone();
+            let mut sealed = seal(&mut e, &prev);
+            // Sealed once; only an oversized entry is cut and sealed again.
+            if sealed.0.len() > bound::MAX_ENTRY_BYTES && bound::fit(&mut e, &prev) {
+                log::warn!(
+                    "audit entry {} cut to {} bytes",
+                    e.action,
+                    bound::MAX_ENTRY_BYTES
+                );
+                sealed = seal(&mut e, &prev);
+            }
+            let (line, hash) = sealed;
             buf.extend_from_slice(&line);
             buf.push(b'\n');
             prev = hash;
@@ -282,28 +364,103 @@ impl Writer {
         open.size += buf.len() as u64;
         open.prev = prev;
         self.torn_note = None;
-        self.written.fetch_add(count, Ordering::Relaxed);
+        self.counters.written.fetch_add(count, Ordering::Relaxed);
+        self.counters
+            .since_reserve
+            .fetch_add(buf.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 
+    /// The next job, waking for coalesced repeats that fall due meanwhile. `None` once every
+    /// sender is gone.
+    fn next_job(&self, rx: &mpsc::Receiver<Job>) -> Option<Option<Job>> {
+        if !self.coalescer.has_pending() {
+            return rx.recv().ok().map(Some);
+        }
+        match rx.recv_timeout(FLUSH_TICK) {
+            Ok(j) => Some(Some(j)),
+            Err(mpsc::RecvTimeoutError::Timeout) => Some(None),
+            Err(mpsc::RecvTimeoutError::Disconnected) => None,
+        }
+    }
+
     fn run(mut self, rx: mpsc::Receiver<Job>) {
-        while let Ok(first) = rx.recv() {
-            let mut jobs = vec![first];
+        while let Some(first) = self.next_job(&rx) {
+            let mut jobs: Vec<Job> = first.into_iter().collect();
             while jobs.len() < MAX_BATCH {
                 match rx.try_recv() {
                     Ok(j) => jobs.push(j),
                     Err(_) => break,
                 }
             }
-            let entries: Vec<Entry> = jobs.iter().map(|j| j.entry.clone()).collect();
-            let result = self.write_batch(&entries).map_err(|e| {
-                log::error!("audit log write failed: {e}");
-                e.to_string()
-            });
-            *lock(&self.last_error) = result.clone().err();
+            let now = Instant::now();
+            let mut entries = self.coalescer.flush(now);
+            let mut waiting = Vec::new();
+            let mut reserving = Vec::new();
             for job in jobs {
-                let _ = job.done.send(result.clone());
+                match job {
+                    Job::Entry { entry, done } => match self.coalescer.admit(*entry, now) {
+                        Some(e) => {
+                            entries.push(e);
+                            waiting.push(done);
+                        }
+                        // A repeat, counted for a later entry: nothing to wait for.
+                        None => {
+                            let _ = done.send(Ok(()));
+                        }
+                    },
+                    Job::Reserve { done } => reserving.push(done),
+                }
             }
+            self.counters
+                .coalesced
+                .store(self.coalescer.coalesced(), Ordering::Relaxed);
+            self.settle(&entries, waiting, reserving);
+        }
+        let rest = self.coalescer.drain();
+        self.settle(&rest, Vec::new(), Vec::new());
+    }
+
+    /// Writes `entries`, then reserves room if asked, answers every waiter and records how the
+    /// log stands for `/health/ready`.
+    fn settle(&mut self, entries: &[Entry], waiting: Vec<Done>, reserving: Vec<Done>) {
+        if entries.is_empty() && reserving.is_empty() {
+            return;
+        }
+        let fail = |e: AuditError| {
+            log::error!("audit log write failed: {e}");
+            e.reason()
+        };
+        let written = if entries.is_empty() {
+            Ok(())
+        } else {
+            self.write_batch(entries).map_err(fail)
+        };
+        if written.is_err() {
+            self.counters
+                .failures
+                .fetch_add(entries.len() as u64, Ordering::Relaxed);
+        }
+        let reserved = match (&written, reserving.is_empty()) {
+            (_, true) => Ok(()),
+            (Err(e), false) => Err(e.clone()),
+            (Ok(()), false) => self.reserve().map_err(fail),
+        };
+        *lock(&self.last_error) = written.clone().err().or_else(|| reserved.clone().err());
+        if written.is_err() || reserved.is_err() {
+            *lock(&self.fresh) = None;
+        } else if !reserving.is_empty() {
+            self.counters.since_reserve.store(0, Ordering::Relaxed);
+            *lock(&self.fresh) = Some(Fresh {
+                at: Instant::now(),
+                admitted: 0,
+            });
+        }
+        for done in waiting {
+            let _ = done.send(written.clone());
+        }
+        for done in reserving {
+            let _ = done.send(reserved.clone());
         }
     }
 }
@@ -331,8 +488,9 @@ impl AuditLog {
         // An empty batch creates the file, finds the chain's end and writes a torn-line note,
         // so a log that cannot be written stops start-up.
         writer.write_batch(&[])?;
-        let written = Arc::clone(&writer.written);
+        let counters = Arc::clone(&writer.counters);
         let last_error = Arc::clone(&writer.last_error);
+        let fresh = Arc::clone(&writer.fresh);
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("audit-writer".into())
@@ -342,8 +500,9 @@ impl AuditLog {
             files,
             tx: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
-            written,
+            counters,
             last_error,
+            fresh,
         })
     }
 
@@ -351,23 +510,79 @@ impl AuditLog {
         &self.files
     }
 
-    /// The error of the last write, if it failed (cleared by the next successful one).
+    /// Why the last write or reservation failed, if it did (cleared by the next that works).
     pub fn last_error(&self) -> Option<String> {
         lock(&self.last_error).clone()
     }
 
     /// Entries written since start.
     pub fn written(&self) -> u64 {
-        self.written.load(Ordering::Relaxed)
+        self.counters.written.load(Ordering::Relaxed)
     }
 
-    fn submit(&self, entry: Entry) -> Result<oneshot::Receiver<Result<(), String>>, AuditError> {
+    /// Repeats counted instead of written since start (see `coalesce`).
+    pub fn coalesced(&self) -> u64 {
+        self.counters.coalesced.load(Ordering::Relaxed)
+    }
+
+    /// Entries that could not be written since start.
+    pub fn failures(&self) -> u64 {
+        self.counters.failures.load(Ordering::Relaxed)
+    }
+
+    fn send(
+        &self,
+        job: impl FnOnce(Done) -> Job,
+    ) -> Result<oneshot::Receiver<Result<(), String>>, AuditError> {
         let (done, rx) = oneshot::channel();
         let guard = lock(&self.tx);
         let tx = guard.as_ref().ok_or(AuditError::Closed)?;
-        tx.send(Job { entry, done })
-            .map_err(|_| AuditError::Closed)?;
+        tx.send(job(done)).map_err(|_| AuditError::Closed)?;
         Ok(rx)
+    }
+
+    fn submit(&self, entry: Entry) -> Result<oneshot::Receiver<Result<(), String>>, AuditError> {
+        self.send(|done| Job::Entry {
+            entry: Box::new(entry),
+            done,
+        })
+    }
+
+    /// Returns once entries written after it will have room on disk (see `space`), or why they
+    /// would not: what a state-changing request asks before it changes anything. A reservation
+    /// the writer made less than `FRESH_FOR` ago, with nothing failed since, stands for up to
+    /// `FRESH_ADMITS` requests while little has been written on it.
+    pub async fn reserve(&self) -> Result<(), AuditError> {
+        {
+            let mut fresh = lock(&self.fresh);
+            let written = self.counters.since_reserve.load(Ordering::Relaxed);
+            if let Some(f) = fresh.as_mut()
+                && f.at.elapsed() < FRESH_FOR
+                && f.admitted < FRESH_ADMITS
+                && written < space::RESERVE / 2
+            {
+                f.admitted += 1;
+                return Ok(());
+            }
+        }
+        self.reserve_now().await
+    }
+
+    /// Asks the writer for a reservation now (what `/health/ready` checks). A writer stuck on a
+    /// hung disk answers late or never: after `RESERVE_TIMEOUT` that counts as a failure, so
+    /// requests are refused instead of hanging.
+    pub async fn reserve_now(&self) -> Result<(), AuditError> {
+        let rx = self.send(|done| Job::Reserve { done })?;
+        tokio::time::timeout(RESERVE_TIMEOUT, rx)
+            .await
+            .map_err(|_| {
+                AuditError::Write(format!(
+                    "the audit log did not answer within {} s",
+                    RESERVE_TIMEOUT.as_secs()
+                ))
+            })?
+            .map_err(|_| AuditError::Closed)?
+            .map_err(AuditError::Write)
     }
 
     /// Appends `entry` and returns once it is on disk.
@@ -463,6 +678,44 @@ mod tests {
         assert_eq!(report.torn_lines.len(), 1, "{report:?}");
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.matches(TORN_LINE_ACTION).count(), 1, "{text}");
+    }
+
+    #[test]
+    fn an_oversized_entry_is_written_cut_to_4_kib_and_the_chain_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::open(&path, 1 << 20).unwrap();
+        let mut big = entry("grants.update");
+        big.detail = Some("x".repeat(50_000));
+        log.submit(big).unwrap().blocking_recv().unwrap().unwrap();
+        record(&log, "user.create");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(
+            lines[0].len() <= bound::MAX_ENTRY_BYTES,
+            "{}",
+            lines[0].len()
+        );
+        assert!(lines[0].contains(" more bytes cut)"));
+        let report = verify(log.files()).unwrap();
+        assert_eq!((report.ok, report.entries), (true, 2), "{report:?}");
+    }
+
+    #[test]
+    fn a_reservation_succeeds_with_room_and_leaves_the_log_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::open(&path, 1 << 20).unwrap();
+        record(&log, "user.create");
+        let before = std::fs::read(&path).unwrap();
+        log.send(|done| Job::Reserve { done })
+            .unwrap()
+            .blocking_recv()
+            .unwrap()
+            .unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        assert_eq!(log.last_error(), None);
     }
 
     #[test]

@@ -10,6 +10,14 @@
 //! account files parse and that the audit chain is whole. Only then does it stage each file as a
 //! temp file beside its destination and rename it into place. Audit files already present are
 //! moved aside into `pre-restore-<time>/` beside them, never deleted: the trail is evidence.
+//!
+//! A backup holds plain files only: a symbolic link in it (which would restore whatever it
+//! points to) is refused, and every file is opened without following links. Sizes are compared
+//! with the manifest before anything is hashed, so a huge file listed as small costs nothing.
+//! Every file is checked as the service checks it at start (a `token.key` it would refuse is
+//! refused here). A destination that is a symbolic link (a `HTPASSWD_PATH` pointing into a
+//! shared volume) stays one: the file it points to is replaced, as the service writes through
+//! such links. Missing directories (a fresh host) are created.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -27,6 +35,7 @@ use registry_admin::audit::files::AuditFiles;
 use registry_admin::audit::verify::verify;
 use registry_admin::audit::writer;
 use registry_admin::paths::parent_dir;
+use registry_admin::token::key::TokenKey;
 use registry_admin::users::htpasswd::Htpasswd;
 use registry_admin::users::model::Metadata;
 
@@ -187,9 +196,58 @@ fn copy_hashed(src: &mut impl Read, dst: &mut impl Write) -> io::Result<(u64, St
     Ok((out.len, hex::encode(out.hasher.finalize())))
 }
 
-fn hash_file(path: &Path) -> Result<(u64, String), CliError> {
-    let mut f = File::open(path).map_err(io_err(path))?;
-    copy_hashed(&mut f, &mut io::sink()).map_err(io_err(path))
+/// Opens a file of a backup for reading: never through a symbolic link, and only a regular
+/// file (a FIFO would hang the read; a device could be anything).
+fn open_backup_file(path: &Path) -> Result<File, CliError> {
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                refuse(format!(
+                    "{} is a symbolic link; a backup holds plain files only",
+                    path.display()
+                ))
+            } else {
+                io_err(path)(e)
+            }
+        })?;
+    let meta = f.metadata().map_err(io_err(path))?;
+    if !meta.file_type().is_file() {
+        return Err(refuse(format!("{} is not a regular file", path.display())));
+    }
+    Ok(f)
+}
+
+/// Size and hex SHA-256 of at most `max + 1` bytes of `path`: a file that grew past what the
+/// manifest says is not read to its end.
+fn hash_file(path: &Path, max: u64) -> Result<(u64, String), CliError> {
+    let f = open_backup_file(path)?;
+    copy_hashed(&mut f.take(max.saturating_add(1)), &mut io::sink()).map_err(io_err(path))
+}
+
+/// What a name in the backup is, without following a link: refused unless a regular file.
+fn backup_entry(path: &Path, name: &str) -> Result<fs::Metadata, CliError> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(refuse(format!("{name} is missing from the backup")));
+        }
+        Err(e) => return Err(io_err(path)(e)),
+    };
+    let kind = meta.file_type();
+    if kind.is_symlink() {
+        return Err(refuse(format!(
+            "{name} in the backup is a symbolic link; a backup holds plain files only"
+        )));
+    }
+    if !kind.is_file() {
+        return Err(refuse(format!(
+            "{name} in the backup is not a regular file"
+        )));
+    }
+    Ok(meta)
 }
 
 /// Copies `src` to a new file `dst` (mode 0600, synced); `None` when `src` does not exist.
@@ -338,7 +396,7 @@ fn refuse(why: impl std::fmt::Display) -> CliError {
 }
 
 fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, CliError> {
-    let f = File::open(path).map_err(io_err(path))?;
+    let f = open_backup_file(path)?;
     let mut buf = Vec::new();
     f.take(max + 1)
         .read_to_end(&mut buf)
@@ -355,12 +413,13 @@ fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, CliError> {
 /// Everything restore checks before it changes anything.
 fn plan(layout: &Layout, dir: &Path) -> Result<(Manifest, Vec<Planned>), CliError> {
     let manifest_path = dir.join(MANIFEST);
-    if !manifest_path.is_file() {
+    if fs::symlink_metadata(&manifest_path).is_err() {
         return Err(refuse(format!(
             "{} has no {MANIFEST}: it is not a finished backup",
             dir.display()
         )));
     }
+    backup_entry(&manifest_path, MANIFEST)?;
     let manifest: Manifest =
         serde_json::from_slice(&read_bounded(&manifest_path, MAX_MANIFEST_BYTES)?)
             .map_err(|e| refuse(format!("{MANIFEST} is not a backup manifest: {e}")))?;
@@ -385,10 +444,15 @@ fn plan(layout: &Layout, dir: &Path) -> Result<(Manifest, Vec<Planned>), CliErro
             return Err(refuse(format!("{MANIFEST} lists {:?} twice", rec.name)));
         }
         let src = dir.join(&rec.name);
-        if !src.is_file() {
-            return Err(refuse(format!("{} is missing from the backup", rec.name)));
+        // The size first: hashing a file far larger than listed is time wasted on a lie.
+        let on_disk = backup_entry(&src, &rec.name)?.len();
+        if on_disk != rec.size {
+            return Err(refuse(format!(
+                "{} is {on_disk} bytes, the manifest says {}",
+                rec.name, rec.size
+            )));
         }
-        let (size, sha256) = hash_file(&src)?;
+        let (size, sha256) = hash_file(&src, rec.size)?;
         if size != rec.size {
             return Err(refuse(format!(
                 "{} is {size} bytes, the manifest says {}",
@@ -401,6 +465,9 @@ fn plan(layout: &Layout, dir: &Path) -> Result<(Manifest, Vec<Planned>), CliErro
                 rec.name
             )));
         }
+        // Where the service would write: through a symbolic link, to the file it points to,
+        // so the link stays.
+        let dest = registry_admin::durable::resolve(&dest).map_err(io_err(&dest))?;
         planned.push(Planned {
             record: rec.clone(),
             src,
@@ -410,7 +477,8 @@ fn plan(layout: &Layout, dir: &Path) -> Result<(Manifest, Vec<Planned>), CliErro
     let copied = AuditFiles::new(dir.join(AUDIT_NAME));
     for (_, path) in copied.all() {
         let name = AuditFiles::display_name(&path);
-        if path.exists() && !planned.iter().any(|p| p.record.name == name) {
+        let present = fs::symlink_metadata(&path).is_ok();
+        if present && !planned.iter().any(|p| p.record.name == name) {
             return Err(refuse(format!(
                 "{name} is in the backup but not in {MANIFEST}"
             )));
@@ -419,6 +487,7 @@ fn plan(layout: &Layout, dir: &Path) -> Result<(Manifest, Vec<Planned>), CliErro
     for p in &planned {
         check_content(p)?;
     }
+    check_key_and_certificate(&planned)?;
     let report = verify(&copied).map_err(io_err(dir))?;
     if let Some(bad) = &report.first_bad_line {
         return Err(refuse(format!(
@@ -452,13 +521,45 @@ fn check_content(p: &Planned) -> Result<(), CliError> {
             serde_json::from_slice::<registry_admin::grants::Grants>(&read()?)
                 .map_err(|e| refuse(format!("grants.json is not a valid grants file: {e}")))?;
         }
-        Kind::TokenKey | Kind::TokenCert | Kind::Audit => {}
+        Kind::TokenKey => {
+            // The loader the service uses at start: a key it would refuse is not restored.
+            TokenKey::from_pem(&read()?)
+                .map_err(|e| refuse(format!("token.key is not a key the service accepts: {e}")))?;
+        }
+        Kind::TokenCert => {
+            let text = read()?;
+            let certificates = pem::parse_many(&text)
+                .map(|blocks| blocks.iter().filter(|b| b.tag() == "CERTIFICATE").count())
+                .unwrap_or(0);
+            if certificates == 0 {
+                return Err(refuse("token.crt holds no PEM certificate"));
+            }
+        }
+        Kind::Audit => {}
+    }
+    Ok(())
+}
+
+/// A `token.crt` restored beside a `token.key` must be that key's: registry:2, given it as its
+/// bundle, would refuse every token otherwise.
+fn check_key_and_certificate(planned: &[Planned]) -> Result<(), CliError> {
+    let of = |kind: Kind| planned.iter().find(|p| p.record.kind == kind);
+    let (Some(key), Some(cert)) = (of(Kind::TokenKey), of(Kind::TokenCert)) else {
+        return Ok(());
+    };
+    let key = TokenKey::from_pem(&read_bounded(&key.src, MAX_ACCOUNT_FILE_BYTES)?)
+        .map_err(|e| refuse(format!("token.key is not a key the service accepts: {e}")))?;
+    if !key.is_in_bundle(&read_bounded(&cert.src, MAX_ACCOUNT_FILE_BYTES)?) {
+        return Err(refuse(
+            "token.crt holds no certificate for token.key; registry:2 would refuse every token",
+        ));
     }
     Ok(())
 }
 
 /// Copies the backed-up file into a temp file beside its destination, checking it once more
-/// against the manifest; an existing file's mode is kept (new files are 0600).
+/// against the manifest; an existing file's mode is kept (new files are 0600), except the
+/// signing key's, which is always 0600 (the service refuses a key others may read).
 fn stage(p: &Planned) -> Result<NamedTempFile, CliError> {
     let dir = parent_dir(&p.dest);
     fs::DirBuilder::new()
@@ -472,8 +573,9 @@ fn stage(p: &Planned) -> Result<NamedTempFile, CliError> {
         .permissions(fs::Permissions::from_mode(0o600))
         .tempfile_in(dir)
         .map_err(io_err(dir))?;
-    let mut src = File::open(&p.src).map_err(io_err(&p.src))?;
-    let (size, sha256) = copy_hashed(&mut src, tmp.as_file_mut()).map_err(io_err(&p.dest))?;
+    let src = open_backup_file(&p.src)?;
+    let (size, sha256) = copy_hashed(&mut src.take(p.record.size + 1), tmp.as_file_mut())
+        .map_err(io_err(&p.dest))?;
     if size != p.record.size || sha256 != p.record.sha256 {
         return Err(refuse(format!(
             "{} changed while it was being restored",
@@ -481,8 +583,13 @@ fn stage(p: &Planned) -> Result<NamedTempFile, CliError> {
         )));
     }
     if let Some(old) = &old {
+        let mode = if p.record.kind == Kind::TokenKey {
+            0o600
+        } else {
+            old.mode() & 0o777
+        };
         tmp.as_file()
-            .set_permissions(fs::Permissions::from_mode(old.mode() & 0o777))
+            .set_permissions(fs::Permissions::from_mode(mode))
             .and_then(|()| registry_admin::durable::bump_mtime_past(tmp.as_file(), old))
             .map_err(io_err(&p.dest))?;
     }
@@ -520,6 +627,14 @@ fn move_audit_aside(audit: &AuditFiles) -> Result<Option<PathBuf>, CliError> {
 pub fn restore(dir: &Path) -> Result<ExitCode, CliError> {
     let layout = Layout::from_env()?;
     let (manifest, planned) = plan(&layout, dir)?;
+    // On a fresh host the directory of HTPASSWD_PATH, where the accounts lock lives, may not
+    // exist yet.
+    let auth_dir = parent_dir(&layout.htpasswd);
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(auth_dir)
+        .map_err(io_err(auth_dir))?;
     let aside = {
         let _accounts = lock_accounts(&layout.htpasswd)?;
         let _audit = writer::lock_files(&layout.audit)?;

@@ -34,12 +34,13 @@ pub const MAX_SCANNED_BLOBS: usize = 5_000_000;
 
 /// Every setting registry-admin reads (README "Settings"); these never reach registry:2.
 /// `own_settings_are_every_variable_config_reads` keeps the list whole.
-pub const OWN_SETTINGS: [&str; 25] = [
+pub const OWN_SETTINGS: [&str; 26] = [
     "BIND_ADDR",
     "REGISTRY_URL",
     "HTPASSWD_PATH",
     "AUDIT_LOG_PATH",
     "AUDIT_MAX_BYTES",
+    "AUDIT_MIN_FREE_BYTES",
     "ADMIN_USERNAME",
     "ADMIN_PASSWORD",
     "REGISTRY_USERNAME",

@@ -45,8 +45,11 @@ const CATALOG_PAGE: usize = 1000;
 pub const MAX_CATALOG_PAGE_REPOSITORIES: usize = 10_000;
 /// Stops a registry that keeps sending `Link` headers from keeping us busy forever.
 pub const MAX_CATALOG_PAGES: usize = 1_000;
-/// All pages together: as many as full pages of the size we ask for can hold.
-pub const MAX_CATALOG_REPOSITORIES: usize = MAX_CATALOG_PAGES * CATALOG_PAGE;
+/// All pages together, in names and in bytes of names. The whole catalog is held in memory to be
+/// sorted and filtered, so these bound that memory (a few tens of MiB at most), far below what
+/// the page caps alone would let in (a thousand pages of 4 MiB).
+pub const MAX_CATALOG_REPOSITORIES: usize = 100_000;
+pub const MAX_CATALOG_BYTES: u64 = 16 * MIB;
 
 /// `4 MiB` for whole mebibytes, otherwise bytes: how caps are named in error messages.
 pub fn human_bytes(n: u64) -> String {
@@ -367,6 +370,7 @@ impl RegistryClient {
             repositories: Option<Vec<String>>,
         }
         let mut repos = Vec::new();
+        let mut bytes_held: u64 = 0;
         let mut url = self.url(&format!("/v2/_catalog?n={CATALOG_PAGE}"))?;
         let mut last: Option<String> = None;
         for _ in 0..MAX_CATALOG_PAGES {
@@ -394,6 +398,16 @@ impl RegistryClient {
                 return Err(invalid(
                     "catalog",
                     format!("more than the cap of {MAX_CATALOG_REPOSITORIES} repositories"),
+                ));
+            }
+            bytes_held += got.iter().map(|r| r.len() as u64).sum::<u64>();
+            if bytes_held > MAX_CATALOG_BYTES {
+                return Err(invalid(
+                    "catalog",
+                    format!(
+                        "more than the cap of {} of repository names",
+                        human_bytes(MAX_CATALOG_BYTES)
+                    ),
                 ));
             }
             let empty = got.is_empty();

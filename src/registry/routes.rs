@@ -1,6 +1,14 @@
 //! The `/images` endpoints. Repository names may hold `/`, so everything after `/images/` is
-//! parsed here from the raw path: a path ending in `/tags` lists tags (so `/images/x/tags/tags`
-//! lists repository `x/tags`), otherwise the last `/tags/` splits name from tag.
+//! parsed here from the raw path.
+//!
+//! The unambiguous form puts `/-/` between the name and what follows, as GitLab does:
+//! `/images/{name}/-/tags` and `/images/{name}/-/tags/{tag}`. A repository component can never
+//! be `-` (components start with a letter or digit), so the first `-` segment always ends the
+//! name, and a tag named `tags` is `/images/x/-/tags/tags`.
+//!
+//! The older form stays as it was: a path ending in `/tags` lists tags (so `/images/x/tags/tags`
+//! lists repository `x/tags`), otherwise the last `/tags/` splits name from tag — which leaves a
+//! tag named `tags` unreachable there.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -53,6 +61,9 @@ fn parse_target(raw_path: &str) -> Result<Target, ApiError> {
         }
         segments.push(decoded);
     }
+    if let Some(sep) = segments.iter().position(|s| s == "-") {
+        return separated_target(&segments[..sep], &segments[sep + 1..]);
+    }
     let n = segments.len();
     if n >= 2 && segments[n - 1] == "tags" {
         let name = segments[..n - 1].join("/");
@@ -65,9 +76,30 @@ fn parse_target(raw_path: &str) -> Result<Target, ApiError> {
         names::tag(&segments[n - 1])?;
         return Ok(Target::Tag(name, segments[n - 1].clone()));
     }
-    Err(ApiError::NotFound(
-        "no such endpoint: use /images/{name}/tags or /images/{name}/tags/{tag}".into(),
-    ))
+    Err(no_endpoint())
+}
+
+fn no_endpoint() -> ApiError {
+    ApiError::NotFound(
+        "no such endpoint: use /images/{name}/-/tags or /images/{name}/-/tags/{tag}".into(),
+    )
+}
+
+/// `{name}/-/tags` or `{name}/-/tags/{tag}`, already split at the `-`.
+fn separated_target(name: &[String], rest: &[String]) -> Result<Target, ApiError> {
+    let name = name.join("/");
+    match rest {
+        [tags] if tags == "tags" => {
+            names::repository(&name)?;
+            Ok(Target::Tags(name))
+        }
+        [tags, tag] if tags == "tags" => {
+            names::repository(&name)?;
+            names::tag(tag)?;
+            Ok(Target::Tag(name, tag.clone()))
+        }
+        _ => Err(no_endpoint()),
+    }
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -133,18 +165,34 @@ const MAX_TAG_PAGE: usize = 1000;
 
 /// Tags of a repository, sorted; paged with `n` and `last` (a `Link` header points to the next page).
 /// `name` may contain `/`.
-#[utoipa::path(get, path = "/images/{name}/tags", tag = "images",
+#[utoipa::path(get, path = "/images/{name}/-/tags", tag = "images",
     params(("name" = String, Path, description = "repository name, may contain '/'"), TagPage),
     responses((status = 200, description = "tags", body = TagList)), security(("basic" = []), ("bearer" = [])))]
 #[allow(dead_code)] // documentation only: `get` serves this path
 pub(crate) fn doc_list_tags() {}
 
+/// The older form of `/images/{name}/-/tags`, kept working; a name ending in `/tags` is read as
+/// part of the repository (`/images/x/tags/tags` lists `x/tags`).
+#[utoipa::path(get, path = "/images/{name}/tags", tag = "images",
+    params(("name" = String, Path, description = "repository name, may contain '/'"), TagPage),
+    responses((status = 200, description = "tags", body = TagList)), security(("basic" = []), ("bearer" = [])))]
+#[allow(dead_code)] // documentation only: `get` serves this path
+pub(crate) fn doc_list_tags_legacy() {}
+
 /// Details of one tag: digest, platforms, layers, sizes, pull commands.
-#[utoipa::path(get, path = "/images/{name}/tags/{tag}", tag = "images",
+#[utoipa::path(get, path = "/images/{name}/-/tags/{tag}", tag = "images",
     params(("name" = String, Path, description = "repository name, may contain '/'"), ("tag" = String, Path, description = "tag")),
     responses((status = 200, description = "image details", body = ImageDetails)), security(("basic" = []), ("bearer" = [])))]
 #[allow(dead_code)] // documentation only: `get` serves this path
 pub(crate) fn doc_image_details() {}
+
+/// The older form of `/images/{name}/-/tags/{tag}`, kept working; it cannot reach a tag named
+/// `tags`.
+#[utoipa::path(get, path = "/images/{name}/tags/{tag}", tag = "images",
+    params(("name" = String, Path, description = "repository name, may contain '/'"), ("tag" = String, Path, description = "tag")),
+    responses((status = 200, description = "image details", body = ImageDetails)), security(("basic" = []), ("bearer" = [])))]
+#[allow(dead_code)] // documentation only: `get` serves this path
+pub(crate) fn doc_image_details_legacy() {}
 
 /// Serves both `GET` paths above: which one is decided by the shape of the path.
 async fn get(
@@ -205,16 +253,24 @@ async fn list_tags(
         let last = tags.last().cloned().unwrap_or_default();
         resp.insert_header((
             "Link",
-            format!("</images/{name}/tags?n={n}&last={last}>; rel=\"next\""),
+            format!("</images/{name}/-/tags?n={n}&last={last}>; rel=\"next\""),
         ));
     }
     Ok(resp.json(TagList { name, tags }))
 }
 
+/// The older form of `DELETE /images/{name}/-/tags/{tag}`, kept working; it cannot reach a tag
+/// named `tags`.
+#[utoipa::path(delete, path = "/images/{name}/tags/{tag}", tag = "images",
+    params(("name" = String, Path, description = "repository name, may contain '/'"), ("tag" = String, Path, description = "tag")),
+    responses((status = 200, description = "deleted", body = Deleted)), security(("basic" = []), ("bearer" = [])))]
+#[allow(dead_code)] // documentation only: `delete` serves this path
+pub(crate) fn doc_delete_legacy() {}
+
 /// Deletes exactly this tag; tags sharing its digest survive and are listed in `other_tags`.
 /// Needs `delete` on the repository (admins always have it); while a garbage collection runs,
 /// 409 `maintenance`.
-#[utoipa::path(delete, path = "/images/{name}/tags/{tag}", tag = "images",
+#[utoipa::path(delete, path = "/images/{name}/-/tags/{tag}", tag = "images",
     params(("name" = String, Path, description = "repository name, may contain '/'"), ("tag" = String, Path, description = "tag")),
     responses((status = 200, description = "deleted", body = Deleted)), security(("basic" = []), ("bearer" = [])))]
 pub(crate) async fn delete(
@@ -226,7 +282,7 @@ pub(crate) async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let Target::Tag(name, tag) = parse_target(req.uri().path())? else {
         return Err(ApiError::MethodNotAllowed(
-            "DELETE takes one tag: /images/{name}/tags/{tag}".into(),
+            "DELETE takes one tag: /images/{name}/-/tags/{tag}".into(),
         ));
     };
     audit::api::note(&req, |n| {
@@ -297,6 +353,47 @@ mod tests {
         assert!(matches!(
             super::parse_target("/images/app"),
             Err(ApiError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn the_dash_separator_makes_every_tag_reachable() {
+        let tags = |n: &str| Some(Target::Tags(n.into()));
+        let tag = |n: &str, t: &str| Some(Target::Tag(n.into(), t.into()));
+        let parse_target = |p: &str| super::parse_target(p).ok();
+        assert_eq!(parse_target("/images/x/-/tags"), tags("x"));
+        assert_eq!(parse_target("/images/x/-/tags/tags"), tag("x", "tags"));
+        assert_eq!(parse_target("/images/x/tags/-/tags"), tags("x/tags"));
+        assert_eq!(
+            parse_target("/images/x/tags/-/tags/tags"),
+            tag("x/tags", "tags")
+        );
+        assert_eq!(
+            parse_target("/images/team/app/-/tags/v1"),
+            tag("team/app", "v1")
+        );
+        for missing in [
+            "/images/x/-",
+            "/images/x/-/",
+            "/images/x/-/tag",
+            "/images/x/-/tags/v1/more",
+            "/images/x/-/tags/-/tags",
+        ] {
+            assert!(
+                matches!(
+                    super::parse_target(missing),
+                    Err(ApiError::NotFound(_) | ApiError::InvalidName(_))
+                ),
+                "{missing}"
+            );
+        }
+        assert!(matches!(
+            super::parse_target("/images/-/tags"),
+            Err(ApiError::InvalidName(_))
+        ));
+        assert!(matches!(
+            super::parse_target("/images/x/-/tags/-bad"),
+            Err(ApiError::InvalidTag(_))
         ));
     }
 }

@@ -49,11 +49,13 @@ fn spell(access: &Access) -> String {
     )
 }
 
+/// A scope list for the audit detail, cut to its share of the 4 KiB an entry may take (64
+/// scopes of 200 characters would not fit), saying how many were left out.
 fn listed(items: Vec<String>) -> String {
     if items.is_empty() {
         "nothing".into()
     } else {
-        items.join(" ")
+        crate::audit::bound::list_within(&items, crate::audit::bound::LIST_BUDGET)
     }
 }
 
