@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, web};
 use crate::audit::AuditLog;
 use crate::auth::Admin;
 use crate::metrics::Metrics;
+use crate::robots::RobotsStore;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/metrics", web::get().to(metrics));
@@ -17,8 +18,11 @@ pub(crate) async fn metrics(
     _admin: Admin,
     metrics: web::Data<Metrics>,
     audit: web::Data<AuditLog>,
+    robots: web::Data<RobotsStore>,
 ) -> HttpResponse {
+    let mut text = metrics.render(audit.written());
+    text.push_str(&crate::robots::metrics::render(&robots));
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(metrics.render(audit.written()))
+        .body(text)
 }

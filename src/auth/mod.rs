@@ -19,6 +19,8 @@ use std::sync::Arc;
 use crate::error::ApiError;
 use crate::net::ClientAddresses;
 use crate::request_id::AccountName;
+use crate::robots::RobotCaller;
+use crate::robots::auth::is_robot_name;
 use crate::users::model::Role;
 use crate::users::store::UserStore;
 use limit::{FailureLimiter, Throttled};
@@ -123,6 +125,7 @@ async fn check(req: &HttpRequest, creds: Credentials) -> Result<Account, ApiErro
         return Err(throttled(wait));
     }
     if let Credentials::Basic(u, p) = &creds
+        && !is_robot_name(u)
         && let Some(account) = state.verifier.remembered(u, p)?
     {
         return Ok(accept(req, account, scheme));
@@ -130,6 +133,13 @@ async fn check(req: &HttpRequest, creds: Credentials) -> Result<Account, ApiErro
     // The slot is taken before the bcrypt, so a burst cannot get more checks than the limit.
     let slot = state.limiter.reserve(ip, &user).map_err(throttled)?;
     let result = match creds {
+        // A robot's secret costs no bcrypt, but its failures count against the same slots.
+        Credentials::Basic(u, p) if is_robot_name(&u) => crate::robots::auth::verify(req, &u, &p)
+            .await
+            .map(|(account, robot)| {
+                req.extensions_mut().insert(robot);
+                account
+            }),
         Credentials::Basic(u, p) => state.verifier.verify(&u, &p).await,
         Credentials::Bearer(t) => state.verifier.verify_bearer(&state.tokens, &t).await,
         Credentials::Malformed => Err(AuthError::Rejected),
@@ -159,13 +169,30 @@ fn accept(req: &HttpRequest, account: Account, scheme: Scheme) -> Account {
     account
 }
 
+/// A person's account: robots are answered 403 here, so every endpoint that takes `Account`
+/// or `Admin` is closed to them. The image reads take `grants::Access`, which uses [`caller`].
 impl FromRequest for Account {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Account, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        Box::pin(authenticate(req.clone()))
+        let req = req.clone();
+        Box::pin(async move {
+            let account = authenticate(req.clone()).await?;
+            if req.extensions().get::<RobotCaller>().is_some() {
+                return Err(ApiError::ForbiddenBecause(
+                    "a robot account may only read the images its grants let it pull".into(),
+                ));
+            }
+            Ok(account)
+        })
     }
+}
+
+/// Whoever the request authenticates as, robots included (their `RobotCaller` is then in the
+/// request's extensions).
+pub async fn caller(req: HttpRequest) -> Result<Account, ApiError> {
+    authenticate(req).await
 }
 
 /// An enabled account with the `admin` role.
