@@ -5,8 +5,10 @@
 
 use std::sync::Arc;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Duration, Utc};
+use futures_util::future::{Ready, ready};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -172,15 +174,44 @@ fn check_covered(
     Ok(())
 }
 
+/// The files a robot change reads and writes, taken from the app's data.
+pub(crate) struct Files {
+    users: Arc<UserStore>,
+    grants: Arc<GrantsStore>,
+    robots: Arc<RobotsStore>,
+}
+
+impl FromRequest for Files {
+    type Error = ApiError;
+    type Future = Ready<Result<Files, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        fn get<T: 'static>(req: &HttpRequest) -> Result<Arc<T>, ApiError> {
+            req.app_data::<web::Data<T>>()
+                .map(|d| d.clone().into_inner())
+                .ok_or_else(|| ApiError::Internal("a robot store is not registered".into()))
+        }
+        ready((|| {
+            Ok(Files {
+                users: get(req)?,
+                grants: get(req)?,
+                robots: get(req)?,
+            })
+        })())
+    }
+}
+
 /// Runs `f` on robots.json under the htpasswd lock, off the async workers, with the accounts
 /// and grants as they are on disk.
 async fn change<T: Send + 'static>(
-    users: &web::Data<UserStore>,
-    grants: &web::Data<GrantsStore>,
-    robots: &web::Data<RobotsStore>,
+    files: &Files,
     f: impl FnOnce(&Accounts, &Grants, &mut Robots) -> Result<T, RobotError> + Send + 'static,
 ) -> Result<T, RobotError> {
-    let (users, grants, robots) = (Arc::clone(users), Arc::clone(grants), Arc::clone(robots));
+    let (users, grants, robots) = (
+        Arc::clone(&files.users),
+        Arc::clone(&files.grants),
+        Arc::clone(&files.robots),
+    );
     run_blocking(move || {
         users.modify_with(|accounts, held| {
             // grants.json changes only under this same lock, so this read is current.
@@ -224,9 +255,7 @@ fn expiry_text(expires: Option<DateTime<Utc>>) -> String {
 pub(crate) async fn create(
     account: Account,
     config: web::Data<Config>,
-    users: web::Data<UserStore>,
-    grants: web::Data<GrantsStore>,
-    robots: web::Data<RobotsStore>,
+    files: Files,
     req: HttpRequest,
     body: JsonBody<serde_json::Value>,
 ) -> Result<HttpResponse, actix_web::Error> {
@@ -274,7 +303,7 @@ pub(crate) async fn create(
         previous_until: None,
         expiry_reported: false,
     };
-    let view = change(&users, &grants, &robots, move |accounts, in_force, all| {
+    let view = change(&files, move |accounts, in_force, all| {
         let owner_view = accounts
             .view(&owner)
             .ok_or_else(|| RobotError::OwnerNotFound(owner.clone()))?;
@@ -368,9 +397,7 @@ pub(crate) async fn get(
 pub(crate) async fn set_grants(
     account: Account,
     config: web::Data<Config>,
-    users: web::Data<UserStore>,
-    grants: web::Data<GrantsStore>,
-    robots: web::Data<RobotsStore>,
+    files: Files,
     req: HttpRequest,
     path: web::Path<String>,
     body: JsonBody<serde_json::Value>,
@@ -381,7 +408,7 @@ pub(crate) async fn set_grants(
     let body: NewRobotGrants = parse(body)?;
     let list = validate_list("the robot's grants", body.grants).map_err(ApiError::from)?;
     audit::api::note(&req, |n| n.detail = Some(grants_text(&list)));
-    let view = change(&users, &grants, &robots, move |accounts, in_force, all| {
+    let view = change(&files, move |accounts, in_force, all| {
         let owner = visible(all, &account, &name)?.owner.clone();
         check_covered(accounts, in_force, &owner, &list)?;
         let robot = all
@@ -404,9 +431,7 @@ pub(crate) async fn set_grants(
 pub(crate) async fn rotate(
     account: Account,
     config: web::Data<Config>,
-    users: web::Data<UserStore>,
-    grants: web::Data<GrantsStore>,
-    robots: web::Data<RobotsStore>,
+    files: Files,
     req: HttpRequest,
     path: web::Path<String>,
     body: JsonBody<serde_json::Value>,
@@ -439,7 +464,7 @@ pub(crate) async fn rotate(
     });
     let secret = secret::generate();
     let new_hash = secret::hash(&secret);
-    let view = change(&users, &grants, &robots, move |_, _, all| {
+    let view = change(&files, move |_, _, all| {
         visible(all, &account, &name)?;
         let robot = all
             .robots
@@ -477,16 +502,14 @@ pub(crate) async fn rotate(
 pub(crate) async fn delete(
     account: Account,
     config: web::Data<Config>,
-    users: web::Data<UserStore>,
-    grants: web::Data<GrantsStore>,
-    robots: web::Data<RobotsStore>,
+    files: Files,
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     token_mode(&config)?;
     let name = path_robot(path)?;
     audit::api::note(&req, |n| n.user = Some(name.clone()));
-    change(&users, &grants, &robots, move |_, _, all| {
+    change(&files, move |_, _, all| {
         visible(all, &account, &name)?;
         all.robots.remove(&name);
         Ok(())
