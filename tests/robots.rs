@@ -119,6 +119,11 @@ fn a_robot_pushes_and_pulls_inside_its_grants_only_and_its_secret_is_shown_once(
     assert_eq!(robot["owner"], "alice");
     assert_eq!(robot["created_by"], "alice");
     assert_eq!(robot["last_used_at"], Value::Null);
+    assert_eq!(
+        robot["registry"],
+        json!(stack.host()),
+        "where to docker login"
+    );
     assert!(robot["expires_at"].is_string(), "a default expiry: {robot}");
     assert!(
         secret.starts_with("ra_") && (43..=67).contains(&secret.len()),

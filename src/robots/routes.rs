@@ -117,6 +117,8 @@ pub(crate) struct RobotWithSecret {
     robot: RobotView,
     /// `ra_…`: shown once; use it as the password of `robot.OWNER.NAME`.
     secret: String,
+    /// Where clients log in (`PUBLIC_REGISTRY_HOST`), for the `docker login` command.
+    registry: String,
 }
 
 fn token_mode(config: &Config) -> Result<(), RobotError> {
@@ -327,6 +329,7 @@ pub(crate) async fn create(
         .json(RobotWithSecret {
             robot: view,
             secret,
+            registry: config.public_registry_host.clone(),
         }))
 }
 
@@ -491,6 +494,7 @@ pub(crate) async fn rotate(
         .json(RobotWithSecret {
             robot: view,
             secret,
+            registry: config.public_registry_host.clone(),
         }))
 }
 
