@@ -87,6 +87,20 @@ wait_for "http://127.0.0.1:$app_port/health/live" 200 registry-admin
 pids+=($!)
 wait_for "http://127.0.0.1:$reg_port/v2/" 401 registry:2
 
+# A second registry-admin in token mode, with files of its own, for the robot accounts page
+# (robots exist in token mode only). Its pages never need the registry, so it shares the one above.
+token_port=$(free_port)
+mkdir -p "$tmp/token/auth" "$tmp/token/logs"
+env -i PATH="$PATH" HOME="$tmp" AUTH_MODE=token \
+  BIND_ADDR="127.0.0.1:$token_port" REGISTRY_URL="http://127.0.0.1:$reg_port" \
+  HTPASSWD_PATH="$tmp/token/auth/htpasswd" AUDIT_LOG_PATH="$tmp/token/logs/audit.log" \
+  REGISTRY_TOKEN_KEY="$tmp/token/auth/token.key" \
+  ADMIN_USERNAME=admin ADMIN_PASSWORD="$admin_password" BCRYPT_COST=4 \
+  PUBLIC_REGISTRY_HOST="registry.example.test:5000" \
+  RUST_LOG=warn "$bin" >"$tmp/logs/token-app.log" 2>&1 &
+pids+=($!)
+wait_for "http://127.0.0.1:$token_port/health/live" 200 "registry-admin (token mode)"
+
 node tests-ui/seed.mjs layout "$tmp/layout"
 push() { # LAYOUT-TAG NAME:TAG [--all]
   skopeo copy --quiet ${3:-} --dest-tls-verify=false --dest-creds "admin:$admin_password" \
@@ -106,6 +120,7 @@ else
 fi
 
 export BASE_URL="http://127.0.0.1:$app_port" REGISTRY_URL="http://127.0.0.1:$reg_port"
+export TOKEN_BASE_URL="http://127.0.0.1:$token_port"
 export ADMIN_USER=admin ADMIN_PASSWORD="$admin_password" EVENTS_TOKEN="$events_token"
 # Screenshots go to a scratch folder unless asked for: a test run leaves the checkout as it was.
 if [ "${UPDATE_SCREENSHOTS:-}" = 1 ]; then

@@ -90,6 +90,16 @@ pub enum ApiError {
     #[error("the audit log cannot be written ({0}); nothing was changed: retry once it can be")]
     AuditUnavailable(String),
     #[error("{0}")]
+    InvalidRobot(String),
+    /// A user's robot may hold only what its owner may do.
+    #[error("{0}")]
+    GrantsExceedOwner(String),
+    #[error("{0}")]
+    RobotExists(String),
+    /// Robots exist in token mode only.
+    #[error("{0}")]
+    TokenModeRequired(String),
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -141,6 +151,10 @@ impl ApiError {
             ApiError::GcUnavailable(_) => "gc_unavailable",
             ApiError::RegistryWritable(_) => "registry_writable",
             ApiError::AuditUnavailable(_) => "audit_unavailable",
+            ApiError::InvalidRobot(_) => "invalid_robot",
+            ApiError::GrantsExceedOwner(_) => "grants_exceed_owner",
+            ApiError::RobotExists(_) => "robot_exists",
+            ApiError::TokenModeRequired(_) => "token_mode_required",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -156,9 +170,12 @@ impl ResponseError for ApiError {
             | ApiError::InvalidTag(_)
             | ApiError::InvalidDigest(_)
             | ApiError::InvalidGrant(_)
-            | ApiError::InvalidScope(_) => StatusCode::BAD_REQUEST,
+            | ApiError::InvalidScope(_)
+            | ApiError::InvalidRobot(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized | ApiError::CredentialsRejected => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden | ApiError::ForbiddenBecause(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden
+            | ApiError::ForbiddenBecause(_)
+            | ApiError::GrantsExceedOwner(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::UserExists(_)
             | ApiError::LastAdmin(_)
@@ -166,7 +183,9 @@ impl ResponseError for ApiError {
             | ApiError::Maintenance(_)
             | ApiError::GcRunning(_)
             | ApiError::GcUnavailable(_)
-            | ApiError::RegistryWritable(_) => StatusCode::CONFLICT,
+            | ApiError::RegistryWritable(_)
+            | ApiError::RobotExists(_)
+            | ApiError::TokenModeRequired(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,

@@ -18,6 +18,7 @@ pub mod ops;
 pub mod paths;
 pub mod registry;
 pub mod request_id;
+pub mod robots;
 pub mod sync;
 pub mod token;
 pub mod ui;
@@ -48,6 +49,7 @@ use crate::metrics::Metrics;
 use crate::net::ClientAddresses;
 use crate::registry::client::{BasicAuth, RegistryClient, UpstreamAuth};
 use crate::registry::delete::RepoLocks;
+use crate::robots::RobotsStore;
 use crate::token::{SelfSignedAuth, TokenIssuer};
 use crate::users::store::UserStore;
 
@@ -72,6 +74,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub addresses: Arc<ClientAddresses>,
     pub grants: Arc<GrantsStore>,
+    /// `robots.json`, beside grants.json and written under the same lock.
+    pub robots: Arc<RobotsStore>,
     pub freeze: Arc<WriteFreeze>,
     /// Garbage-collection jobs: `gc.json` and the one job this process runs.
     pub gc_jobs: Arc<gc::Jobs>,
@@ -110,6 +114,7 @@ impl AppState {
         let freeze = Arc::new(WriteFreeze::default());
         let metrics = Arc::new(Metrics::default());
         let grants = GrantsStore::new(store.beside(grants::store::FILE_NAME));
+        let robots = Arc::new(RobotsStore::new(store.beside(robots::store::FILE_NAME)));
         let addresses = Arc::new(ClientAddresses::new(config.trusted_proxies.clone()));
         let verifier = Verifier::new(Arc::clone(&store), config.bcrypt_cost, Arc::clone(&metrics))
             .map_err(|e| format!("bcrypt: {e}"))?;
@@ -159,6 +164,7 @@ impl AppState {
             metrics,
             addresses,
             grants: Arc::new(grants),
+            robots,
             freeze,
             gc_jobs,
             refusals: Arc::new(BurstTracker::default()),
@@ -178,6 +184,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     users::routes(cfg);
     registry::routes(cfg);
     grants::routes(cfg);
+    robots::routes(cfg);
     audit::routes(cfg);
     ops::routes(cfg);
     gc::routes(cfg);
@@ -216,6 +223,7 @@ pub fn app(
         .app_data(web::Data::from(Arc::clone(&state.metrics)))
         .app_data(web::Data::from(Arc::clone(&state.addresses)))
         .app_data(web::Data::from(Arc::clone(&state.grants)))
+        .app_data(web::Data::from(Arc::clone(&state.robots)))
         .app_data(web::Data::from(Arc::clone(&state.freeze)))
         .app_data(web::Data::from(Arc::clone(&state.gc_jobs)))
         .app_data(web::Data::from(Arc::clone(&state.refusals)))

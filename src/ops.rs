@@ -8,6 +8,7 @@ use crate::auth::Admin;
 use crate::config::Config;
 use crate::metrics::{AuditVolume, Metrics, render_audit_volume};
 use crate::paths::parent_dir;
+use crate::robots::RobotsStore;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/metrics", web::get().to(metrics));
@@ -20,6 +21,7 @@ pub(crate) async fn metrics(
     metrics: web::Data<Metrics>,
     audit: web::Data<AuditLog>,
     config: web::Data<Config>,
+    robots: web::Data<RobotsStore>,
 ) -> HttpResponse {
     let dir = parent_dir(&config.audit_log_path).to_path_buf();
     // statvfs is quick on a local disk, but off the async workers all the same.
@@ -36,6 +38,7 @@ pub(crate) async fn metrics(
     };
     let mut text = metrics.render(audit.written());
     text.push_str(&render_audit_volume(&volume));
+    text.push_str(&crate::robots::metrics::render(&robots));
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(text)

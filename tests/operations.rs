@@ -215,6 +215,12 @@ fn the_openapi_document_covers_every_endpoint_and_docs_are_self_contained() {
         "POST /gc",
         "GET /gc",
         "GET /gc/{id}",
+        "POST /robots",
+        "GET /robots",
+        "GET /robots/{robot}",
+        "DELETE /robots/{robot}",
+        "PUT /robots/{robot}/grants",
+        "POST /robots/{robot}/rotate",
         "GET /openapi.json",
         "GET /docs",
     ]

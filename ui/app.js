@@ -7,6 +7,8 @@
 // browser show its own login dialog: per the Fetch standard the browser only prompts when the
 // request may include credentials.
 
+import { pageRobots, refreshRobotBanner, robotsAvailable } from "./robots.js";
+
 const TOKEN_KEY = "registry-admin.token";
 const USER_KEY = "registry-admin.user";
 const ROLE_KEY = "registry-admin.role";
@@ -259,6 +261,7 @@ const PAGES = [
   { path: "users", label: "Users", admin: true },
   { path: "access", label: "Access", admin: true },
   { path: "account", label: "My account", all: true },
+  { path: "robots", label: "Robots", all: true, shown: robotsAvailable },
   { path: "audit", label: "Audit", admin: true },
   { path: "gc", label: "Garbage collection", admin: true },
   { path: "api", label: "API", all: true },
@@ -280,6 +283,7 @@ function renderShell(current) {
   clear(nav);
   for (const p of PAGES) {
     if (p.admin && !session.isAdmin) continue;
+    if (p.shown && !p.shown()) continue;
     const section = { repo: "repos", image: "repos", user: "users" }[current] || current;
     add(nav, h("a", { href: "#/" + p.path, "aria-current": section === p.path ? "page" : null }, p.label));
   }
@@ -313,6 +317,7 @@ async function refreshBanner() {
 function startBanner() {
   clearInterval(bannerTimer);
   refreshBanner();
+  refreshRobotBanner(robotUi);
   bannerTimer = setInterval(refreshBanner, 5000);
 }
 
@@ -374,6 +379,7 @@ function signOut(message) {
   loginMessage = message || "";
   clearInterval(bannerTimer);
   $("#banner").hidden = true;
+  refreshRobotBanner(robotUi);
   if (location.hash !== "" && location.hash !== "#/repos") location.hash = "#/repos";
   renderLogin();
 }
@@ -1262,6 +1268,12 @@ async function pageApi(m) {
   );
 }
 
+// What ui/robots.js borrows from this file.
+const robotUi = {
+  h, add, clear, api, table, note, toast, copyButton, confirmDialog, formatTime, pageHeader, session, messageOf, grantsEditor,
+  refreshNav: () => renderShell(parseHash().path),
+};
+
 const ROUTES = {
   repos: pageRepos,
   repo: pageRepo,
@@ -1273,6 +1285,7 @@ const ROUTES = {
   audit: pageAudit,
   gc: pageGc,
   api: pageApi,
+  robots: (m, params) => pageRobots(m, params, robotUi),
 };
 
 // ---------- start ----------

@@ -60,6 +60,10 @@ fn action_of(method: &Method, pattern: &str) -> Option<&'static str> {
         ("POST", "/auth/token") => "auth.token",
         ("GET", "/token") => "token.issue",
         ("POST", "/gc") => "gc.start",
+        ("POST", "/robots") => "robot.create",
+        ("PUT", "/robots/{robot}/grants") => "robot.grants",
+        ("POST", "/robots/{robot}/rotate") => "robot.rotate",
+        ("DELETE", "/robots/{robot}") => "robot.delete",
         _ => return None,
     })
 }

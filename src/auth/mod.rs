@@ -20,6 +20,8 @@ use std::sync::Arc;
 use crate::error::ApiError;
 use crate::net::ClientAddresses;
 use crate::request_id::AccountName;
+use crate::robots::RobotCaller;
+use crate::robots::auth::is_robot_name;
 use crate::users::model::Role;
 use crate::users::store::UserStore;
 use limit::{FailureLimiter, Throttled};
@@ -154,12 +156,25 @@ async fn check_password(
     if let Some(wait) = state.limiter.throttled(ip, &user) {
         return Err(throttled(wait));
     }
-    if let Some(account) = state.verifier.remembered(&user, &password)? {
+    if !is_robot_name(&user)
+        && let Some(account) = state.verifier.remembered(&user, &password)?
+    {
         return Ok(accept(req, account, Scheme::Basic));
     }
     // The slot is taken before the bcrypt, so a burst cannot get more checks than the limit.
     let slot = state.limiter.reserve(ip, &user).map_err(throttled)?;
-    match state.verifier.verify(&user, &password).await {
+    let result = if is_robot_name(&user) {
+        // A robot's secret costs no bcrypt, but its failures count against the same slots.
+        crate::robots::auth::verify(req, &user, &password)
+            .await
+            .map(|(account, robot)| {
+                req.extensions_mut().insert(robot);
+                account
+            })
+    } else {
+        state.verifier.verify(&user, &password).await
+    };
+    match result {
         Ok(account) => {
             slot.succeeded();
             Ok(accept(req, account, Scheme::Basic))
@@ -184,13 +199,30 @@ fn accept(req: &HttpRequest, account: Account, scheme: Scheme) -> Account {
     account
 }
 
+/// A person's account: robots are answered 403 here, so every endpoint that takes `Account`
+/// or `Admin` is closed to them. The image reads take `grants::Access`, which uses [`caller`].
 impl FromRequest for Account {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Account, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        Box::pin(authenticate(req.clone()))
+        let req = req.clone();
+        Box::pin(async move {
+            let account = authenticate(req.clone()).await?;
+            if req.extensions().get::<RobotCaller>().is_some() {
+                return Err(ApiError::ForbiddenBecause(
+                    "a robot account may only read the images its grants let it pull".into(),
+                ));
+            }
+            Ok(account)
+        })
     }
+}
+
+/// Whoever the request authenticates as, robots included (their `RobotCaller` is then in the
+/// request's extensions).
+pub async fn caller(req: HttpRequest) -> Result<Account, ApiError> {
+    authenticate(req).await
 }
 
 /// An enabled account with the `admin` role.

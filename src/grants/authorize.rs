@@ -9,15 +9,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
-use super::model::{Action, Grants};
+use super::model::{Action, Grant, Grants};
 use super::policy::{Principal, allows};
 use super::store::GrantsStore;
 use crate::auth::Account;
 use crate::durable::DurableError;
 use crate::error::ApiError;
 use crate::freeze::WriteFreeze;
+use crate::robots::RobotCaller;
 use crate::users::model::Role;
 
 /// Whether `principal` may do `action` on `repo` (a valid repository name). Admins may do
@@ -56,6 +57,9 @@ pub struct Access {
     pub principal: Principal,
     grants: Arc<Grants>,
     frozen: bool,
+    /// A robot: `principal` is its owner's, and these are the robot's own grants, which
+    /// bound it further; at the API a robot only reads.
+    robot: Option<Vec<Grant>>,
 }
 
 impl Access {
@@ -65,12 +69,33 @@ impl Access {
             account,
             grants,
             frozen,
+            robot: None,
+        }
+    }
+
+    /// A robot `caller` (signed in as `account`), acting within its owner's rights.
+    pub fn for_robot(
+        account: Account,
+        caller: &RobotCaller,
+        grants: Arc<Grants>,
+        frozen: bool,
+    ) -> Access {
+        Access {
+            account,
+            principal: principal_of(&caller.owner.username, caller.owner.role),
+            grants,
+            frozen,
+            robot: Some(caller.grants.clone()),
         }
     }
 
     /// Visibility: may the caller see (pull) this repository.
     pub fn may_pull(&self, repo: &str) -> bool {
-        authorize(&self.principal, Action::Pull, repo, &self.grants, false)
+        let robot_may = self.robot.as_ref().is_none_or(|own| {
+            own.iter()
+                .any(|g| g.repository.matches(repo) && g.actions().contains(&Action::Pull))
+        });
+        robot_may && authorize(&self.principal, Action::Pull, repo, &self.grants, false)
     }
 
     /// For a write: hidden (404) before missing grant (403) before freeze (409), so the answer
@@ -78,6 +103,12 @@ impl Access {
     pub fn check(&self, action: Action, repo: &str) -> Result<(), Denied> {
         if !self.may_pull(repo) {
             return Err(Denied::Hidden);
+        }
+        if self.robot.is_some() && action != Action::Pull {
+            return Err(Denied::Missing {
+                action,
+                repo: repo.to_string(),
+            });
         }
         if !authorize(&self.principal, action, repo, &self.grants, false) {
             return Err(Denied::Missing {
@@ -109,13 +140,16 @@ impl FromRequest for Access {
     type Future = Pin<Box<dyn Future<Output = Result<Access, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let account = Account::from_request(req, payload);
+        let _ = payload;
         let req = req.clone();
         Box::pin(async move {
-            let account = account.await?;
+            // Robots too: they may read what their grants let them pull.
+            let account = crate::auth::caller(req.clone()).await?;
+            let robot = req.extensions().get::<RobotCaller>().cloned();
+            let role = robot.as_ref().map_or(account.role, |r| r.owner.role);
             // Grants never change what an admin may do, so a broken grants.json (answered
             // 500 to users) does not lock the admins out of the images they must fix it for.
-            let grants = if account.role == Role::Admin {
+            let grants = if role == Role::Admin {
                 Arc::new(Grants::default())
             } else {
                 current_grants(&req)?
@@ -123,7 +157,10 @@ impl FromRequest for Access {
             let frozen = req
                 .app_data::<web::Data<WriteFreeze>>()
                 .is_some_and(|f| f.is_frozen());
-            Ok(Access::new(account, grants, frozen))
+            Ok(match robot {
+                Some(r) => Access::for_robot(account, &r, grants, frozen),
+                None => Access::new(account, grants, frozen),
+            })
         })
     }
 }

@@ -20,6 +20,8 @@ use crate::bootstrap::SERVICE_ACCOUNT;
 use crate::error::ApiError;
 use crate::freeze::WriteFreeze;
 use crate::grants::{Grants, GrantsStore, Principal};
+use crate::robots::RobotCaller;
+use crate::robots::cover::robot_access;
 use crate::users::model::Role;
 
 /// Registered by `app()` in token mode only.
@@ -141,7 +143,12 @@ pub(crate) async fn issue(
         req.extensions_mut().insert(AuthAttempt(a.username.clone()));
         return Err(ApiError::CredentialsRejected);
     }
-    let principal = principal(account.as_ref());
+    // A robot acts within its owner's rights as they are now, further bounded by its own grants.
+    let robot = req.extensions().get::<RobotCaller>().cloned();
+    let principal = match &robot {
+        Some(r) => principal(Some(&r.owner)),
+        None => principal(account.as_ref()),
+    };
     let in_force = match (grants.current(), &principal) {
         (Ok(g), _) => g,
         // Admins' access does not depend on grants; nobody else's is guessed.
@@ -152,7 +159,10 @@ pub(crate) async fn issue(
         (Err(e), _) => return Err(ApiError::Internal(format!("grants.json: {e}"))),
     };
     let in_force: &Grants = &in_force;
-    let access = access_for(&principal, in_force, &scopes, freeze.is_frozen());
+    let access = match &robot {
+        Some(r) => robot_access(&principal, in_force, &r.grants, &scopes, freeze.is_frozen()),
+        None => access_for(&principal, in_force, &scopes, freeze.is_frozen()),
+    };
     let sub = account.as_ref().map_or("", |a| a.username.as_str());
     let issued = issuer.issue(sub, &access);
     // `*` on a repository has been spelled out by now; on the catalog it writes nothing.

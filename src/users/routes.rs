@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::grants::GrantsStore;
 use crate::grants::authorize::is_self_or_admin;
+use crate::robots::RobotsStore;
 
 /// The body is read only after the credentials pass, so a caller without credentials learns
 /// nothing from a malformed body: it gets 401 like any other.
@@ -110,6 +111,13 @@ pub(crate) async fn create(
     } = body?.into_inner();
     validate::username(&username).map_err(ApiError::from)?;
     audit::api::note(&req, |n| n.user = Some(username.clone()));
+    if username.starts_with(crate::robots::ROBOT_PREFIX) {
+        return Err(ApiError::InvalidUsername(
+            "usernames starting with \"robot.\" are reserved for robot accounts (POST /robots)"
+                .into(),
+        )
+        .into());
+    }
     // The name registry-admin goes by at the registry is never a person's, in either mode.
     if username == crate::audit::events::own_registry_account(&config) {
         return Err(ApiError::ProtectedAccount(username).into());
@@ -152,23 +160,31 @@ pub(crate) async fn get(
     Ok(HttpResponse::Ok().json(view))
 }
 
-/// Deletes an account (not the last enabled admin, not the service account) and its grants.
+/// Deletes an account (not the last enabled admin, not the service account), its grants and
+/// its robots.
 #[utoipa::path(delete, path = "/users/{user}", tag = "users", params(("user" = String, Path, description = "username", pattern = "^[A-Za-z0-9_@][A-Za-z0-9._@-]{0,63}$")),
     responses((status = 204, description = "deleted")), security(("basic" = []), ("bearer" = [])))]
 pub(crate) async fn delete(
     _admin: Admin,
     store: web::Data<UserStore>,
     grants: web::Data<GrantsStore>,
+    robots: web::Data<RobotsStore>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let user = path_user(path)?;
     let store = Arc::clone(&store);
     let grants = Arc::clone(&grants);
+    let robots = Arc::clone(&robots);
     // One critical section: the refusal checks come first, then grants.json loses the user's
     // grants, then the account goes, so a name re-created later starts with none.
     run_blocking(move || {
         store.modify_with(|a, held| -> Result<(), ApiError> {
             a.delete(&user).map_err(StoreError::from)?;
+            // Its robots go in the same write, so none outlives its owner.
+            robots.update(held, |r| {
+                r.remove_owner(&user);
+                Ok::<(), ApiError>(())
+            })?;
             grants.update(held, |g| {
                 g.remove_user(&user);
                 Ok(())

@@ -1,0 +1,92 @@
+//! `robots.json` beside grants.json. Read without a lock (it is only ever replaced whole) and
+//! cached until the file changes; written only under the htpasswd lock, through
+//! `UserStore::modify_with`, so an owner's deletion takes its robots in the same critical
+//! section, and a robot's grants are checked against the owner's grants as they are on disk.
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::model::Robots;
+use crate::durable::{DurableError, JsonFile, LockGuard};
+
+pub const FILE_NAME: &str = "robots.json";
+
+/// (inode, size, mtime ns, ctime ns): changes with every replace.
+type Stamp = Option<(u64, u64, i64, i64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    fs::metadata(path).ok().map(|m| {
+        (
+            m.ino(),
+            m.len(),
+            m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+            m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+        )
+    })
+}
+
+pub struct RobotsStore {
+    file: JsonFile<Robots>,
+    cache: RwLock<Option<(Stamp, Arc<Robots>)>>,
+    /// When this process last wrote each robot's `last_used_at`, so a burst of pulls writes
+    /// the file once, not once per request.
+    touched: Mutex<HashMap<String, DateTime<Utc>>>,
+}
+
+impl RobotsStore {
+    pub fn new(path: impl Into<PathBuf>) -> RobotsStore {
+        RobotsStore {
+            file: JsonFile::new(path),
+            cache: RwLock::new(None),
+            touched: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    /// The robots on disk; no file is no robots. A file that does not parse is an error, so
+    /// no robot is ever accepted or refused by a guess.
+    pub fn current(&self) -> Result<Arc<Robots>, DurableError> {
+        let now = stamp(self.file.path());
+        if let Ok(guard) = self.cache.read()
+            && let Some((seen, robots)) = guard.as_ref()
+            && *seen == now
+        {
+            return Ok(Arc::clone(robots));
+        }
+        let robots = Arc::new(self.file.read()?);
+        if let Ok(mut guard) = self.cache.write() {
+            *guard = Some((now, Arc::clone(&robots)));
+        }
+        Ok(robots)
+    }
+
+    /// Whether this request should write `name`'s `last_used_at` (none did within `every`).
+    pub fn claim_touch(&self, name: &str, now: DateTime<Utc>, every: Duration) -> bool {
+        let mut touched = crate::sync::lock(&self.touched);
+        if touched.get(name).is_some_and(|t| now - *t < every) {
+            return false;
+        }
+        if touched.len() >= 10_000 {
+            touched.clear();
+        }
+        touched.insert(name.to_string(), now);
+        true
+    }
+
+    /// Re-reads under `held` (the htpasswd lock), applies `change`, writes if it changed.
+    pub fn update<R, E: From<DurableError>>(
+        &self,
+        held: &LockGuard<'_>,
+        change: impl FnOnce(&mut Robots) -> Result<R, E>,
+    ) -> Result<R, E> {
+        self.file.update(held, change, |_| Ok(()))
+    }
+}
