@@ -18,6 +18,7 @@ use crate::grants::denied::Denied;
 use crate::registry::client::UpstreamError;
 use crate::registry::delete::DeleteError;
 use crate::registry::names::InvalidReference;
+use crate::retention::RetentionError;
 use crate::token::ScopeError;
 use crate::users::store::StoreError;
 use crate::users::validate::InvalidInput;
@@ -85,6 +86,9 @@ pub enum ApiError {
     GcUnavailable(String),
     #[error("{0}")]
     RegistryWritable(String),
+    /// A retention policy that is not valid (DESIGN "Retention").
+    #[error("{0}")]
+    InvalidPolicy(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -136,6 +140,7 @@ impl ApiError {
             ApiError::GcRunning(_) => "gc_running",
             ApiError::GcUnavailable(_) => "gc_unavailable",
             ApiError::RegistryWritable(_) => "registry_writable",
+            ApiError::InvalidPolicy(_) => "invalid_policy",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -151,6 +156,7 @@ impl ResponseError for ApiError {
             | ApiError::InvalidTag(_)
             | ApiError::InvalidDigest(_)
             | ApiError::InvalidGrant(_)
+            | ApiError::InvalidPolicy(_)
             | ApiError::InvalidScope(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized | ApiError::CredentialsRejected => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden | ApiError::ForbiddenBecause(_) => StatusCode::FORBIDDEN,
@@ -274,6 +280,23 @@ impl From<GcError> for ApiError {
             GcError::Upstream(u) => u.into(),
             GcError::Durable(d) => ApiError::Internal(d.to_string()),
             GcError::Blocking(b) => b.into(),
+        }
+    }
+}
+
+impl From<RetentionError> for ApiError {
+    fn from(e: RetentionError) -> Self {
+        let message = e.to_string();
+        match e {
+            RetentionError::Invalid(_) => ApiError::InvalidPolicy(message),
+            RetentionError::PlanNotFound(_) => ApiError::NotFound(message),
+            RetentionError::Maintenance => ApiError::Maintenance(message),
+            RetentionError::Upstream(u) => u.into(),
+            RetentionError::Delete(d) => d.into(),
+            RetentionError::Blocking(b) => b.into(),
+            RetentionError::Stored(_) | RetentionError::Audit(_) | RetentionError::Durable(_) => {
+                ApiError::Internal(message)
+            }
         }
     }
 }

@@ -55,6 +55,9 @@ fn action_of(method: &Method, pattern: &str) -> Option<&'static str> {
         ("POST", "/auth/token") => "auth.token",
         ("GET", "/token") => "token.issue",
         ("POST", "/gc") => "gc.start",
+        ("PUT", "/retention") => "retention.update",
+        ("POST", "/retention/plans") => "retention.plan",
+        ("POST", "/retention/plans/{id}/apply") => "retention.apply",
         _ => return None,
     })
 }

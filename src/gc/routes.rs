@@ -72,8 +72,8 @@ pub(crate) async fn start(
     let job = super::start(ctx, request, &admin.0.username).await?;
     audit::api::note(&req, |n| {
         n.detail = Some(format!(
-            "job {}: dry_run={} untagged={}",
-            job.id, job.dry_run, job.untagged
+            "job {}: dry_run={} untagged={} prune_empty={}",
+            job.id, job.dry_run, job.untagged, job.prune_empty
         ));
     });
     Ok(HttpResponse::Accepted().json(job))
