@@ -449,3 +449,65 @@ fn empty_repositories_are_listed_and_a_gc_job_prunes_them() {
     let finish = audit_actions(&stack, "gc.finish");
     assert!(finish[0]["detail"].as_str().unwrap().contains("repositories_pruned=1"), "{}", finish[0]);
 }
+
+/// In-process (no registry needed): while a garbage collection freezes writes, making and
+/// applying plans are 409 `maintenance`.
+#[actix_web::test]
+async fn plans_are_refused_with_maintenance_while_writes_are_frozen() {
+    use actix_web::test::{TestRequest, call_service, init_service, read_body_json};
+    use registry_admin::audit::AuditLog;
+    use registry_admin::config::Config;
+    use registry_admin::users::htpasswd::bcrypt_hash;
+    use registry_admin::users::model::Role;
+    use registry_admin::users::store::UserStore;
+    use registry_admin::{AppState, app};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let vars: std::collections::HashMap<&str, String> = [
+        ("REGISTRY_URL", "http://127.0.0.1:1".to_string()),
+        ("HTPASSWD_PATH", dir.path().join("htpasswd").display().to_string()),
+        ("AUDIT_LOG_PATH", dir.path().join("audit.log").display().to_string()),
+    ]
+    .into_iter()
+    .collect();
+    let config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    let store = Arc::new(UserStore::new(&config.htpasswd_path));
+    let hash = bcrypt_hash("admin-password", 4).unwrap();
+    store
+        .modify(|a| a.create("admin", &hash, Role::Admin, None, Utc::now()))
+        .unwrap();
+    let audit = Arc::new(AuditLog::open(&config.audit_log_path, 1 << 20).unwrap());
+    let state = actix_web::web::Data::new(
+        AppState::new(config, store, ("svc".into(), "unused".into()), audit).unwrap(),
+    );
+    let service = init_service(app(state.clone())).await;
+    let auth = ("authorization", "Basic YWRtaW46YWRtaW4tcGFzc3dvcmQ=");
+    let post = |path: &str| {
+        TestRequest::post()
+            .uri(path)
+            .insert_header(auth)
+            .insert_header(("content-type", "application/json"))
+            .set_payload("{}")
+            .to_request()
+    };
+    // No policies: a plan of nothing, made without asking the registry.
+    let resp = call_service(&service, post("/retention/plans")).await;
+    assert_eq!(resp.status(), 201);
+    let plan: Value = read_body_json(resp).await;
+    assert_eq!(plan["summary"], json!({"repositories": 0, "kept": 0, "delete": 0}));
+    let id = plan["id"].as_str().unwrap().to_string();
+
+    state.freeze.freeze(Utc::now());
+    for path in ["/retention/plans".to_string(), format!("/retention/plans/{id}/apply")] {
+        let resp = call_service(&service, post(&path)).await;
+        assert_eq!(resp.status(), 409, "{path}");
+        let body: Value = read_body_json(resp).await;
+        assert_eq!(body["error"], "maintenance", "{path}");
+    }
+    state.freeze.thaw();
+    let resp = call_service(&service, post(&format!("/retention/plans/{id}/apply"))).await;
+    assert_eq!(resp.status(), 200);
+    let report: Value = read_body_json(resp).await;
+    assert_eq!(report, json!({"deleted": [], "skipped": []}));
+}
