@@ -429,7 +429,10 @@ fn a_user_sees_and_deletes_only_what_its_grants_allow() {
 
     // Without grants a user sees nothing.
     let (status, body) = as_user(&stack, ALICE, Method::GET, "/images", None);
-    assert_eq!((status, body), (200, json!({"repositories": [], "empty": []})));
+    assert_eq!(
+        (status, body),
+        (200, json!({"repositories": [], "empty": []}))
+    );
 
     let (status, _) = as_admin(
         &stack,

@@ -212,6 +212,11 @@ fn the_openapi_document_covers_every_endpoint_and_docs_are_self_contained() {
         "POST /gc",
         "GET /gc",
         "GET /gc/{id}",
+        "GET /retention",
+        "PUT /retention",
+        "POST /retention/plans",
+        "GET /retention/plans/{id}",
+        "POST /retention/plans/{id}/apply",
         "GET /openapi.json",
         "GET /docs",
     ]

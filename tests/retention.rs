@@ -60,13 +60,23 @@ fn put_variant(stack: &Stack, base: &[u8], name: &str, tag: &str, variant: &str)
     let mut m: Value = serde_json::from_slice(base).unwrap();
     m["annotations"] = json!({"test.variant": variant});
     let raw = serde_json::to_vec(&m).unwrap();
-    copy_by_mount(&stack.registry.url, ADMIN_PASSWORD, "seed/base", &raw, name, tag);
+    copy_by_mount(
+        &stack.registry.url,
+        ADMIN_PASSWORD,
+        "seed/base",
+        &raw,
+        name,
+        tag,
+    );
     digest_of(stack, name, tag)
 }
 
 fn digest_of(stack: &Stack, name: &str, reference: &str) -> String {
     let r = client()
-        .head(format!("{}/v2/{name}/manifests/{reference}", stack.registry.url))
+        .head(format!(
+            "{}/v2/{name}/manifests/{reference}",
+            stack.registry.url
+        ))
         .basic_auth("admin", Some(ADMIN_PASSWORD))
         .header("accept", ACCEPT_ALL)
         .send()
@@ -85,8 +95,19 @@ fn ago(seconds: i64) -> DateTime<Utc> {
 }
 
 /// Posts one registry event as registry:2 would, at time `at`.
-fn post_event(stack: &Stack, action: &str, name: &str, tag: Option<&str>, digest: &str, at: DateTime<Utc>) {
-    let id = format!("ev-{}-{}", std::process::id(), EVENT_ID.fetch_add(1, Ordering::SeqCst));
+fn post_event(
+    stack: &Stack,
+    action: &str,
+    name: &str,
+    tag: Option<&str>,
+    digest: &str,
+    at: DateTime<Utc>,
+) {
+    let id = format!(
+        "ev-{}-{}",
+        std::process::id(),
+        EVENT_ID.fetch_add(1, Ordering::SeqCst)
+    );
     let mut target = json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
         "digest": digest, "repository": name});
     if let Some(t) = tag {
@@ -104,7 +125,11 @@ fn post_event(stack: &Stack, action: &str, name: &str, tag: Option<&str>, digest
             .send()
             .unwrap(),
     );
-    assert_eq!((status, resp["recorded"].as_u64()), (200, Some(1)), "{resp}");
+    assert_eq!(
+        (status, resp["recorded"].as_u64()),
+        (200, Some(1)),
+        "{resp}"
+    );
 }
 
 fn pushed(stack: &Stack, name: &str, tag: &str, digest: &str, at: DateTime<Utc>) {
@@ -116,7 +141,12 @@ fn admin_with(stack: &Stack, method: Method, path: &str, body: Value) -> (u16, V
 }
 
 fn put_policies(stack: &Stack, policies: Value) {
-    let (status, body) = admin_with(stack, Method::PUT, "/retention", json!({"policies": policies}));
+    let (status, body) = admin_with(
+        stack,
+        Method::PUT,
+        "/retention",
+        json!({"policies": policies}),
+    );
     assert_eq!(status, 200, "{body}");
 }
 
@@ -128,14 +158,20 @@ fn make_plan(stack: &Stack) -> Value {
 
 fn apply(stack: &Stack, plan: &Value, body: Value) -> Value {
     let id = plan["id"].as_str().unwrap();
-    let (status, report) =
-        admin_with(stack, Method::POST, &format!("/retention/plans/{id}/apply"), body);
+    let (status, report) = admin_with(
+        stack,
+        Method::POST,
+        &format!("/retention/plans/{id}/apply"),
+        body,
+    );
     assert_eq!(status, 200, "{report}");
     report
 }
 
 fn tags(stack: &Stack, name: &str) -> Vec<String> {
-    let (status, body) = stack.app.admin_json(Method::GET, &format!("/images/{name}/tags"));
+    let (status, body) = stack
+        .app
+        .admin_json(Method::GET, &format!("/images/{name}/tags"));
     assert_eq!(status, 200, "{body}");
     serde_json::from_value(body["tags"].clone()).unwrap()
 }
@@ -187,9 +223,23 @@ fn a_plan_changes_nothing_protect_wins_retagging_resets_age_and_a_digest_pull_ke
     let old = put_variant(&stack, &base, app, "old", "old");
     let fresh = put_variant(&stack, &base, app, "fresh", "fresh");
     // `retag` points at the same digest as `old`, first pushed long ago, re-tagged today.
-    copy_by_mount(&stack.registry.url, ADMIN_PASSWORD, "seed/base", &raw_manifest(&host(&stack), &creds(), &format!("{app}@{old}")).unwrap(), app, "retag");
+    copy_by_mount(
+        &stack.registry.url,
+        ADMIN_PASSWORD,
+        "seed/base",
+        &raw_manifest(&host(&stack), &creds(), &format!("{app}@{old}")).unwrap(),
+        app,
+        "retag",
+    );
     let pulled = put_variant(&stack, &base, app, "pulled-a", "pulled");
-    copy_by_mount(&stack.registry.url, ADMIN_PASSWORD, "seed/base", &raw_manifest(&host(&stack), &creds(), &format!("{app}@{pulled}")).unwrap(), app, "pulled-b");
+    copy_by_mount(
+        &stack.registry.url,
+        ADMIN_PASSWORD,
+        "seed/base",
+        &raw_manifest(&host(&stack), &creds(), &format!("{app}@{pulled}")).unwrap(),
+        app,
+        "pulled-b",
+    );
     let other = put_variant(&stack, &base, "other/x", "old", "other");
 
     pushed(&stack, app, "v1.0", &release, ago(400 * DAY));
@@ -211,38 +261,74 @@ fn a_plan_changes_nothing_protect_wins_retagging_resets_age_and_a_digest_pull_ke
     let plan = make_plan(&stack);
     let r = repo(&plan, app);
     assert_eq!(listed(&r["delete"]), ["old"], "{plan}");
-    assert_eq!(listed(&r["keep"]), ["fresh", "pulled-a", "pulled-b", "retag", "v1.0"]);
+    assert_eq!(
+        listed(&r["keep"]),
+        ["fresh", "pulled-a", "pulled-b", "retag", "v1.0"]
+    );
     assert!(reason(&r["keep"], "v1.0").contains("protected"), "{r}");
     assert!(reason(&r["keep"], "retag").contains("rule 1"), "{r}");
     assert!(reason(&r["keep"], "pulled-b").contains("rule 2"), "{r}");
-    assert!(reason(&r["delete"], "old").contains("digest stays with retag"), "{r}");
-    assert_eq!(plan["summary"], json!({"repositories": 1, "kept": 5, "delete": 1}));
-    assert!(plan["repositories"].as_array().unwrap().iter().all(|r| r["name"] != "other/x"), "no policy, untouched");
+    assert!(
+        reason(&r["delete"], "old").contains("digest stays with retag"),
+        "{r}"
+    );
+    assert_eq!(
+        plan["summary"],
+        json!({"repositories": 1, "kept": 5, "delete": 1})
+    );
+    assert!(
+        plan["repositories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["name"] != "other/x"),
+        "no policy, untouched"
+    );
 
     // Making a plan (twice), reading it: nothing changes in the registry.
     let again = make_plan(&stack);
-    let (status, read) = stack.app.admin_json(Method::GET, &format!("/retention/plans/{}", plan["id"].as_str().unwrap()));
+    let (status, read) = stack.app.admin_json(
+        Method::GET,
+        &format!("/retention/plans/{}", plan["id"].as_str().unwrap()),
+    );
     assert_eq!((status, &read["id"]), (200, &plan["id"]));
     assert_eq!(tags(&stack, app), before);
     assert_eq!(repo(&again, app)["delete"], r["delete"]);
     assert!(audit_actions(&stack, "tag.delete").is_empty());
 
     let report = apply(&stack, &plan, json!({}));
-    assert_eq!(report["deleted"], json!([{"name": app, "tag": "old", "digest": old}]));
+    assert_eq!(
+        report["deleted"],
+        json!([{"name": app, "tag": "old", "digest": old}])
+    );
     assert_eq!(report["skipped"], json!([]));
-    assert_eq!(tags(&stack, app), ["fresh", "pulled-a", "pulled-b", "retag", "v1.0"]);
-    assert_eq!(digest_of(&stack, app, "retag"), old, "the shared digest stays");
+    assert_eq!(
+        tags(&stack, app),
+        ["fresh", "pulled-a", "pulled-b", "retag", "v1.0"]
+    );
+    assert_eq!(
+        digest_of(&stack, app, "retag"),
+        old,
+        "the shared digest stays"
+    );
     assert_eq!(tags(&stack, "other/x"), ["old"]);
 
     let deletes = audit_actions(&stack, "tag.delete");
     assert_eq!(deletes.len(), 1);
-    assert_eq!((deletes[0]["image"].as_str(), deletes[0]["tag"].as_str()), (Some(app), Some("old")));
+    assert_eq!(
+        (deletes[0]["image"].as_str(), deletes[0]["tag"].as_str()),
+        (Some(app), Some("old"))
+    );
     let detail = deletes[0]["detail"].as_str().unwrap();
     assert!(detail.contains(plan["id"].as_str().unwrap()), "{detail}");
     assert_eq!(audit_actions(&stack, "retention.plan").len(), 2);
     let applied = audit_actions(&stack, "retention.apply");
     assert_eq!(applied.len(), 1);
-    assert!(applied[0]["detail"].as_str().unwrap().contains("1 deleted"), "{}", applied[0]);
+    assert!(
+        applied[0]["detail"].as_str().unwrap().contains("1 deleted"),
+        "{}",
+        applied[0]
+    );
 }
 
 #[test]
@@ -256,10 +342,18 @@ fn index_children_and_signature_tags_follow_their_subject() {
     l.push(&host(&stack), &creds(), "idx", name, "v2", false);
     assert_eq!(digest_of(&stack, name, "v2"), index.digest);
     // A tag on one child of the index, old; signatures of the index and of an old image.
-    let child_raw = raw_manifest(&host(&stack), &creds(), &format!("{name}@{}", children[0].digest)).unwrap();
+    let child_raw = raw_manifest(
+        &host(&stack),
+        &creds(),
+        &format!("{name}@{}", children[0].digest),
+    )
+    .unwrap();
     let c = client();
     let r = c
-        .put(format!("{}/v2/{name}/manifests/v2-amd64", stack.registry.url))
+        .put(format!(
+            "{}/v2/{name}/manifests/v2-amd64",
+            stack.registry.url
+        ))
         .basic_auth("admin", Some(ADMIN_PASSWORD))
         .header("content-type", "application/vnd.oci.image.manifest.v1+json")
         .body(child_raw)
@@ -273,20 +367,38 @@ fn index_children_and_signature_tags_follow_their_subject() {
     let sig_gone_digest = put_variant(&stack, &base, name, &sig_gone, "sig2");
 
     pushed(&stack, name, "v2", &index.digest, ago(DAY));
-    pushed(&stack, name, "v2-amd64", &children[0].digest, ago(300 * DAY));
+    pushed(
+        &stack,
+        name,
+        "v2-amd64",
+        &children[0].digest,
+        ago(300 * DAY),
+    );
     pushed(&stack, name, "gone", &gone, ago(300 * DAY));
     pushed(&stack, name, &sig_kept, &sig_kept_digest, ago(300 * DAY));
     pushed(&stack, name, &sig_gone, &sig_gone_digest, ago(300 * DAY));
 
-    put_policies(&stack, json!([{"repositories": "team/*", "rules": [{"newest_pushed": 1}]}]));
+    put_policies(
+        &stack,
+        json!([{"repositories": "team/*", "rules": [{"newest_pushed": 1}]}]),
+    );
     let plan = make_plan(&stack);
     let r = repo(&plan, name);
     let mut expected = vec!["gone".to_string(), sig_gone.clone()];
     expected.sort();
     assert_eq!(listed(&r["delete"]), expected, "{plan}");
-    assert!(reason(&r["keep"], "v2-amd64").contains("child of the index v2"), "{r}");
-    assert!(reason(&r["keep"], &sig_kept).contains("signature of"), "{r}");
-    assert!(reason(&r["delete"], &sig_gone).contains("signature of"), "{r}");
+    assert!(
+        reason(&r["keep"], "v2-amd64").contains("child of the index v2"),
+        "{r}"
+    );
+    assert!(
+        reason(&r["keep"], &sig_kept).contains("signature of"),
+        "{r}"
+    );
+    assert!(
+        reason(&r["delete"], &sig_gone).contains("signature of"),
+        "{r}"
+    );
 
     let report = apply(&stack, &plan, json!({}));
     assert_eq!(report["deleted"].as_array().unwrap().len(), 2, "{report}");
@@ -310,7 +422,10 @@ fn apply_re_checks_live_so_a_re_pushed_tag_stays_and_max_delete_and_the_last_tag
         digests.push(d);
     }
     // A rule that keeps nothing: every tag is a candidate but the newest, the last one left.
-    put_policies(&stack, json!([{"repositories": "ci/**", "rules": [{"include": "release-.*"}]}]));
+    put_policies(
+        &stack,
+        json!([{"repositories": "ci/**", "rules": [{"include": "release-.*"}]}]),
+    );
     let plan = make_plan(&stack);
     let r = repo(&plan, name);
     assert_eq!(listed(&r["delete"]), ["a", "b", "c"], "{plan}");
@@ -323,14 +438,21 @@ fn apply_re_checks_live_so_a_re_pushed_tag_stays_and_max_delete_and_the_last_tag
     let c2 = put_variant(&stack, &base, name, "c", "c2");
     pushed(&stack, name, "c", &c2, ago(50 * DAY));
     let report = apply(&stack, &plan, json!({"max_delete": 1}));
-    assert_eq!(report["deleted"], json!([{"name": name, "tag": "b", "digest": digests[1]}]), "{report}");
+    assert_eq!(
+        report["deleted"],
+        json!([{"name": name, "tag": "b", "digest": digests[1]}]),
+        "{report}"
+    );
     let skipped = &report["skipped"];
     assert!(reason(skipped, "a").starts_with("kept now"), "{report}");
     assert!(reason(skipped, "c").contains("now points to"), "{report}");
     assert_eq!(tags(&stack, name), ["a", "c", "d"]);
 
     // A new plan: only `c` is a candidate; max_delete 1 deletes it, and never the last tag.
-    put_policies(&stack, json!([{"repositories": "ci/**", "rules": [{"pushed_within": "1d"}]}]));
+    put_policies(
+        &stack,
+        json!([{"repositories": "ci/**", "rules": [{"pushed_within": "1d"}]}]),
+    );
     let plan = make_plan(&stack);
     assert_eq!(listed(&repo(&plan, name)["delete"]), ["c", "d"], "{plan}");
     let report = apply(&stack, &plan, json!({"max_delete": 1}));
@@ -340,9 +462,22 @@ fn apply_re_checks_live_so_a_re_pushed_tag_stays_and_max_delete_and_the_last_tag
 
     // Bad caps are refused before anything happens.
     let id = plan["id"].as_str().unwrap();
-    for bad in [json!({"max_delete": 0}), json!({"max_delete": -1}), json!({"max": 1})] {
-        let (status, body) = admin_with(&stack, Method::POST, &format!("/retention/plans/{id}/apply"), bad);
-        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")), "{body}");
+    for bad in [
+        json!({"max_delete": 0}),
+        json!({"max_delete": -1}),
+        json!({"max": 1}),
+    ] {
+        let (status, body) = admin_with(
+            &stack,
+            Method::POST,
+            &format!("/retention/plans/{id}/apply"),
+            bad,
+        );
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{body}"
+        );
     }
     assert_eq!(tags(&stack, name), ["a", "d"]);
 }
@@ -366,7 +501,11 @@ fn invalid_policies_are_refused_and_change_nothing() {
         json!({"policies": [{"repositories": "**"}], "extra": true}),
     ] {
         let (status, body) = admin_with(&stack, Method::PUT, "/retention", bad.clone());
-        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_policy")), "{bad}: {body}");
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_policy")),
+            "{bad}: {body}"
+        );
         assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
     let (status, body) = json(
@@ -378,16 +517,31 @@ fn invalid_policies_are_refused_and_change_nothing() {
             .send()
             .unwrap(),
     );
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_policy")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_policy"))
+    );
     assert_eq!(std::fs::read(&file).unwrap(), on_disk, "nothing changed");
     assert_eq!(stack.app.admin_json(Method::GET, "/retention"), (200, good));
 
-    let (status, body) = stack.app.admin_json(Method::GET, "/retention/plans/0123abcd");
+    let (status, body) = stack
+        .app
+        .admin_json(Method::GET, "/retention/plans/0123abcd");
     assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
-    let (status, _) = stack.app.admin_json(Method::POST, "/retention/plans/0123abcd/apply");
+    let (status, _) = stack
+        .app
+        .admin_json(Method::POST, "/retention/plans/0123abcd/apply");
     assert_eq!(status, 404);
-    let (status, body) = admin_with(&stack, Method::POST, "/retention/plans", json!({"repositories": "UP"}));
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")));
+    let (status, body) = admin_with(
+        &stack,
+        Method::POST,
+        "/retention/plans",
+        json!({"repositories": "UP"}),
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
     // Users may not see or change policies.
     stack.app.create_user("alice", "alice-password-1", "user");
     let r = stack
@@ -417,37 +571,73 @@ fn empty_repositories_are_listed_and_a_gc_job_prunes_them() {
     let (_d, base) = seed_base(&stack);
     put_variant(&stack, &base, "keep/app", "v1", "keep");
     put_variant(&stack, &base, "gone/app", "v1", "gone");
-    let (status, body) = stack.app.admin_json(Method::DELETE, "/images/gone/app/tags/v1");
+    let (status, body) = stack
+        .app
+        .admin_json(Method::DELETE, "/images/gone/app/tags/v1");
     assert_eq!(status, 200, "{body}");
 
     let (status, body) = stack.app.admin_json(Method::GET, "/images");
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["repositories"], json!(["gone/app", "keep/app", "seed/base"]));
+    assert_eq!(
+        body["repositories"],
+        json!(["gone/app", "keep/app", "seed/base"])
+    );
     assert_eq!(body["empty"], json!(["gone/app"]));
     let (_, body) = stack.app.admin_json(Method::GET, "/images?hide_empty=true");
-    assert_eq!(body, json!({"repositories": ["keep/app", "seed/base"], "empty": ["gone/app"]}));
-    let (status, _) = stack.app.admin_json(Method::GET, "/images?hide_empty=maybe");
+    assert_eq!(
+        body,
+        json!({"repositories": ["keep/app", "seed/base"], "empty": ["gone/app"]})
+    );
+    let (status, _) = stack
+        .app
+        .admin_json(Method::GET, "/images?hide_empty=maybe");
     assert_eq!(status, 400);
 
     // A dry run counts and removes nothing.
     let (status, job) = start_gc(&stack.app, json!({"dry_run": true, "prune_empty": true}));
     assert_eq!(status, 202, "{job}");
-    let job = wait_for_job(&stack.app, job["id"].as_str().unwrap(), Duration::from_secs(120));
-    assert_eq!((job["state"].as_str(), job["repositories_pruned"].as_u64()), (Some("succeeded"), Some(1)), "{job}");
+    let job = wait_for_job(
+        &stack.app,
+        job["id"].as_str().unwrap(),
+        Duration::from_secs(120),
+    );
+    assert_eq!(
+        (job["state"].as_str(), job["repositories_pruned"].as_u64()),
+        (Some("succeeded"), Some(1)),
+        "{job}"
+    );
     let (_, body) = stack.app.admin_json(Method::GET, "/images");
     assert_eq!(body["empty"], json!(["gone/app"]));
 
     stack.registry.make_read_only();
     let (status, job) = start_gc(&stack.app, json!({"dry_run": false, "prune_empty": true}));
     assert_eq!(status, 202, "{job}");
-    let job = wait_for_job(&stack.app, job["id"].as_str().unwrap(), Duration::from_secs(120));
-    assert_eq!((job["state"].as_str(), job["repositories_pruned"].as_u64()), (Some("succeeded"), Some(1)), "{job}");
+    let job = wait_for_job(
+        &stack.app,
+        job["id"].as_str().unwrap(),
+        Duration::from_secs(120),
+    );
+    assert_eq!(
+        (job["state"].as_str(), job["repositories_pruned"].as_u64()),
+        (Some("succeeded"), Some(1)),
+        "{job}"
+    );
     let (_, body) = stack.app.admin_json(Method::GET, "/images");
-    assert_eq!(body, json!({"repositories": ["keep/app", "seed/base"], "empty": []}));
+    assert_eq!(
+        body,
+        json!({"repositories": ["keep/app", "seed/base"], "empty": []})
+    );
     let into = tempfile::tempdir().unwrap();
     pull_all(&host(&stack), &creds(), "keep/app:v1", into.path()).expect("kept image pulls");
     let finish = audit_actions(&stack, "gc.finish");
-    assert!(finish[0]["detail"].as_str().unwrap().contains("repositories_pruned=1"), "{}", finish[0]);
+    assert!(
+        finish[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("repositories_pruned=1"),
+        "{}",
+        finish[0]
+    );
 }
 
 /// In-process (no registry needed): while a garbage collection freezes writes, making and
@@ -466,8 +656,14 @@ async fn plans_are_refused_with_maintenance_while_writes_are_frozen() {
     let dir = tempfile::tempdir().unwrap();
     let vars: std::collections::HashMap<&str, String> = [
         ("REGISTRY_URL", "http://127.0.0.1:1".to_string()),
-        ("HTPASSWD_PATH", dir.path().join("htpasswd").display().to_string()),
-        ("AUDIT_LOG_PATH", dir.path().join("audit.log").display().to_string()),
+        (
+            "HTPASSWD_PATH",
+            dir.path().join("htpasswd").display().to_string(),
+        ),
+        (
+            "AUDIT_LOG_PATH",
+            dir.path().join("audit.log").display().to_string(),
+        ),
     ]
     .into_iter()
     .collect();
@@ -495,11 +691,17 @@ async fn plans_are_refused_with_maintenance_while_writes_are_frozen() {
     let resp = call_service(&service, post("/retention/plans")).await;
     assert_eq!(resp.status(), 201);
     let plan: Value = read_body_json(resp).await;
-    assert_eq!(plan["summary"], json!({"repositories": 0, "kept": 0, "delete": 0}));
+    assert_eq!(
+        plan["summary"],
+        json!({"repositories": 0, "kept": 0, "delete": 0})
+    );
     let id = plan["id"].as_str().unwrap().to_string();
 
     state.freeze.freeze(Utc::now());
-    for path in ["/retention/plans".to_string(), format!("/retention/plans/{id}/apply")] {
+    for path in [
+        "/retention/plans".to_string(),
+        format!("/retention/plans/{id}/apply"),
+    ] {
         let resp = call_service(&service, post(&path)).await;
         assert_eq!(resp.status(), 409, "{path}");
         let body: Value = read_body_json(resp).await;

@@ -7,6 +7,8 @@
 // browser show its own login dialog: per the Fetch standard the browser only prompts when the
 // request may include credentials.
 
+import { pageRetention } from "./retention.js";
+
 const TOKEN_KEY = "registry-admin.token";
 const USER_KEY = "registry-admin.user";
 const ROLE_KEY = "registry-admin.role";
@@ -261,6 +263,7 @@ const PAGES = [
   { path: "account", label: "My account", all: true },
   { path: "audit", label: "Audit", admin: true },
   { path: "gc", label: "Garbage collection", admin: true },
+  { path: "retention", label: "Retention", admin: true },
   { path: "api", label: "API", all: true },
 ];
 
@@ -447,6 +450,8 @@ async function pageRepos(m) {
   const data = await api("GET", "/images");
   performance.mark("ui:repos-response");
   const repos = (data.repositories || []).slice().sort(byteOrder);
+  // Repositories whose every tag is gone: registry:2 keeps listing them until a GC prunes them.
+  const empty = new Set(data.empty || []);
   status.remove();
   const filter = h("input", { id: "repo-filter", type: "search", autocomplete: "off", placeholder: "team/app" });
   const count = h("p", { id: "repo-count", "aria-live": "polite" });
@@ -471,7 +476,7 @@ async function pageRepos(m) {
     const section = h("section", { "aria-label": ns ? "Namespace " + ns : "Top level" }, h("h2", {}, ns ? ns + "/" : "(top level)"), ul);
     const mine = [];
     for (const name of names) {
-      const li = h("li", {}, link("repo", { name }, name));
+      const li = h("li", {}, link("repo", { name }, name), empty.has(name) ? h("span", { class: "badge" }, "empty") : null);
       li.dataset.name = name;
       mine.push(li);
       items.push(li);
@@ -1112,7 +1117,7 @@ async function pageAudit(m, params) {
             h("td", {}, e.tag || ""),
             h("td", { class: "mono", title: e.digest || "" }, e.digest ? shortDigest(e.digest) : ""),
             h("td", {}, e.status === undefined || e.status === null ? "" : String(e.status)),
-            h("td", {}, e.detail || ""),
+            h("td", { class: "detail" }, e.detail || ""),
           ),
         );
         shown++;
@@ -1244,6 +1249,8 @@ const ROUTES = {
   account: pageAccount,
   audit: pageAudit,
   gc: pageGc,
+  retention: (m) =>
+    pageRetention(m, { h, add, api, table, note, pageHeader, messageOf, confirmDialog, toast, shortDigest, formatTime }),
   api: pageApi,
 };
 

@@ -509,7 +509,17 @@ async fn prune_empty(ctx: &Context, plan: &Plan, job: &Job) -> Result<u64, Strin
         .map_err(|e| format!("pruning the empty repository {name}: {e}"))?;
         if removed {
             pruned += 1;
-            jobs_log(ctx, &format!("empty repository {name}: {}", if job.dry_run { "would be pruned" } else { "pruned" }));
+            jobs_log(
+                ctx,
+                &format!(
+                    "empty repository {name}: {}",
+                    if job.dry_run {
+                        "would be pruned"
+                    } else {
+                        "pruned"
+                    }
+                ),
+            );
         }
     }
     Ok(pruned)

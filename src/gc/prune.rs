@@ -89,7 +89,8 @@ mod tests {
         mkdirs(root, "team/_manifests/tags/v1/index");
         mkdirs(root, "team/_layers/sha256");
         mkdirs(root, &format!("team/app/_manifests/revisions/sha256/{hex}"));
-        let link = repositories_root(root).join(format!("team/app/_manifests/revisions/sha256/{hex}/link"));
+        let link = repositories_root(root)
+            .join(format!("team/app/_manifests/revisions/sha256/{hex}/link"));
         std::fs::write(&link, "x").unwrap();
         assert!(is_empty(root, "team").unwrap());
         assert!(!is_empty(root, "team/app").unwrap());

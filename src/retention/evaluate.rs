@@ -54,7 +54,9 @@ pub fn signature_subject(tag: &str) -> Option<String> {
     let (hex, kind) = rest.split_once('.')?;
     if !matches!(kind, "sig" | "att" | "sbom")
         || hex.len() != 64
-        || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     {
         return None;
     }
@@ -118,7 +120,11 @@ fn kept_by_rule<'a>(
 ) -> HashSet<&'a str> {
     let pushed = |t: &TagState| facts.pushed.get(&t.tag).copied();
     let pulled = |t: &TagState| facts.pulled.get(&t.digest).copied();
-    let selected: Vec<&TagState> = tags.iter().copied().filter(|t| rule.selects(&t.tag)).collect();
+    let selected: Vec<&TagState> = tags
+        .iter()
+        .copied()
+        .filter(|t| rule.selects(&t.tag))
+        .collect();
     let newest_pushed = rule
         .newest_pushed
         .map(|n| newest(&selected, n, pushed, true));
@@ -131,8 +137,12 @@ fn kept_by_rule<'a>(
     selected
         .into_iter()
         .filter(|t| {
-            newest_pushed.as_ref().is_none_or(|s| s.contains(t.tag.as_str()))
-                && newest_pulled.as_ref().is_none_or(|s| s.contains(t.tag.as_str()))
+            newest_pushed
+                .as_ref()
+                .is_none_or(|s| s.contains(t.tag.as_str()))
+                && newest_pulled
+                    .as_ref()
+                    .is_none_or(|s| s.contains(t.tag.as_str()))
                 && rule
                     .pushed_within_minutes
                     .is_none_or(|m| within(pushed(t), m))
@@ -210,8 +220,10 @@ pub fn evaluate(
                 .or_insert_with(|| t.tag.clone());
         }
     }
-    let mut frontier: Vec<(String, String)> =
-        kept_digests.iter().map(|(d, t)| (d.clone(), t.clone())).collect();
+    let mut frontier: Vec<(String, String)> = kept_digests
+        .iter()
+        .map(|(d, t)| (d.clone(), t.clone()))
+        .collect();
     while let Some((digest, by)) = frontier.pop() {
         for child in repo.children.get(&digest).into_iter().flatten() {
             if !kept_digests.contains_key(child) {
@@ -323,8 +335,10 @@ mod tests {
 
     #[test]
     fn protect_wins_and_newest_pushed_keeps_the_latest() {
-        let c = policies(json!({"policies": [{"repositories": "**", "protect": ["v[0-9]+"],
-            "rules": [{"newest_pushed": 1}]}]}));
+        let c = policies(
+            json!({"policies": [{"repositories": "**", "protect": ["v[0-9]+"],
+            "rules": [{"newest_pushed": 1}]}]}),
+        );
         let r = repo(&[("v1", "d1"), ("a", "d2"), ("b", "d3")]);
         let f = facts(&[("v1", 1), ("a", 2), ("b", 3)], &[]);
         let d = evaluate(&c.for_repository("app"), &r, &f, NOW).unwrap();
@@ -333,7 +347,9 @@ mod tests {
 
     #[test]
     fn unknown_push_time_keeps_and_no_policy_means_untouched() {
-        let c = policies(json!({"policies": [{"repositories": "team/*", "rules": [{"pushed_within": "1d"}]}]}));
+        let c = policies(
+            json!({"policies": [{"repositories": "team/*", "rules": [{"pushed_within": "1d"}]}]}),
+        );
         let r = repo(&[("old", "d1"), ("unknown", "d2"), ("new", "d3")]);
         let f = facts(&[("old", NOW - 2 * DAY), ("new", NOW)], &[]);
         let d = evaluate(&c.for_repository("team/app"), &r, &f, NOW).unwrap();
@@ -343,7 +359,9 @@ mod tests {
 
     #[test]
     fn a_pull_by_digest_keeps_every_tag_of_the_digest() {
-        let c = policies(json!({"policies": [{"repositories": "**", "rules": [{"pulled_within": "7d"}]}]}));
+        let c = policies(
+            json!({"policies": [{"repositories": "**", "rules": [{"pulled_within": "7d"}]}]}),
+        );
         let r = repo(&[("a", "d1"), ("b", "d1"), ("c", "d2")]);
         let f = facts(&[("a", 0), ("b", 0), ("c", 0)], &[("d1", NOW - DAY)]);
         let d = evaluate(&c.for_repository("x"), &r, &f, NOW).unwrap();
@@ -374,7 +392,8 @@ mod tests {
 
     #[test]
     fn the_last_tag_stays() {
-        let c = policies(json!({"policies": [{"repositories": "**", "rules": [{"include": "none"}]}]}));
+        let c =
+            policies(json!({"policies": [{"repositories": "**", "rules": [{"include": "none"}]}]}));
         let r = repo(&[("a", "d1"), ("b", "d2")]);
         let f = facts(&[("a", 1), ("b", 2)], &[]);
         let d = evaluate(&c.for_repository("x"), &r, &f, NOW).unwrap();

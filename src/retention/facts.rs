@@ -7,6 +7,7 @@
 //! `MAX_KEYS` new keys are not recorded (they stay unknown, so kept), and over-long lines in the
 //! audit files are skipped without being held in memory.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
@@ -35,7 +36,13 @@ struct Index {
 }
 
 impl Index {
-    fn note(map: &mut HashMap<String, HashMap<String, Millis>>, keys: &mut usize, repo: &str, key: &str, at: Millis) {
+    fn note(
+        map: &mut HashMap<String, HashMap<String, Millis>>,
+        keys: &mut usize,
+        repo: &str,
+        key: &str,
+        at: Millis,
+    ) {
         if let Some(per_repo) = map.get_mut(repo) {
             if let Some(t) = per_repo.get_mut(key) {
                 *t = (*t).max(at);
@@ -82,20 +89,21 @@ fn millis(time: &str) -> Option<Millis> {
         .map(|t| t.timestamp_millis())
 }
 
-/// The few fields of an audit line this index reads.
+/// The few fields of an audit line this index reads; borrowed from the line unless a value
+/// holds an escape.
 #[derive(Deserialize)]
 struct Line<'a> {
     #[serde(borrow)]
-    time: &'a str,
+    time: Cow<'a, str>,
     #[serde(borrow)]
-    action: &'a str,
+    action: Cow<'a, str>,
     source: Source,
     #[serde(default, borrow)]
-    image: Option<&'a str>,
+    image: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    tag: Option<&'a str>,
+    tag: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    digest: Option<&'a str>,
+    digest: Option<Cow<'a, str>>,
 }
 
 impl Facts {
@@ -133,7 +141,15 @@ impl Facts {
             let Ok(l) = serde_json::from_slice::<Line>(&line) else {
                 continue;
             };
-            apply(&mut index, l.action, l.source, l.time, l.image, l.tag, l.digest);
+            apply(
+                &mut index,
+                &l.action,
+                l.source,
+                &l.time,
+                l.image.as_deref(),
+                l.tag.as_deref(),
+                l.digest.as_deref(),
+            );
         }
     }
 
@@ -249,15 +265,38 @@ mod tests {
     #[test]
     fn the_latest_push_per_tag_and_pull_per_digest_count() {
         let f = Facts::default();
-        f.observe(&event("image.push", "2026-01-02T00:00:00.000Z", Some("v1"), "sha256:a"));
-        f.observe(&event("image.push", "2026-01-01T00:00:00.000Z", Some("v1"), "sha256:a"));
-        f.observe(&event("image.pull", "2026-01-03T00:00:00.000Z", None, "sha256:a"));
-        let mut api = event("image.push", "2026-02-01T00:00:00.000Z", Some("v2"), "sha256:b");
+        f.observe(&event(
+            "image.push",
+            "2026-01-02T00:00:00.000Z",
+            Some("v1"),
+            "sha256:a",
+        ));
+        f.observe(&event(
+            "image.push",
+            "2026-01-01T00:00:00.000Z",
+            Some("v1"),
+            "sha256:a",
+        ));
+        f.observe(&event(
+            "image.pull",
+            "2026-01-03T00:00:00.000Z",
+            None,
+            "sha256:a",
+        ));
+        let mut api = event(
+            "image.push",
+            "2026-02-01T00:00:00.000Z",
+            Some("v2"),
+            "sha256:b",
+        );
         api.source = Source::Api;
         f.observe(&api);
         let r = f.repository("app");
         assert_eq!(r.pushed.get("v1"), millis("2026-01-02T00:00:00Z").as_ref());
-        assert_eq!(r.pulled.get("sha256:a"), millis("2026-01-03T00:00:00Z").as_ref());
+        assert_eq!(
+            r.pulled.get("sha256:a"),
+            millis("2026-01-03T00:00:00Z").as_ref()
+        );
         assert!(!r.pushed.contains_key("v2"), "only registry events count");
     }
 

@@ -49,7 +49,11 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn new(only: Option<String>, repositories: Vec<RepositoryPlan>, now: DateTime<Utc>) -> Plan {
+    pub fn new(
+        only: Option<String>,
+        repositories: Vec<RepositoryPlan>,
+        now: DateTime<Utc>,
+    ) -> Plan {
         let mut b = [0u8; 12];
         rand::rng().fill_bytes(&mut b);
         let expires = now + Duration::seconds(PLAN_TTL_SECS);
@@ -105,7 +109,11 @@ mod tests {
     #[test]
     fn plans_expire_and_the_oldest_goes_first() {
         let store = PlanStore::default();
-        let old = store.insert(Plan::new(None, vec![], Utc::now() - Duration::seconds(PLAN_TTL_SECS + 1)));
+        let old = store.insert(Plan::new(
+            None,
+            vec![],
+            Utc::now() - Duration::seconds(PLAN_TTL_SECS + 1),
+        ));
         assert!(store.get(&old.id).is_none(), "expired");
         let first = store.insert(Plan::new(None, vec![], Utc::now()));
         for _ in 0..MAX_PLANS {

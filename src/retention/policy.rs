@@ -187,8 +187,8 @@ pub fn compile(p: &Policies) -> Result<Compiled, InvalidPolicy> {
     let mut policies = Vec::with_capacity(p.policies.len());
     for (i, policy) in p.policies.iter().enumerate() {
         let at = format!("policy {}", i + 1);
-        let pattern = Pattern::parse(&policy.repositories)
-            .map_err(|e| invalid(format!("{at}: {e}")))?;
+        let pattern =
+            Pattern::parse(&policy.repositories).map_err(|e| invalid(format!("{at}: {e}")))?;
         if policy.rules.len() > MAX_RULES {
             return Err(invalid(format!("{at}: at most {MAX_RULES} rules")));
         }
@@ -268,7 +268,17 @@ mod tests {
         assert_eq!(parse_duration("30d"), Ok(30 * 24 * 60));
         assert_eq!(parse_duration("2h"), Ok(120));
         assert_eq!(parse_duration("5m"), Ok(5));
-        for bad in ["", "d", "0d", "5", "5s", "-1d", "1.5d", "99999999999d", "1 d"] {
+        for bad in [
+            "",
+            "d",
+            "0d",
+            "5",
+            "5s",
+            "-1d",
+            "1.5d",
+            "99999999999d",
+            "1 d",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }

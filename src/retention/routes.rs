@@ -53,7 +53,8 @@ fn optional_body<T: for<'de> Deserialize<'de> + Default>(body: &[u8]) -> Result<
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::InvalidRequest(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::InvalidRequest(format!("invalid JSON body: {e}")))
 }
 
 /// The retention policies in force.
@@ -81,9 +82,9 @@ pub(crate) async fn put_policies(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::from(RetentionError::Invalid(super::policy::InvalidPolicy(format!(
-            "invalid JSON body: {e}"
-        ))))
+        ApiError::from(RetentionError::Invalid(super::policy::InvalidPolicy(
+            format!("invalid JSON body: {e}"),
+        )))
     })?;
     let (policies, _) = parse_body(value).map_err(RetentionError::from)?;
     let retention: Arc<Retention> = retention.into_inner();
@@ -128,10 +129,7 @@ pub(crate) async fn make_plan(
         .transpose()
         .map_err(|e| ApiError::InvalidRequest(format!("repositories: {e}")))?;
     let services = services(registry, locks, freeze, audit_log);
-    let plan = retention
-        .into_inner()
-        .make_plan(&services, only)
-        .await?;
+    let plan = retention.into_inner().make_plan(&services, only).await?;
     audit::api::note(&req, |n| {
         n.detail = Some(format!(
             "plan {}: {} repositories, {} kept, {} to delete",

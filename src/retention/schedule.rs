@@ -24,7 +24,8 @@ pub struct Schedule {
 
 impl Schedule {
     pub fn parse(text: &str) -> Result<Schedule, String> {
-        let bad = || format!("{text:?} is not a schedule: write daily@HH:MM (UTC), e.g. daily@03:00");
+        let bad =
+            || format!("{text:?} is not a schedule: write daily@HH:MM (UTC), e.g. daily@03:00");
         let time = text.strip_prefix("daily@").ok_or_else(bad)?;
         if time.len() != 5 {
             return Err(bad());
@@ -147,9 +148,22 @@ mod tests {
     fn daily_at_a_time() {
         let s = Schedule::parse("daily@03:00").unwrap();
         let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
-        assert_eq!(s.next_after(t("2026-01-01T02:00:00Z")), t("2026-01-01T03:00:00Z"));
-        assert_eq!(s.next_after(t("2026-01-01T03:00:00Z")), t("2026-01-02T03:00:00Z"));
-        for bad in ["", "daily", "daily@3:00", "daily@24:00", "weekly@03:00", "daily@03:00 "] {
+        assert_eq!(
+            s.next_after(t("2026-01-01T02:00:00Z")),
+            t("2026-01-01T03:00:00Z")
+        );
+        assert_eq!(
+            s.next_after(t("2026-01-01T03:00:00Z")),
+            t("2026-01-02T03:00:00Z")
+        );
+        for bad in [
+            "",
+            "daily",
+            "daily@3:00",
+            "daily@24:00",
+            "weekly@03:00",
+            "daily@03:00 ",
+        ] {
             assert!(Schedule::parse(bad).is_err(), "{bad}");
         }
     }

@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
-use super::policy::{Compiled, Policies, compile};
 use super::RetentionError;
+use super::policy::{Compiled, Policies, compile};
 use crate::durable::{FileLock, JsonFile};
 
 pub const FILE_NAME: &str = "retention.json";
@@ -30,9 +30,8 @@ impl PolicyStore {
     /// The policies and their compiled form; none when the file does not exist. Blocking.
     pub fn current(&self) -> Result<(Policies, Compiled), RetentionError> {
         let policies = self.file.read()?;
-        let compiled = compile(&policies).map_err(|e| {
-            RetentionError::Stored(format!("{}: {e}", self.file.path().display()))
-        })?;
+        let compiled = compile(&policies)
+            .map_err(|e| RetentionError::Stored(format!("{}: {e}", self.file.path().display())))?;
         Ok((policies, compiled))
     }
 
