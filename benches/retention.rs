@@ -57,7 +57,7 @@ fn main() {
         let mut i = 0usize;
         while written < ENTRIES {
             let (r, t) = (i % REPOS, (i / REPOS) % TAGS);
-            let mut e = if i % 3 == 0 {
+            let mut e = if i.is_multiple_of(3) {
                 let mut e = Entry::new("token.issue", "ci", Outcome::Success, Source::Api);
                 e.detail = Some("requested repository:team/app:pull".into());
                 e

@@ -156,7 +156,7 @@ fn kept_by_rule<'a>(
 
 fn when(ms: Option<&Millis>) -> String {
     ms.and_then(|ms| chrono::DateTime::from_timestamp_millis(*ms))
-        .map(|t| crate::audit::entry::format_time(t))
+        .map(crate::audit::entry::format_time)
         .unwrap_or_else(|| "never".into())
 }
 
