@@ -713,3 +713,39 @@ async fn plans_are_refused_with_maintenance_while_writes_are_frozen() {
     let report: Value = read_body_json(resp).await;
     assert_eq!(report, json!({"deleted": [], "skipped": []}));
 }
+
+#[test]
+fn prune_empty_needs_filesystem_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("registry-config.yml");
+    std::fs::write(
+        &config,
+        "version: 0.1\nstorage:\n  inmemory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:1\n",
+    )
+    .unwrap();
+    let app = AppEnv::new(dir.path(), "http://127.0.0.1:1")
+        .set("REGISTRY_CONFIG", &config.display().to_string())
+        .set("REGISTRY_BIN", common::REGISTRY_BIN)
+        .start();
+    let (status, body) = json(
+        app.as_admin(Method::POST, "/gc")
+            .json(&json!({"prune_empty": true}))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("gc_unavailable")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("filesystem"),
+        "{body}"
+    );
+    let (status, body) = app.admin_json(Method::GET, "/gc");
+    assert_eq!(
+        (status, &body["jobs"]),
+        (200, &json!([])),
+        "no job was started"
+    );
+}
