@@ -128,9 +128,11 @@ fn kept_by_rule<'a>(
     let newest_pushed = rule
         .newest_pushed
         .map(|n| newest(&selected, n, pushed, true));
+    // With pulls left out of the index, "never pulled" is not known: unknown counts as recent.
+    let unknown_pull_is_recent = facts.pulls_incomplete;
     let newest_pulled = rule
         .newest_pulled
-        .map(|n| newest(&selected, n, pulled, false));
+        .map(|n| newest(&selected, n, pulled, unknown_pull_is_recent));
     let within = |time: Option<Millis>, minutes: u64| {
         time.is_some_and(|t| t >= now.saturating_sub(minutes as i64 * 60_000))
     };
@@ -146,9 +148,9 @@ fn kept_by_rule<'a>(
                 && rule
                     .pushed_within_minutes
                     .is_none_or(|m| within(pushed(t), m))
-                && rule
-                    .pulled_within_minutes
-                    .is_none_or(|m| within(pulled(t), m))
+                && rule.pulled_within_minutes.is_none_or(|m| {
+                    within(pulled(t), m) || (unknown_pull_is_recent && pulled(t).is_none())
+                })
         })
         .map(|t| t.tag.as_str())
         .collect()
@@ -326,6 +328,7 @@ mod tests {
         RepoFacts {
             pushed: pushed.iter().map(|(t, m)| (t.to_string(), *m)).collect(),
             pulled: pulled.iter().map(|(d, m)| (d.to_string(), *m)).collect(),
+            pulls_incomplete: false,
         }
     }
 
@@ -366,6 +369,23 @@ mod tests {
         let f = facts(&[("a", 0), ("b", 0), ("c", 0)], &[("d1", NOW - DAY)]);
         let d = evaluate(&c.for_repository("x"), &r, &f, NOW).unwrap();
         assert_eq!(deleted(&d), ["c"]);
+    }
+
+    #[test]
+    fn with_pulls_left_out_of_the_index_an_unpulled_digest_is_kept_by_pull_rules() {
+        let c = policies(
+            json!({"policies": [{"repositories": "**", "rules": [{"pulled_within": "7d"}]}]}),
+        );
+        let r = repo(&[("a", "d1"), ("b", "d2"), ("c", "d3")]);
+        let mut f = facts(
+            &[("a", 0), ("b", 0), ("c", 0)],
+            &[("d1", NOW - DAY), ("d2", NOW - 30 * DAY)],
+        );
+        let d = evaluate(&c.for_repository("x"), &r, &f, NOW).unwrap();
+        assert_eq!(deleted(&d), ["b", "c"]);
+        f.pulls_incomplete = true;
+        let d = evaluate(&c.for_repository("x"), &r, &f, NOW).unwrap();
+        assert_eq!(deleted(&d), ["b"], "c may have been pulled");
     }
 
     #[test]

@@ -20,8 +20,9 @@ use serde::Deserialize;
 use crate::audit::entry::{Entry, Source};
 use crate::audit::files::AuditFiles;
 
-/// Most (repository, tag) plus (repository, digest) pairs remembered.
-pub const MAX_KEYS: usize = 4_000_000;
+/// Most (repository, tag) plus (repository, digest) pairs remembered (about 100 bytes each):
+/// ten times 2,000 repositories of 50 tags, pushed and pulled.
+pub const MAX_KEYS: usize = 1_000_000;
 /// Audit lines are at most 4 KiB; anything much longer is not an entry this index needs.
 const MAX_LINE: usize = 64 * 1024;
 
@@ -33,41 +34,44 @@ struct Index {
     pushed: HashMap<String, HashMap<String, Millis>>,
     pulled: HashMap<String, HashMap<String, Millis>>,
     keys: usize,
+    /// Set once a key was left out for the cap: a missing pull no longer means "never pulled".
+    full: bool,
 }
 
 impl Index {
+    /// Records `at` for `key`; false when a new key was left out for the cap.
     fn note(
         map: &mut HashMap<String, HashMap<String, Millis>>,
         keys: &mut usize,
         repo: &str,
         key: &str,
         at: Millis,
-    ) {
-        if let Some(per_repo) = map.get_mut(repo) {
-            if let Some(t) = per_repo.get_mut(key) {
-                *t = (*t).max(at);
-                return;
-            }
-            if *keys < MAX_KEYS {
-                per_repo.insert(key.to_string(), at);
-                *keys += 1;
-            }
-            return;
+    ) -> bool {
+        if let Some(t) = map.get_mut(repo).and_then(|r| r.get_mut(key)) {
+            *t = (*t).max(at);
+            return true;
         }
-        if *keys < MAX_KEYS {
-            map.entry(repo.to_string())
-                .or_default()
-                .insert(key.to_string(), at);
-            *keys += 1;
+        if *keys >= MAX_KEYS {
+            return false;
         }
+        map.entry(repo.to_string())
+            .or_default()
+            .insert(key.to_string(), at);
+        *keys += 1;
+        true
     }
 
     fn push(&mut self, repo: &str, tag: &str, at: Millis) {
-        Self::note(&mut self.pushed, &mut self.keys, repo, tag, at);
+        // A push left out stays unknown, and a tag without a push time is kept anyway.
+        if !Self::note(&mut self.pushed, &mut self.keys, repo, tag, at) {
+            self.full = true;
+        }
     }
 
     fn pull(&mut self, repo: &str, digest: &str, at: Millis) {
-        Self::note(&mut self.pulled, &mut self.keys, repo, digest, at);
+        if !Self::note(&mut self.pulled, &mut self.keys, repo, digest, at) {
+            self.full = true;
+        }
     }
 }
 
@@ -76,6 +80,9 @@ impl Index {
 pub struct RepoFacts {
     pub pushed: HashMap<String, Millis>,
     pub pulled: HashMap<String, Millis>,
+    /// Pulls were left out for the memory cap: a digest without a pull time may have been
+    /// pulled, so pull criteria keep it.
+    pub pulls_incomplete: bool,
 }
 
 #[derive(Default)]
@@ -178,6 +185,7 @@ impl Facts {
         RepoFacts {
             pushed: index.pushed.get(repo).cloned().unwrap_or_default(),
             pulled: index.pulled.get(repo).cloned().unwrap_or_default(),
+            pulls_incomplete: index.full,
         }
     }
 
@@ -298,6 +306,24 @@ mod tests {
             millis("2026-01-03T00:00:00Z").as_ref()
         );
         assert!(!r.pushed.contains_key("v2"), "only registry events count");
+    }
+
+    #[test]
+    fn past_the_cap_new_keys_are_left_out_and_pulls_marked_incomplete() {
+        let mut index = Index::default();
+        for i in 0..MAX_KEYS {
+            index.push("app", &i.to_string(), 1);
+        }
+        assert!(!index.full);
+        index.push("app", "0", 5);
+        assert_eq!(index.pushed["app"]["0"], 5, "known keys still update");
+        assert!(!index.full);
+        index.pull("app", "sha256:new", 1);
+        assert!(index.full && index.keys == MAX_KEYS);
+        let f = Facts {
+            index: RwLock::new(index),
+        };
+        assert!(f.repository("app").pulls_incomplete);
     }
 
     #[test]
