@@ -71,6 +71,8 @@ pub struct Config {
     pub registry_bin: PathBuf,
     /// Seconds an untagged manifest must exist before a GC job may delete it.
     pub gc_untagged_grace: u64,
+    /// `RETENTION_SCHEDULE`: when retention plans are made and applied; `None`: never.
+    pub retention_schedule: Option<crate::retention::schedule::Schedule>,
 }
 
 /// A number of seconds within `range`, or the default.
@@ -163,6 +165,13 @@ impl Config {
             86_400,
             0..=u32::MAX as u64,
         )?;
+
+        let retention_schedule = var("RETENTION_SCHEDULE")
+            .map(|v| {
+                crate::retention::schedule::Schedule::parse(&v)
+                    .map_err(|e| bad("RETENTION_SCHEDULE", e))
+            })
+            .transpose()?;
 
         let audit_max_bytes = match var("AUDIT_MAX_BYTES") {
             None => 100 * 1024 * 1024,
@@ -276,6 +285,7 @@ impl Config {
                 .unwrap_or_else(|| "docker-registry".into())
                 .into(),
             gc_untagged_grace,
+            retention_schedule,
         })
     }
 }

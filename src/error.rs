@@ -18,6 +18,7 @@ use crate::grants::denied::Denied;
 use crate::registry::client::UpstreamError;
 use crate::registry::delete::DeleteError;
 use crate::registry::names::InvalidReference;
+use crate::retention::RetentionError;
 use crate::token::ScopeError;
 use crate::users::store::StoreError;
 use crate::users::validate::InvalidInput;
@@ -99,6 +100,9 @@ pub enum ApiError {
     /// Robots exist in token mode only.
     #[error("{0}")]
     TokenModeRequired(String),
+    /// A retention policy that is not valid (DESIGN "Retention").
+    #[error("{0}")]
+    InvalidPolicy(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -155,6 +159,7 @@ impl ApiError {
             ApiError::GrantsExceedOwner(_) => "grants_exceed_owner",
             ApiError::RobotExists(_) => "robot_exists",
             ApiError::TokenModeRequired(_) => "token_mode_required",
+            ApiError::InvalidPolicy(_) => "invalid_policy",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -171,7 +176,8 @@ impl ResponseError for ApiError {
             | ApiError::InvalidDigest(_)
             | ApiError::InvalidGrant(_)
             | ApiError::InvalidScope(_)
-            | ApiError::InvalidRobot(_) => StatusCode::BAD_REQUEST,
+            | ApiError::InvalidRobot(_)
+            | ApiError::InvalidPolicy(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized | ApiError::CredentialsRejected => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden
             | ApiError::ForbiddenBecause(_)
@@ -306,6 +312,23 @@ impl From<GcError> for ApiError {
             GcError::Upstream(u) => u.into(),
             GcError::Durable(d) => ApiError::Internal(d.to_string()),
             GcError::Blocking(b) => b.into(),
+        }
+    }
+}
+
+impl From<RetentionError> for ApiError {
+    fn from(e: RetentionError) -> Self {
+        let message = e.to_string();
+        match e {
+            RetentionError::Invalid(_) => ApiError::InvalidPolicy(message),
+            RetentionError::PlanNotFound(_) => ApiError::NotFound(message),
+            RetentionError::Maintenance => ApiError::Maintenance(message),
+            RetentionError::Upstream(u) => u.into(),
+            RetentionError::Delete(d) => d.into(),
+            RetentionError::Blocking(b) => b.into(),
+            RetentionError::Stored(_) | RetentionError::Audit(_) | RetentionError::Durable(_) => {
+                ApiError::Internal(message)
+            }
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod ops;
 pub mod paths;
 pub mod registry;
 pub mod request_id;
+pub mod retention;
 pub mod robots;
 pub mod sync;
 pub mod token;
@@ -83,6 +84,8 @@ pub struct AppState {
     pub refusals: Arc<BurstTracker>,
     /// Token mode: signs `GET /token` answers and registry-admin's own registry tokens.
     pub token_issuer: Option<Arc<TokenIssuer>>,
+    /// Retention policies, the push/pull index built from the audit, and recent plans.
+    pub retention: Arc<retention::Retention>,
 }
 
 /// How registry-admin proves itself to registry:2.
@@ -153,6 +156,10 @@ impl AppState {
             Arc::clone(&metrics),
         )?;
         let gc_jobs = Arc::new(gc::Jobs::beside(&store));
+        let retention = Arc::new(retention::Retention::new(
+            retention::store::PolicyStore::new(store.beside(retention::store::FILE_NAME)),
+            retention::Facts::from_audit(audit.files()),
+        ));
         Ok(AppState {
             config: Arc::new(config),
             store,
@@ -169,6 +176,7 @@ impl AppState {
             gc_jobs,
             refusals: Arc::new(BurstTracker::default()),
             token_issuer,
+            retention,
         })
     }
 
@@ -188,6 +196,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     audit::routes(cfg);
     ops::routes(cfg);
     gc::routes(cfg);
+    retention::routes(cfg);
     openapi::routes(cfg);
     ui::routes(cfg);
 }
@@ -227,6 +236,8 @@ pub fn app(
         .app_data(web::Data::from(Arc::clone(&state.freeze)))
         .app_data(web::Data::from(Arc::clone(&state.gc_jobs)))
         .app_data(web::Data::from(Arc::clone(&state.refusals)))
+        .app_data(web::Data::from(Arc::clone(&state.retention)))
+        .app_data(web::Data::from(Arc::clone(&state.retention.facts)))
         .app_data(
             web::JsonConfig::default()
                 .limit(MAX_BODY_BYTES)
@@ -249,6 +260,28 @@ pub fn app(
 
 /// Starts serving on `listener`; the caller awaits the returned server.
 pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
+    if let Some(schedule) = state.config.retention_schedule {
+        let services = retention::Services {
+            registry: Arc::clone(&state.registry),
+            locks: Arc::clone(&state.repo_locks),
+            freeze: Arc::clone(&state.freeze),
+            audit: Arc::clone(&state.audit),
+        };
+        let gc_ctx = gc::Context {
+            config: Arc::clone(&state.config),
+            registry: Arc::clone(&state.registry),
+            audit: Arc::clone(&state.audit),
+            metrics: Arc::clone(&state.metrics),
+            freeze: Arc::clone(&state.freeze),
+            jobs: Arc::clone(&state.gc_jobs),
+        };
+        actix_web::rt::spawn(retention::schedule::run(
+            schedule,
+            Arc::clone(&state.retention),
+            services,
+            gc_ctx,
+        ));
+    }
     let state = web::Data::new(state);
     let server = HttpServer::new(move || app(state.clone()))
         .listen(listener)?

@@ -52,6 +52,11 @@ use crate::error::ErrorBodyDoc;
         crate::robots::routes::set_grants,
         crate::robots::routes::rotate,
         crate::robots::routes::delete,
+        crate::retention::routes::get_policies,
+        crate::retention::routes::put_policies,
+        crate::retention::routes::make_plan,
+        crate::retention::routes::get_plan,
+        crate::retention::routes::apply_plan,
         openapi_json,
         docs,
     ),
@@ -122,7 +127,8 @@ impl Modify for Conventions {
         for (path, item) in api.paths.paths.iter_mut() {
             let upstream = path.starts_with("/images")
                 || path.starts_with("/health")
-                || path.starts_with("/gc");
+                || path.starts_with("/gc")
+                || path.starts_with("/retention/plans");
             for op in [
                 &mut item.get,
                 &mut item.post,

@@ -587,6 +587,125 @@ test("robots: the page fits 375 px in dark mode and axe finds nothing serious", 
 });
 
 // ---------- end of robot accounts ----------
+// ---------- retention, empty repositories, the audit table at 1280 px (issue 22) ----------
+
+const REGISTRY = process.env.REGISTRY_URL;
+const ADMIN_BASIC = "Basic " + Buffer.from(ADMIN + ":" + ADMIN_PW).toString("base64");
+
+// Stores team/app:v1 again as NAME:TAG with an annotation that gives it its own digest: blob
+// mounts and one manifest PUT, straight to the registry.
+async function storeVariant(name, tag, variant) {
+  const accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+  const r = await fetch(`${REGISTRY}/v2/team/app/manifests/v1`, { headers: { Authorization: ADMIN_BASIC, Accept: accept } });
+  assertEq(r.status, 200, "base manifest");
+  const type = r.headers.get("content-type");
+  const m = await r.json();
+  for (const d of [m.config, ...m.layers]) {
+    const mount = await fetch(`${REGISTRY}/v2/${name}/blobs/uploads/?mount=${d.digest}&from=team/app`, { method: "POST", headers: { Authorization: ADMIN_BASIC } });
+    assertEq(mount.status, 201, "mount " + d.digest);
+  }
+  m.annotations = { "ui-test.variant": variant };
+  const put = await fetch(`${REGISTRY}/v2/${name}/manifests/${tag}`, { method: "PUT", headers: { Authorization: ADMIN_BASIC, "Content-Type": type }, body: JSON.stringify(m) });
+  assertEq(put.status, 201, "PUT " + name + ":" + tag);
+}
+
+async function tagsOf(name) {
+  return (await apiCall("GET", `/images/${name}/tags`)).json.tags;
+}
+
+test("retention: policies are edited as JSON, a plan is reviewed per repository with reasons, and applying it deletes only the candidates", async () => {
+  await storeVariant("ret/app", "keep-1", "k1");
+  await storeVariant("ret/app", "old-1", "o1");
+  await storeVariant("ret/app", "old-2", "o2");
+  // The registry's push notifications date the tags: wait until all three are known.
+  for (let i = 0; i < 100; i++) {
+    const pushes = await apiCall("GET", "/audit?action=image.push&image=ret/app");
+    if (pushes.json.entries.length >= 3) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const { context, page } = await newPage();
+  await login(page);
+  await go(page, "#/retention");
+  // An invalid policy is refused with the API's message and saves nothing.
+  await page.locator("#retention-json").fill(JSON.stringify({ policies: [{ repositories: "ret/*", rules: [{ newest_push: 1 }] }] }));
+  await page.locator("#retention-save").click();
+  await page.locator("#retention-status.error").waitFor();
+  assert(/newest_push/.test(await page.locator("#retention-status").textContent()), "names the unknown field");
+  assertEq((await apiCall("GET", "/retention")).json, { policies: [] }, "nothing saved");
+
+  const policies = { policies: [{ repositories: "ret/*", protect: ["keep-.*"], rules: [{ include: "release-.*" }] }] };
+  await page.locator("#retention-json").fill(JSON.stringify(policies));
+  await page.locator("#retention-save").click();
+  await page.locator("#retention-status.ok").waitFor();
+  assertEq((await apiCall("GET", "/retention")).json, policies, "saved");
+
+  await page.locator("#retention-only").fill("ret/**");
+  await page.locator("#retention-make").click();
+  await page.locator("#retention-plan").waitFor();
+  const section = page.locator('.plan-repo[data-name="ret/app"]');
+  await section.waitFor();
+  const rows = await section.locator("tbody tr").allTextContents();
+  assertEq(rows.length, 3, "three tags");
+  assert(rows.some((r) => r.startsWith("keep-1") && /protected by/.test(r)), "keep-1 protected: " + rows);
+  assert(rows.filter((r) => /^old-\d.*delete.*no rule keeps it/.test(r)).length === 2, "old tags to delete: " + rows);
+  assert(/2 to delete/.test(await page.locator("#plan-summary").textContent()), "summary");
+  assertEq(await tagsOf("ret/app"), ["keep-1", "old-1", "old-2"], "a plan deletes nothing");
+  await shot(page, "retention-plan");
+
+  // Cancel first: nothing happens.
+  page.once("dialog", () => {});
+  await page.locator("#retention-apply").click();
+  await page.locator("#dialog-cancel").click();
+  assertEq(await tagsOf("ret/app"), ["keep-1", "old-1", "old-2"], "cancel deletes nothing");
+  await page.locator("#retention-apply").click();
+  await page.locator("#dialog-ok").click();
+  await page.locator("#retention-result").waitFor();
+  assert(/2 deleted, 0 skipped/.test(await page.locator("#retention-result h2").textContent()), "result");
+  assertEq(await tagsOf("ret/app"), ["keep-1"], "only the candidates went");
+  await page.evaluate(AXE_SOURCE);
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
+  const serious = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => v.id);
+  assertEq(serious, [], "axe on the retention page");
+  await apiCall("PUT", "/retention", { policies: [] });
+  await context.close();
+});
+
+test("empty repositories are marked in the repository list", async () => {
+  await storeVariant("ret/empty", "only", "e1");
+  const del = await apiCall("DELETE", "/images/ret/empty/tags/only");
+  assertEq(del.status, 200, "delete the only tag");
+  const { context, page } = await newPage();
+  await login(page);
+  await go(page, "#/repos");
+  const li = page.locator('li[data-name="ret/empty"]');
+  assertEq((await li.locator(".badge").textContent()).trim(), "empty", "ret/empty is marked");
+  assertEq(await page.locator('li[data-name="team/app"] .badge').count(), 0, "a repository with tags is not");
+  await context.close();
+});
+
+test("the audit table fits a 1280 px window, long details wrapping instead of running off the page", async () => {
+  // A registry event whose user agent is one long unbroken word ends up in `detail`.
+  const ua = "agent/" + "x".repeat(120);
+  const ev = { events: [{ id: "ui-long-" + Date.now(), timestamp: new Date().toISOString(), action: "pull",
+    target: { mediaType: "application/vnd.oci.image.manifest.v1+json", digest: "sha256:" + "a".repeat(64), repository: "ret/app", tag: "keep-1" },
+    request: { addr: "127.0.0.1:5000", useragent: ua }, actor: { name: "ci" } }] };
+  const posted = await apiCall("POST", "/events", ev, "Bearer " + EVENTS_TOKEN);
+  assertEq(posted.status, 200, "event recorded");
+  const { context, page } = await newPage({ viewport: { width: 1280, height: 860 } });
+  await login(page);
+  await go(page, "#/audit?image=ret/app");
+  await page.locator("#audit-table td.detail", { hasText: "agent/" }).first().waitFor();
+  const fit = await page.evaluate(() => {
+    const wrap = document.querySelector("#audit-table").parentElement;
+    return { scroll: wrap.scrollWidth, client: wrap.clientWidth, page: document.documentElement.scrollWidth };
+  });
+  assert(fit.scroll <= fit.client + 1, `the table is ${fit.scroll}px in a ${fit.client}px box`);
+  assert(fit.page <= 1280, `the page is ${fit.page}px wide`);
+  await shot(page, "audit-1280");
+  await context.close();
+});
+
+// ---------- end of issue 22 ----------
 
 test("no page broke the Content-Security-Policy or threw", async () => {
   assertEq(cspViolations, [], "CSP violations");

@@ -430,7 +430,10 @@ fn a_user_sees_and_deletes_only_what_its_grants_allow() {
 
     // Without grants a user sees nothing.
     let (status, body) = as_user(&stack, ALICE, Method::GET, "/images", None);
-    assert_eq!((status, body), (200, json!({"repositories": []})));
+    assert_eq!(
+        (status, body),
+        (200, json!({"repositories": [], "empty": []}))
+    );
 
     let (status, _) = as_admin(
         &stack,
@@ -459,13 +462,16 @@ fn a_user_sees_and_deletes_only_what_its_grants_allow() {
         (status, body),
         (
             200,
-            json!({"repositories": ["library/pub", "shared/base", "team/app"]})
+            json!({"repositories": ["library/pub", "shared/base", "team/app"], "empty": []})
         )
     );
     let (status, body) = as_user(&stack, BOB, Method::GET, "/images", None);
     assert_eq!(
         (status, body),
-        (200, json!({"repositories": ["library/pub", "shared/base"]}))
+        (
+            200,
+            json!({"repositories": ["library/pub", "shared/base"], "empty": []})
+        )
     );
 
     let (status, body) = as_user(&stack, ALICE, Method::GET, "/images/team/app/tags", None);

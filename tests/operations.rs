@@ -221,6 +221,11 @@ fn the_openapi_document_covers_every_endpoint_and_docs_are_self_contained() {
         "DELETE /robots/{robot}",
         "PUT /robots/{robot}/grants",
         "POST /robots/{robot}/rotate",
+        "GET /retention",
+        "PUT /retention",
+        "POST /retention/plans",
+        "GET /retention/plans/{id}",
+        "POST /retention/plans/{id}/apply",
         "GET /openapi.json",
         "GET /docs",
     ]

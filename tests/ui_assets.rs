@@ -109,6 +109,7 @@ async fn each_asset_is_served_with_its_content_type_and_the_policy() {
         ("/ui/index.html", "text/html"),
         ("/ui/app.js", "text/javascript"),
         ("/ui/robots.js", "text/javascript"),
+        ("/ui/retention.js", "text/javascript"),
         ("/ui/app.css", "text/css"),
         ("/ui/api.html", "text/html"),
         ("/ui/api.js", "text/javascript"),

@@ -8,6 +8,7 @@
 // request may include credentials.
 
 import { pageRobots, refreshRobotBanner, robotsAvailable } from "./robots.js";
+import { pageRetention } from "./retention.js";
 
 const TOKEN_KEY = "registry-admin.token";
 const USER_KEY = "registry-admin.user";
@@ -264,6 +265,7 @@ const PAGES = [
   { path: "robots", label: "Robots", all: true, shown: robotsAvailable },
   { path: "audit", label: "Audit", admin: true },
   { path: "gc", label: "Garbage collection", admin: true },
+  { path: "retention", label: "Retention", admin: true },
   { path: "api", label: "API", all: true },
 ];
 
@@ -453,6 +455,8 @@ async function pageRepos(m) {
   const data = await api("GET", "/images");
   performance.mark("ui:repos-response");
   const repos = (data.repositories || []).slice().sort(byteOrder);
+  // Repositories whose every tag is gone: registry:2 keeps listing them until a GC prunes them.
+  const empty = new Set(data.empty || []);
   status.remove();
   const filter = h("input", { id: "repo-filter", type: "search", autocomplete: "off", placeholder: "team/app" });
   const count = h("p", { id: "repo-count", "aria-live": "polite" });
@@ -477,7 +481,7 @@ async function pageRepos(m) {
     const section = h("section", { "aria-label": ns ? "Namespace " + ns : "Top level" }, h("h2", {}, ns ? ns + "/" : "(top level)"), ul);
     const mine = [];
     for (const name of names) {
-      const li = h("li", {}, link("repo", { name }, name));
+      const li = h("li", {}, link("repo", { name }, name), empty.has(name) ? h("span", { class: "badge" }, "empty") : null);
       li.dataset.name = name;
       mine.push(li);
       items.push(li);
@@ -1146,7 +1150,7 @@ async function pageAudit(m, params) {
             h("td", { class: "mono", title: e.digest || "" }, e.digest ? shortDigest(e.digest) : ""),
             h("td", {}, e.status === undefined || e.status === null ? "" : String(e.status)),
             // `repeats`: identical entries this one stands for (README, "Repeats written once").
-            h("td", {}, [e.detail || "", e.repeats ? "(and " + e.repeats + " identical before it)" : ""].filter(Boolean).join(" ")),
+            h("td", { class: "detail" }, [e.detail || "", e.repeats ? "(and " + e.repeats + " identical before it)" : ""].filter(Boolean).join(" ")),
           ),
         );
         shown++;
@@ -1284,6 +1288,8 @@ const ROUTES = {
   account: pageAccount,
   audit: pageAudit,
   gc: pageGc,
+  retention: (m) =>
+    pageRetention(m, { h, add, api, table, note, pageHeader, messageOf, confirmDialog, toast, shortDigest, formatTime }),
   api: pageApi,
   robots: (m, params) => pageRobots(m, params, robotUi),
 };

@@ -64,6 +64,9 @@ fn action_of(method: &Method, pattern: &str) -> Option<&'static str> {
         ("PUT", "/robots/{robot}/grants") => "robot.grants",
         ("POST", "/robots/{robot}/rotate") => "robot.rotate",
         ("DELETE", "/robots/{robot}") => "robot.delete",
+        ("PUT", "/retention") => "retention.update",
+        ("POST", "/retention/plans") => "retention.plan",
+        ("POST", "/retention/plans/{id}/apply") => "retention.apply",
         _ => return None,
     })
 }

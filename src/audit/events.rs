@@ -347,6 +347,10 @@ pub async fn receive(
             dropped += 1;
             continue;
         }
+        // Retention's push/pull index learns the event as it is written.
+        if let Some(facts) = req.app_data::<web::Data<crate::retention::Facts>>() {
+            facts.observe(&entry);
+        }
         if let Err(e) = audit.record(entry).await {
             if !id.is_empty() {
                 seen_events.release(id);

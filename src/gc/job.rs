@@ -53,6 +53,9 @@ pub struct Job {
     pub state: State,
     pub dry_run: bool,
     pub untagged: bool,
+    /// Whether empty repositories are pruned (`"prune_empty": true`).
+    #[serde(default)]
+    pub prune_empty: bool,
     pub requested_by: String,
     pub created_at: String,
     pub started_at: Option<String>,
@@ -60,6 +63,9 @@ pub struct Job {
     pub manifests_deleted: u64,
     pub blobs_deleted: u64,
     pub bytes_freed: u64,
+    /// Empty repositories whose storage was removed (a dry run: would be).
+    #[serde(default)]
+    pub repositories_pruned: u64,
     pub error: Option<String>,
     /// The last lines (at most 200) of `garbage-collect`'s stdout and stderr, in arrival order.
     pub log: Vec<String>,
@@ -72,6 +78,7 @@ impl Job {
             state: State::Queued,
             dry_run,
             untagged,
+            prune_empty: false,
             requested_by: requested_by.to_string(),
             created_at: now.to_string(),
             started_at: None,
@@ -79,6 +86,7 @@ impl Job {
             manifests_deleted: 0,
             blobs_deleted: 0,
             bytes_freed: 0,
+            repositories_pruned: 0,
             error: None,
             log: Vec::new(),
         }

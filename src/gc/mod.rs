@@ -16,6 +16,7 @@ pub mod error;
 pub use error::GcError;
 pub mod freeze;
 pub mod job;
+pub mod prune;
 pub mod reach;
 pub mod registry_config;
 pub mod routes;
@@ -63,6 +64,9 @@ pub struct StartRequest {
     pub dry_run: bool,
     #[serde(default)]
     pub untagged: bool,
+    /// Remove the storage of repositories with no tags and no manifests (filesystem only).
+    #[serde(default)]
+    pub prune_empty: bool,
 }
 
 fn yes() -> bool {
@@ -74,6 +78,7 @@ impl Default for StartRequest {
         StartRequest {
             dry_run: true,
             untagged: false,
+            prune_empty: false,
         }
     }
 }
@@ -202,6 +207,9 @@ fn finish_entry(j: &Job) -> Entry {
         j.blobs_deleted,
         j.bytes_freed
     );
+    if j.prune_empty {
+        detail.push_str(&format!(" repositories_pruned={}", j.repositories_pruned));
+    }
     if let Some(err) = &j.error {
         detail.push_str("; ");
         detail.push_str(err);
@@ -300,6 +308,13 @@ async fn plan(config: &Config, req: StartRequest) -> Result<Plan, GcError> {
             ));
         }
     }
+    if req.prune_empty && settings.root.is_none() {
+        return Err(GcError::Unavailable(format!(
+            "prune_empty needs the filesystem storage driver (it removes repository directories \
+             from disk); this registry uses {:?}",
+            settings.driver
+        )));
+    }
     Ok(Plan {
         config_path,
         bin,
@@ -318,13 +333,14 @@ fn new_id() -> String {
 /// queued job.
 pub async fn start(ctx: Context, req: StartRequest, requested_by: &str) -> Result<Job, GcError> {
     let plan = plan(&ctx.config, req).await?;
-    let job = Job::new(
+    let mut job = Job::new(
         new_id(),
         req.dry_run,
         req.untagged,
         requested_by,
         &format_time(Utc::now()),
     );
+    job.prune_empty = req.prune_empty;
     let mut claim = ctx.jobs.claim(&job)?;
     if ctx.config.auth_mode == AuthMode::Htpasswd && !req.dry_run {
         // registry:2 cannot be frozen in this mode: only its read-only mode keeps pushes out.
@@ -417,6 +433,10 @@ async fn collect(ctx: &Context, plan: &Plan, job: &mut Job) -> Result<(), String
         job.manifests_deleted = delete_untagged(ctx, plan, job).await?;
         save(ctx, job).await;
     }
+    if job.prune_empty {
+        job.repositories_pruned = prune_empty(ctx, plan, job).await?;
+        save(ctx, job).await;
+    }
     let sizes = match plan.settings.root.clone() {
         Some(root) => run_blocking(move || blob_sizes(&root))
             .await
@@ -456,6 +476,57 @@ async fn collect(ctx: &Context, plan: &Plan, job: &mut Job) -> Result<(), String
         );
     }
     Ok(())
+}
+
+/// Removes (a dry run: counts) the storage of repositories with no tags and no manifests;
+/// returns how many. Runs after the untagged cleanup, so repositories it emptied go too.
+async fn prune_empty(ctx: &Context, plan: &Plan, job: &Job) -> Result<u64, String> {
+    let Some(root) = plan.settings.root.clone() else {
+        return Err("prune_empty needs the filesystem storage driver".into());
+    };
+    let repos = ctx
+        .registry
+        .catalog()
+        .await
+        .map_err(|e| format!("listing repositories: {e}"))?;
+    let mut pruned = 0u64;
+    for name in repos {
+        if names::repository(&name).is_err() {
+            continue;
+        }
+        let (root, repo, dry_run) = (root.clone(), name.clone(), job.dry_run);
+        let removed = run_blocking(move || {
+            if !prune::is_empty(&root, &repo)? {
+                return Ok(false);
+            }
+            if !dry_run {
+                prune::remove(&root, &repo)?;
+            }
+            Ok::<_, std::io::Error>(true)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("pruning the empty repository {name}: {e}"))?;
+        if removed {
+            pruned += 1;
+            jobs_log(
+                ctx,
+                &format!(
+                    "empty repository {name}: {}",
+                    if job.dry_run {
+                        "would be pruned"
+                    } else {
+                        "pruned"
+                    }
+                ),
+            );
+        }
+    }
+    Ok(pruned)
+}
+
+fn jobs_log(ctx: &Context, line: &str) {
+    ctx.jobs.push_line(line);
 }
 
 /// Deletes (a dry run: counts) the untagged manifests of every repository; returns how many.

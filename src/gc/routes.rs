@@ -37,7 +37,7 @@ pub struct JobList {
 
 /// Starts a garbage-collection job; the body may be empty (a dry run).
 #[utoipa::path(post, path = "/gc", tag = "gc",
-    request_body(content = Option<StartRequest>, description = "`dry_run` defaults to true, `untagged` to false"),
+    request_body(content = Option<StartRequest>, description = "`dry_run` defaults to true, `untagged` and `prune_empty` to false"),
     responses(
         (status = 202, description = "the job, queued", body = Job),
         (status = 409, description = "`gc_running`: a job is not finished; `gc_unavailable`: REGISTRY_CONFIG unset or unreadable, a blob-descriptor cache, REGISTRY_BIN missing, or untagged cleanup outside token mode and filesystem storage; `registry_writable`: htpasswd mode and registry:2 accepts uploads", body = crate::error::ErrorBodyDoc),
@@ -72,8 +72,8 @@ pub(crate) async fn start(
     let job = super::start(ctx, request, &admin.0.username).await?;
     audit::api::note(&req, |n| {
         n.detail = Some(format!(
-            "job {}: dry_run={} untagged={}",
-            job.id, job.dry_run, job.untagged
+            "job {}: dry_run={} untagged={} prune_empty={}",
+            job.id, job.dry_run, job.untagged, job.prune_empty
         ));
     });
     Ok(HttpResponse::Accepted().json(job))

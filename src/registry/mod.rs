@@ -3,6 +3,7 @@
 pub mod client;
 pub mod delete;
 pub mod details;
+pub mod empty;
 pub mod names;
 pub mod routes;
 

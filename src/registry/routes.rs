@@ -122,17 +122,36 @@ fn percent_decode(s: &str) -> Option<String> {
 #[derive(Serialize, ToSchema)]
 pub(crate) struct Catalog {
     repositories: Vec<String>,
+    /// Those repositories (of all the caller may pull) that have no tags, sorted.
+    empty: Vec<String>,
 }
 
-/// The repositories the caller may pull (every one, for admins), sorted.
-#[utoipa::path(get, path = "/images", tag = "images", responses((status = 200, description = "repositories", body = Catalog)), security(("basic" = []), ("bearer" = [])))]
+#[derive(Deserialize, IntoParams, Default)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct CatalogParams {
+    /// `true`: leave repositories without tags out of `repositories` (they stay in `empty`).
+    hide_empty: Option<bool>,
+}
+
+/// The repositories the caller may pull (every one, for admins), sorted; `empty` names those
+/// without tags.
+#[utoipa::path(get, path = "/images", tag = "images", params(CatalogParams), responses((status = 200, description = "repositories", body = Catalog)), security(("basic" = []), ("bearer" = [])))]
 pub(crate) async fn catalog(
     access: Access,
     registry: web::Data<RegistryClient>,
+    params: web::Query<CatalogParams>,
 ) -> Result<HttpResponse, ApiError> {
     let mut repositories = registry.catalog().await?;
     repositories.retain(|r| access.may_pull(r));
-    Ok(HttpResponse::Ok().json(Catalog { repositories }))
+    let empty = super::empty::empty_repositories(&registry, &repositories).await?;
+    if params.hide_empty == Some(true) {
+        repositories.retain(|r| empty.binary_search(r).is_err());
+    }
+    Ok(HttpResponse::Ok().json(Catalog {
+        repositories,
+        empty,
+    }))
 }
 
 /// The answers for a repository or tag that does not exist. A repository the caller may not

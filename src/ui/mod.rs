@@ -34,6 +34,7 @@ static ASSETS: &[Asset] = &[
     asset!("index.html", "text/html; charset=utf-8"),
     asset!("app.js", "text/javascript; charset=utf-8"),
     asset!("robots.js", "text/javascript; charset=utf-8"),
+    asset!("retention.js", "text/javascript; charset=utf-8"),
     asset!("app.css", "text/css; charset=utf-8"),
     asset!("api.html", "text/html; charset=utf-8"),
     asset!("api.js", "text/javascript; charset=utf-8"),

@@ -1,0 +1,170 @@
+//! `RETENTION_SCHEDULE`: `daily@HH:MM` (UTC) — at that time, make a plan, apply it (with the
+//! default cap) and start a garbage-collection job (a real one, not a dry run). Off when unset.
+//! Each run is audited like the API's (`retention.plan`, `retention.apply`, `tag.delete`), with
+//! the actor `retention-schedule`; a run that fails is logged and the next day tries again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveTime, Utc};
+
+use super::apply::DEFAULT_MAX_DELETE;
+use super::{Retention, Services};
+use crate::audit::entry::{Entry, Outcome, Source};
+use crate::gc;
+
+/// The actor scheduled runs are audited as.
+pub const ACTOR: &str = "retention-schedule";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    /// Time of day, UTC.
+    pub at: NaiveTime,
+}
+
+impl Schedule {
+    pub fn parse(text: &str) -> Result<Schedule, String> {
+        let bad =
+            || format!("{text:?} is not a schedule: write daily@HH:MM (UTC), e.g. daily@03:00");
+        let time = text.strip_prefix("daily@").ok_or_else(bad)?;
+        if time.len() != 5 {
+            return Err(bad());
+        }
+        let at = NaiveTime::parse_from_str(time, "%H:%M").map_err(|_| bad())?;
+        Ok(Schedule { at })
+    }
+
+    /// The first run strictly after `now`.
+    pub fn next_after(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let today = now.date_naive().and_time(self.at).and_utc();
+        if today > now {
+            today
+        } else {
+            today + chrono::Duration::days(1)
+        }
+    }
+}
+
+fn entry(action: &str, outcome: Outcome, detail: String) -> Entry {
+    let mut e = Entry::new(action, ACTOR, outcome, Source::Api);
+    e.detail = Some(crate::audit::entry::clean(&detail, 1000));
+    e
+}
+
+/// One scheduled run: plan, apply, then a garbage-collection job.
+pub async fn run_once(retention: &Arc<Retention>, services: &Services, gc_ctx: gc::Context) {
+    let audit = &services.audit;
+    let plan = match retention.make_plan(services, None).await {
+        Ok(p) => p,
+        Err(e) => {
+            log::error!("retention schedule: making a plan: {e}");
+            let _ = audit
+                .record(entry("retention.plan", Outcome::Failure, e.to_string()))
+                .await;
+            return;
+        }
+    };
+    let _ = audit
+        .record(entry(
+            "retention.plan",
+            Outcome::Success,
+            format!(
+                "plan {}: {} repositories, {} kept, {} to delete",
+                plan.id, plan.summary.repositories, plan.summary.kept, plan.summary.delete
+            ),
+        ))
+        .await;
+    match retention
+        .apply(services, &plan, DEFAULT_MAX_DELETE, ACTOR)
+        .await
+    {
+        Ok(r) => {
+            let _ = audit
+                .record(entry(
+                    "retention.apply",
+                    Outcome::Success,
+                    format!(
+                        "plan {}: {} deleted, {} skipped",
+                        plan.id,
+                        r.deleted.len(),
+                        r.skipped.len()
+                    ),
+                ))
+                .await;
+        }
+        Err(e) => {
+            log::error!("retention schedule: applying plan {}: {e}", plan.id);
+            let _ = audit
+                .record(entry(
+                    "retention.apply",
+                    Outcome::Failure,
+                    format!("plan {}: {e}", plan.id),
+                ))
+                .await;
+            return;
+        }
+    }
+    let request = gc::StartRequest {
+        dry_run: false,
+        untagged: false,
+        prune_empty: false,
+    };
+    match gc::start(gc_ctx, request, ACTOR).await {
+        Ok(job) => {
+            let _ = audit
+                .record(entry(
+                    "gc.start",
+                    Outcome::Success,
+                    format!("job {} after retention plan {}", job.id, plan.id),
+                ))
+                .await;
+        }
+        Err(e) => log::warn!("retention schedule: garbage collection not started: {e}"),
+    }
+}
+
+/// Runs forever on the current (actix) runtime: sleeps until the next time, runs, repeats.
+pub async fn run(
+    schedule: Schedule,
+    retention: Arc<Retention>,
+    services: Services,
+    gc_ctx: gc::Context,
+) {
+    loop {
+        let now = Utc::now();
+        let next = schedule.next_after(now);
+        let wait = (next - now).to_std().unwrap_or(Duration::from_secs(60));
+        log::info!("retention schedule: next run at {next}");
+        tokio::time::sleep(wait).await;
+        run_once(&retention, &services, gc_ctx.clone()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn daily_at_a_time() {
+        let s = Schedule::parse("daily@03:00").unwrap();
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        assert_eq!(
+            s.next_after(t("2026-01-01T02:00:00Z")),
+            t("2026-01-01T03:00:00Z")
+        );
+        assert_eq!(
+            s.next_after(t("2026-01-01T03:00:00Z")),
+            t("2026-01-02T03:00:00Z")
+        );
+        for bad in [
+            "",
+            "daily",
+            "daily@3:00",
+            "daily@24:00",
+            "weekly@03:00",
+            "daily@03:00 ",
+        ] {
+            assert!(Schedule::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
