@@ -215,13 +215,14 @@ fn audit_actions(stack: &Stack, action: &str) -> Vec<Value> {
 }
 
 #[test]
-fn a_plan_changes_nothing_protect_wins_retagging_resets_age_and_a_digest_pull_keeps_all_its_tags() {
+fn a_plan_changes_nothing_protect_wins_retagging_resets_age_and_a_kept_digest_keeps_all_its_tags() {
     let stack = quiet_stack();
     let (_d, base) = seed_base(&stack);
     let app = "team/app";
     let release = put_variant(&stack, &base, app, "v1.0", "release");
     let old = put_variant(&stack, &base, app, "old", "old");
     let fresh = put_variant(&stack, &base, app, "fresh", "fresh");
+    let stale = put_variant(&stack, &base, app, "stale", "stale");
     // `retag` points at the same digest as `old`, first pushed long ago, re-tagged today.
     copy_by_mount(
         &stack.registry.url,
@@ -245,6 +246,7 @@ fn a_plan_changes_nothing_protect_wins_retagging_resets_age_and_a_digest_pull_ke
     pushed(&stack, app, "v1.0", &release, ago(400 * DAY));
     pushed(&stack, app, "old", &old, ago(90 * DAY));
     pushed(&stack, app, "fresh", &fresh, ago(DAY));
+    pushed(&stack, app, "stale", &stale, ago(90 * DAY));
     pushed(&stack, app, "retag", &old, ago(90 * DAY));
     pushed(&stack, app, "retag", &old, ago(DAY));
     pushed(&stack, app, "pulled-a", &pulled, ago(90 * DAY));
@@ -260,21 +262,22 @@ fn a_plan_changes_nothing_protect_wins_retagging_resets_age_and_a_digest_pull_ke
     let before = tags(&stack, app);
     let plan = make_plan(&stack);
     let r = repo(&plan, app);
-    assert_eq!(listed(&r["delete"]), ["old"], "{plan}");
+    assert_eq!(listed(&r["delete"]), ["stale"], "{plan}");
     assert_eq!(
         listed(&r["keep"]),
-        ["fresh", "pulled-a", "pulled-b", "retag", "v1.0"]
+        ["fresh", "old", "pulled-a", "pulled-b", "retag", "v1.0"]
     );
     assert!(reason(&r["keep"], "v1.0").contains("protected"), "{r}");
     assert!(reason(&r["keep"], "retag").contains("rule 1"), "{r}");
     assert!(reason(&r["keep"], "pulled-b").contains("rule 2"), "{r}");
+    // Evaluated per digest: `old` is past every rule, but its digest is kept by `retag`.
     assert!(
-        reason(&r["delete"], "old").contains("digest stays with retag"),
+        reason(&r["keep"], "old").contains("same digest as retag"),
         "{r}"
     );
     assert_eq!(
         plan["summary"],
-        json!({"repositories": 1, "kept": 5, "delete": 1})
+        json!({"repositories": 1, "kept": 6, "delete": 1})
     );
     assert!(
         plan["repositories"]
@@ -299,12 +302,12 @@ fn a_plan_changes_nothing_protect_wins_retagging_resets_age_and_a_digest_pull_ke
     let report = apply(&stack, &plan, json!({}));
     assert_eq!(
         report["deleted"],
-        json!([{"name": app, "tag": "old", "digest": old}])
+        json!([{"name": app, "tag": "stale", "digest": stale}])
     );
     assert_eq!(report["skipped"], json!([]));
     assert_eq!(
         tags(&stack, app),
-        ["fresh", "pulled-a", "pulled-b", "retag", "v1.0"]
+        ["fresh", "old", "pulled-a", "pulled-b", "retag", "v1.0"]
     );
     assert_eq!(
         digest_of(&stack, app, "retag"),
@@ -317,7 +320,7 @@ fn a_plan_changes_nothing_protect_wins_retagging_resets_age_and_a_digest_pull_ke
     assert_eq!(deletes.len(), 1);
     assert_eq!(
         (deletes[0]["image"].as_str(), deletes[0]["tag"].as_str()),
-        (Some(app), Some("old"))
+        (Some(app), Some("stale"))
     );
     let detail = deletes[0]["detail"].as_str().unwrap();
     assert!(detail.contains(plan["id"].as_str().unwrap()), "{detail}");

@@ -10,8 +10,10 @@
 //!    their subject: kept when the subject digest is kept;
 //! 5. otherwise it is a candidate — unless it is the repository's last tag, which stays.
 //!
-//! A digest is kept while any of its tags is kept: deleting one of its other tags removes only
-//! that tag (the delete is single-tag-safe), and the candidate's reason says the digest stays.
+//! Evaluated per digest, deleted per tag: a digest is kept while any of its tags is kept, and
+//! then every tag pointing to it stays too. Deleting such a tag would free nothing and could
+//! only surprise (a build promoted as `prod` must not lose its `build-41` name by a rule about
+//! build tags); only the tags of digests that nothing keeps are candidates.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -257,24 +259,20 @@ pub fn evaluate(
             }
             continue;
         }
-        if let Some(by) = kept_digests.get(&t.digest)
-            && child_digests.contains(t.digest.as_str())
-            && by != &t.tag
-        {
-            decision
-                .keep
-                .push(item(format!("child of the index {by} keeps")));
+        if let Some(by) = kept_digests.get(&t.digest) {
+            let reason = if child_digests.contains(t.digest.as_str()) {
+                format!("child of the index {by} keeps")
+            } else {
+                format!("same digest as {by}, which is kept")
+            };
+            decision.keep.push(item(reason));
             continue;
         }
-        let mut reason = format!(
+        decision.delete.push(item(format!(
             "no rule keeps it (pushed {}, pulled {})",
             when(facts.pushed.get(&t.tag)),
             when(facts.pulled.get(&t.digest))
-        );
-        if let Some(by) = kept_digests.get(&t.digest) {
-            reason.push_str(&format!("; only the tag goes, the digest stays with {by}"));
-        }
-        decision.delete.push(item(reason));
+        )));
     }
     // Never the last tag: keep the newest-pushed candidate when nothing else stays.
     if decision.keep.is_empty() && !decision.delete.is_empty() {
