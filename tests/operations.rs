@@ -6,7 +6,7 @@ mod common;
 use std::thread;
 use std::time::Duration;
 
-use common::{ADMIN_PASSWORD, AppEnv, Stack, client, json};
+use common::{ADMIN_PASSWORD, AppEnv, Stack, client, json, wait_until};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -66,13 +66,22 @@ fn request_ids_are_kept_or_made_and_echoed_everywhere() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 404);
-    let line = stack
-        .app
-        .stderr()
-        .lines()
-        .find(|l| l.contains("request_id=find-me-7"))
-        .map(str::to_string);
-    let line = line.expect("a log line with the request id");
+    // The access log line is written after the response is sent, and the harness reads the
+    // app's stderr on a thread of its own: wait for the line rather than expect it at once.
+    let find = || {
+        stack
+            .app
+            .stderr()
+            .lines()
+            .find(|l| l.contains("request_id=find-me-7"))
+            .map(str::to_string)
+    };
+    wait_until(
+        "a log line with the request id find-me-7",
+        Duration::from_secs(30),
+        || find().is_some(),
+    );
+    let line = find().expect("a log line with the request id");
     assert!(
         line.contains("POST /users/nobody/disable 404") && line.contains("account=admin"),
         "{line}"
