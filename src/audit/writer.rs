@@ -478,6 +478,16 @@ pub fn append(
     Writer::new(files, max_bytes).write_batch(entries)
 }
 
+/// Makes sure an entry appended to the log at `path` will have room, as `AuditLog::reserve`
+/// does for the service, without a writer thread: a host-side command asks this before it
+/// changes anything, so a change is never made that the trail cannot record.
+pub fn reserve(path: impl Into<PathBuf>, max_bytes: u64) -> Result<(), AuditError> {
+    let files = AuditFiles::new(path);
+    let dir = files.dir();
+    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    Writer::new(files, max_bytes).reserve()
+}
+
 impl AuditLog {
     /// Opens the log, continues the chain from the last whole entry, records a torn last line
     /// (from a crash mid-write) as such, and starts the writer thread.

@@ -57,6 +57,12 @@ pub fn run(user: &str, admin: bool, from_terminal: bool) -> Result<ExitCode, Cli
     };
     validate::password(&password).map_err(|e| CliError::Refused(e.to_string()))?;
     let hash = bcrypt_hash(&password, config.bcrypt_cost)?;
+    // As the API does (503 `audit_unavailable`): no change the audit trail could not record.
+    writer::reserve(&config.audit_log_path, config.audit_max_bytes).map_err(|e| {
+        CliError::Refused(format!(
+            "nothing was changed: the audit log cannot take this change's entry ({e})"
+        ))
+    })?;
 
     let store = UserStore::new(&config.htpasswd_path);
     let done = store
@@ -77,7 +83,8 @@ pub fn run(user: &str, admin: bool, from_terminal: bool) -> Result<ExitCode, Cli
     }
     eprintln!("registry-admin: {}", describe(&done, user));
     if let Err(e) = audited {
-        // The change is made and cannot be taken back; say plainly that the trail lacks it.
+        // Only if the log broke between the reservation and the append (its volume removed,
+        // say): the change is made and cannot be taken back; say plainly that the trail lacks it.
         eprintln!("registry-admin: the change is made, but its audit entry was not written: {e}");
         return Ok(ExitCode::FAILURE);
     }
