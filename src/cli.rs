@@ -58,11 +58,12 @@ pub enum Command {
     ///
     /// The check of GET /audit/verify: prints its JSON report; exit 0 when intact, 1 when not.
     VerifyAudit,
-    /// Copy the accounts, grants, token key and audit log into DIR
+    /// Copy the accounts, grants, robots, retention policies, token key and audit log into DIR
     ///
-    /// Copies htpasswd, users.json, grants.json, the token key and certificate and the audit
-    /// files into DIR (empty or new) with a manifest (backup.json), under the service's locks, so
-    /// the copy is consistent while the service runs. Registry blobs are not included.
+    /// Copies htpasswd, users.json, grants.json, robots.json, retention.json, the token key and
+    /// certificate and the audit files (those that exist) into DIR (empty or new) with a manifest
+    /// (backup.json), under the service's locks, so the copy is consistent while the service
+    /// runs. Registry blobs are not included.
     Backup {
         /// Where the copy goes; must be empty or not exist.
         dir: PathBuf,

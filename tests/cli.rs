@@ -11,7 +11,8 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{AppEnv, Stack, json};
+use common::token_stack::{SERVICE, TokenStack};
+use common::{ADMIN_PASSWORD, AppEnv, Stack, json};
 use reqwest::Method;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -459,6 +460,56 @@ fn a_password_breaking_the_rules_changes_nothing() {
     }
 }
 
+/// `env_for(dir)` with `AUDIT_LOG_PATH` set to `audit`.
+fn env_with_audit_at(dir: &Path, audit: &Path) -> Vec<(String, String)> {
+    let mut env = env_for(dir);
+    env.retain(|(k, _)| k != "AUDIT_LOG_PATH");
+    env.push(("AUDIT_LOG_PATH".into(), audit.display().to_string()));
+    env
+}
+
+#[test]
+fn reset_password_changes_nothing_when_its_audit_entry_cannot_be_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&cli(d, &["reset-password", "alice"], "alice-pass-1\n"));
+    let files = ["auth/htpasswd", "auth/users.json"].map(|f| d.join(f));
+    let before = files.clone().map(read);
+    // The log's directory is a regular file: no entry can be written there, whoever runs
+    // the command (a permission would not stop root, as CI runs).
+    std::fs::write(d.join("not-a-dir"), b"").unwrap();
+    let env = env_with_audit_at(d, &d.join("not-a-dir/audit.log"));
+    for (args, stdin) in [
+        (&["reset-password", "alice"][..], "alice-pass-2\n"),
+        (
+            &["reset-password", "alice", "--admin"][..],
+            "alice-pass-2\n",
+        ),
+        (&["reset-password", "newcomer"][..], "newcomer-pass-1\n"),
+    ] {
+        let run = run_in(d, &env, args, stdin.as_bytes());
+        assert_eq!(run.code, Some(1), "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("nothing was changed")
+                && run.stderr.contains("audit log cannot take"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("pass-"), "{}", run.stderr);
+        assert_eq!(files.clone().map(read), before, "{args:?} changed a file");
+    }
+    let htpasswd = String::from_utf8(read(d.join("auth/htpasswd"))).unwrap();
+    let hash = htpasswd.strip_prefix("alice:").unwrap().trim_end();
+    assert!(bcrypt::verify("alice-pass-1", hash).unwrap());
+
+    // With a log it can write to, the same command goes through.
+    ok(&cli(d, &["reset-password", "alice"], "alice-pass-2\n"));
+    assert_eq!(
+        audit_lines(&d.join("logs/audit.log")).last().unwrap()["action"],
+        "user.password"
+    );
+}
+
 #[test]
 fn a_terminal_on_stdin_gets_a_generated_password_printed_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -843,10 +894,16 @@ fn a_symlinked_htpasswd_stays_a_link_and_a_fresh_host_gets_its_directories() {
 
 /// The live files a restore could change, with their bytes.
 fn live_state(d: &Path) -> Vec<(PathBuf, Option<Vec<u8>>)> {
-    let mut files: Vec<PathBuf> = ["auth/htpasswd", "auth/users.json", "auth/grants.json"]
-        .iter()
-        .map(|f| d.join(f))
-        .collect();
+    let mut files: Vec<PathBuf> = [
+        "auth/htpasswd",
+        "auth/users.json",
+        "auth/grants.json",
+        "auth/robots.json",
+        "auth/retention.json",
+    ]
+    .iter()
+    .map(|f| d.join(f))
+    .collect();
     files.extend(
         std::fs::read_dir(d.join("logs"))
             .unwrap()
@@ -935,4 +992,172 @@ fn a_tampered_backup_is_refused_and_nothing_changes() {
         "{htpasswd}"
     );
     ok(&cli(d, &["verify-audit"], ""));
+}
+
+/// `GET /token` for a pull of `team/app` as `user`: the status, and whether pull was granted.
+fn pull_token(stack: &TokenStack, user: &str, secret: &str) -> (u16, bool) {
+    let r = stack.token(
+        &format!("service={SERVICE}&scope=repository%3Ateam%2Fapp%3Apull"),
+        Some((user, secret)),
+    );
+    let status = r.status().as_u16();
+    if status != 200 {
+        return (status, false);
+    }
+    let body: Value = r.json().unwrap();
+    let token = body["token"].as_str().unwrap();
+    let access = common::token_stack::claims(token)["access"].clone();
+    (status, access.to_string().contains("\"pull\""))
+}
+
+/// A request as the admin, with `body` as JSON unless it is `Value::Null`.
+fn admin_call(stack: &TokenStack, method: Method, path: &str, body: Value) -> (u16, Value) {
+    let mut req = stack
+        .app
+        .request(method, path)
+        .basic_auth("admin", Some(ADMIN_PASSWORD));
+    if !body.is_null() {
+        req = req.json(&body);
+    }
+    let resp = req.send().unwrap();
+    if resp.status() == 204 {
+        return (204, Value::Null);
+    }
+    json(resp)
+}
+
+#[test]
+fn robots_and_retention_policies_are_backed_up_and_restored_and_broken_ones_refused() {
+    let mut stack = TokenStack::start();
+    let d = stack.dir.path().to_path_buf();
+    assert_eq!(
+        stack
+            .app
+            .create_user("alice", "alice-pass-1", "user")
+            .status(),
+        201
+    );
+    let (status, body) = admin_call(
+        &stack,
+        Method::PUT,
+        "/users/alice/grants",
+        serde_json::json!({"grants": [{"repository": "team/**", "actions": ["pull"]}]}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, robot) = admin_call(
+        &stack,
+        Method::POST,
+        "/robots",
+        serde_json::json!({"name": "ci", "owner": "alice",
+            "grants": [{"repository": "team/app", "actions": ["pull"]}]}),
+    );
+    assert_eq!(status, 201, "{robot}");
+    let secret = robot["secret"].as_str().unwrap().to_string();
+    assert_eq!(pull_token(&stack, "robot.alice.ci", &secret), (200, true));
+    let policies = serde_json::json!({"policies": [{"repositories": "team/**",
+        "protect": ["latest"], "rules": [{"include": "ci-.*", "newest_pushed": 5}]}]});
+    let (status, body) = admin_call(&stack, Method::PUT, "/retention", policies.clone());
+    assert_eq!(status, 200, "{body}");
+
+    let bk = d.join("backup");
+    let run = cli(&d, &["backup", bk.to_str().unwrap()], "");
+    ok(&run);
+    let manifest: Value = serde_json::from_slice(&read(bk.join("backup.json"))).unwrap();
+    for (name, kind) in [("robots.json", "robots"), ("retention.json", "retention")] {
+        let rec = manifest["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not in {manifest}"));
+        assert_eq!(rec["kind"], kind);
+        assert_eq!(read(bk.join(name)), read(d.join("auth").join(name)));
+        assert_eq!(mode(&bk.join(name)), 0o600, "{name}");
+    }
+    assert!(
+        !String::from_utf8_lossy(&read(bk.join("robots.json"))).contains(&secret),
+        "only the secret's hash is stored"
+    );
+
+    // The robot is deleted and the policies replaced after the backup ...
+    let (status, body) = admin_call(
+        &stack,
+        Method::DELETE,
+        "/robots/robot.alice.ci",
+        Value::Null,
+    );
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = admin_call(
+        &stack,
+        Method::PUT,
+        "/retention",
+        serde_json::json!({"policies": []}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(pull_token(&stack, "robot.alice.ci", &secret).0, 401);
+
+    // ... and a restore of a backup whose robots or policies are broken changes nothing.
+    stack.app.kill();
+    for (name, broken, says) in [
+        (
+            "robots.json",
+            br#"{"robots":{"robot.alice.ci":{"name":"robot.alice.ci"}}}"#.as_slice(),
+            "robots.json is not a valid robots file",
+        ),
+        (
+            "robots.json",
+            b"[1,2".as_slice(),
+            "robots.json is not a valid robots file",
+        ),
+        (
+            "retention.json",
+            br#"{"policies":[{"repositories":"team/**","rules":[{"include":"ci-(["}]}]}"#
+                .as_slice(),
+            "retention.json is not a valid policies file",
+        ),
+        (
+            "retention.json",
+            br#"{"policies":[],"extra":true}"#.as_slice(),
+            "retention.json is not a valid policies file",
+        ),
+    ] {
+        let good = read(bk.join(name));
+        let manifest = read(bk.join("backup.json"));
+        std::fs::write(bk.join(name), broken).unwrap();
+        relist(&bk, name, broken);
+        refused_restore(&d, &bk, says);
+        std::fs::write(bk.join(name), &good).unwrap();
+        std::fs::write(bk.join("backup.json"), &manifest).unwrap();
+    }
+    // A link in the place of robots.json is refused like any other file.
+    let good = read(bk.join("robots.json"));
+    std::fs::write(d.join("elsewhere.json"), &good).unwrap();
+    std::fs::remove_file(bk.join("robots.json")).unwrap();
+    std::os::unix::fs::symlink(d.join("elsewhere.json"), bk.join("robots.json")).unwrap();
+    refused_restore(&d, &bk, "symbolic link");
+    std::fs::remove_file(bk.join("robots.json")).unwrap();
+    std::fs::write(bk.join("robots.json"), &good).unwrap();
+
+    // The intact backup restores both, and the restarted service uses them.
+    ok(&cli(&d, &["restore", bk.to_str().unwrap()], ""));
+    for name in ["robots.json", "retention.json"] {
+        assert_eq!(
+            read(d.join("auth").join(name)),
+            read(bk.join(name)),
+            "{name}"
+        );
+    }
+    stack.restart_app(|env| env);
+    let (status, body) = admin_call(&stack, Method::GET, "/retention", Value::Null);
+    assert_eq!((status, body), (200, policies));
+    let (status, body) = admin_call(&stack, Method::GET, "/robots", Value::Null);
+    assert_eq!(status, 200, "{body}");
+    let names: Vec<&str> = body["robots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["robot.alice.ci"]);
+    assert_eq!(pull_token(&stack, "robot.alice.ci", &secret), (200, true));
 }

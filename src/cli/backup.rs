@@ -6,8 +6,15 @@
 //! so no change lands half in the copy; rotated audit files never change once rotated, so they
 //! are copied before, keeping the service's audit writes waiting only for `audit.log` itself.
 //!
+//! Besides the accounts (htpasswd, users.json), a backup holds grants.json, the robot accounts
+//! (`robots.json`) and retention policies (`retention.json`) when they exist, and the token key
+//! and certificate. `robots.json` is written only under the htpasswd lock, so it is copied
+//! consistently with the accounts its robots belong to; `retention.json` is only ever replaced
+//! whole (temp file and rename), so one open of it is one consistent version.
+//!
 //! Restore checks everything before it touches anything: the manifest, every checksum, that the
-//! account files parse and that the audit chain is whole. Only then does it stage each file as a
+//! account, robot and policy files parse as the service parses them and that the audit chain is
+//! whole. Only then does it stage each file as a
 //! temp file beside its destination and rename it into place. Audit files already present are
 //! moved aside into `pre-restore-<time>/` beside them, never deleted: the trail is evidence.
 //!
@@ -35,6 +42,8 @@ use registry_admin::audit::files::AuditFiles;
 use registry_admin::audit::verify::verify;
 use registry_admin::audit::writer;
 use registry_admin::paths::parent_dir;
+use registry_admin::retention::policy::{Policies, compile};
+use registry_admin::robots::Robots;
 use registry_admin::token::key::TokenKey;
 use registry_admin::users::htpasswd::Htpasswd;
 use registry_admin::users::model::Metadata;
@@ -47,6 +56,11 @@ const MAX_MANIFEST_BYTES: u64 = 1 << 20;
 /// Account files are small; restore parses them whole, so it bounds what it reads.
 const MAX_ACCOUNT_FILE_BYTES: u64 = 64 << 20;
 const AUDIT_NAME: &str = "audit.log";
+const ROBOTS_NAME: &str = registry_admin::robots::store::FILE_NAME;
+const RETENTION_NAME: &str = registry_admin::retention::store::FILE_NAME;
+/// The service refuses a JSON state file larger than this (`durable::JsonFile`), so restore
+/// refuses it too rather than put back a file the service would not read.
+const MAX_SERVICE_JSON_BYTES: u64 = registry_admin::durable::DEFAULT_MAX_BYTES;
 pub const RESTORE_ACTION: &str = "backup.restore";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +72,8 @@ enum Kind {
     TokenKey,
     TokenCert,
     Audit,
+    Robots,
+    Retention,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,6 +100,8 @@ struct Layout {
     htpasswd: PathBuf,
     users: PathBuf,
     grants: PathBuf,
+    robots: PathBuf,
+    retention: PathBuf,
     token_key: PathBuf,
     token_cert: PathBuf,
     audit: AuditFiles,
@@ -103,6 +121,9 @@ impl Layout {
         Ok(Layout {
             users: auth.join("users.json"),
             grants: auth.join("grants.json"),
+            // Where the service keeps them: beside grants.json (src/lib.rs).
+            robots: auth.join(registry_admin::robots::store::FILE_NAME),
+            retention: auth.join(registry_admin::retention::store::FILE_NAME),
             token_cert: parent_dir(&token_key).join("token.crt"),
             token_key,
             htpasswd: config.htpasswd_path.clone(),
@@ -112,10 +133,12 @@ impl Layout {
     }
 
     /// The single files: kind, name in the backup, path here. Restored in this order.
-    fn singles(&self) -> [(Kind, &'static str, &Path); 5] {
+    fn singles(&self) -> [(Kind, &'static str, &Path); 7] {
         [
             (Kind::Users, "users.json", &self.users),
             (Kind::Grants, "grants.json", &self.grants),
+            (Kind::Robots, ROBOTS_NAME, &self.robots),
+            (Kind::Retention, RETENTION_NAME, &self.retention),
             (Kind::Htpasswd, "htpasswd", &self.htpasswd),
             (Kind::TokenKey, "token.key", &self.token_key),
             (Kind::TokenCert, "token.crt", &self.token_cert),
@@ -520,6 +543,28 @@ fn check_content(p: &Planned) -> Result<(), CliError> {
             // The same parser the service uses: a file it would refuse is not restored.
             serde_json::from_slice::<registry_admin::grants::Grants>(&read()?)
                 .map_err(|e| refuse(format!("grants.json is not a valid grants file: {e}")))?;
+        }
+        Kind::Robots => {
+            // The parser `RobotsStore` reads the file with: one it would refuse (and so refuse
+            // every robot) is not restored.
+            let bytes = read_bounded(&p.src, MAX_SERVICE_JSON_BYTES)?;
+            serde_json::from_slice::<Robots>(&bytes)
+                .map_err(|e| refuse(format!("{ROBOTS_NAME} is not a valid robots file: {e}")))?;
+        }
+        Kind::Retention => {
+            // As `PolicyStore::current` reads it: parsed, then compiled (patterns, regular
+            // expressions, durations), so no plan fails on a restored file.
+            let bytes = read_bounded(&p.src, MAX_SERVICE_JSON_BYTES)?;
+            let policies = serde_json::from_slice::<Policies>(&bytes).map_err(|e| {
+                refuse(format!(
+                    "{RETENTION_NAME} is not a valid policies file: {e}"
+                ))
+            })?;
+            compile(&policies).map_err(|e| {
+                refuse(format!(
+                    "{RETENTION_NAME} is not a valid policies file: {e}"
+                ))
+            })?;
         }
         Kind::TokenKey => {
             // The loader the service uses at start: a key it would refuse is not restored.
