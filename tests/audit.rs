@@ -819,3 +819,60 @@ fn no_secret_reaches_the_audit_log_or_the_process_output() {
         assert!(!stderr.contains(s), "stderr holds {s:?}");
     }
 }
+
+/// The backticked names in README.md's row for the `action` field of the audit table.
+fn readme_actions() -> BTreeSet<String> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let row = readme
+        .lines()
+        .find(|l| l.starts_with("| `action` | yes |"))
+        .expect("the audit table's action row in README.md");
+    row.split('`')
+        .skip(3) // "| ", "action", " | yes | "
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_action_written_can_be_filtered_on_and_the_readme_lists_each_one() {
+    let stack = Stack::start();
+    let (status, body) = audit(&stack, "?action=no.such");
+    assert_eq!(
+        (status, &body["error"]),
+        (400, &json!("invalid_request")),
+        "{body}"
+    );
+    let message = body["message"].as_str().unwrap();
+    let known: BTreeSet<String> = message
+        .split_once("known actions: ")
+        .expect("the message lists the known actions")
+        .1
+        .split(", ")
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        known,
+        readme_actions(),
+        "the service and README.md disagree"
+    );
+    // Written by robots (src/robots) and retention (src/retention), so a filter on them must
+    // answer, not be refused as unknown.
+    for action in [
+        "robot.create",
+        "robot.grants",
+        "robot.rotate",
+        "robot.delete",
+        "robot.expired",
+        "retention.update",
+        "retention.plan",
+        "retention.apply",
+        "backup.restore",
+        "audit.torn_line",
+    ] {
+        assert!(known.contains(action), "{action} missing from {message}");
+        let (status, body) = audit(&stack, &format!("?action={action}"));
+        assert_eq!(status, 200, "{action}: {body}");
+    }
+}

@@ -9,7 +9,6 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// `prev` of the first entry ever written.
 /// Every action an entry can carry; `GET /audit?action=` accepts these only, so a typo is a 400
 /// that lists them instead of a silently empty answer.
 pub const ACTIONS: &[&str] = &[
@@ -26,6 +25,11 @@ pub const ACTIONS: &[&str] = &[
     "retention.apply",
     "retention.plan",
     "retention.update",
+    "robot.create",
+    "robot.delete",
+    "robot.expired",
+    "robot.grants",
+    "robot.rotate",
     "tag.delete",
     "token.issue",
     "user.create",
@@ -36,6 +40,7 @@ pub const ACTIONS: &[&str] = &[
     "user.role",
 ];
 
+/// `prev` of the first entry ever written.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
