@@ -689,3 +689,58 @@ fn robots_are_refused_in_htpasswd_mode() {
     );
     assert!(!stack.dir.path().join("auth/robots.json").exists());
 }
+
+#[test]
+fn an_account_has_at_most_100_robots_so_robots_json_stays_bounded() {
+    // Without a cap one user could create robots until robots.json passed the size the service
+    // reads (32 MiB), and from then on no robot anywhere could authenticate.
+    let stack = stack_with(&[("alice", "user")]);
+    set_user_grants(&stack, "alice", team_grants(&["pull"]));
+    let grants = json!([{"repository": "team/app", "actions": ["pull"]}]);
+    for i in 0..100 {
+        create_robot(
+            &stack,
+            "alice",
+            json!({"name": format!("r{i}"), "grants": grants}),
+        );
+    }
+    let file = stack.path("auth/robots.json");
+    let before = std::fs::read(&file).unwrap();
+    for (user, body) in [
+        ("alice", json!({"name": "one-more", "grants": grants})),
+        (
+            "admin",
+            json!({"name": "one-more", "owner": "alice", "grants": grants}),
+        ),
+    ] {
+        let (status, body) = call(&stack, user, Method::POST, "/robots", Some(body));
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_robot")),
+            "{user}: {body}"
+        );
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("at most 100 robots"),
+            "{body}"
+        );
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), before, "nothing changed");
+    // Another account's robots are not counted against alice's, and a deletion makes room.
+    create_robot(&stack, "admin", json!({"name": "own", "grants": grants}));
+    let (status, _) = call(
+        &stack,
+        "alice",
+        Method::DELETE,
+        "/robots/robot.alice.r0",
+        None,
+    );
+    assert_eq!(status, 204);
+    create_robot(
+        &stack,
+        "alice",
+        json!({"name": "one-more", "grants": grants}),
+    );
+}

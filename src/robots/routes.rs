@@ -35,6 +35,10 @@ use crate::users::store::UserStore;
 /// Longest overlap in which a rotated-out secret still works: a day, enough for a rolling
 /// update of image-pull secrets.
 pub const MAX_OVERLAP_SECONDS: i64 = 86_400;
+/// Robots one account may own. Every robot change rewrites robots.json whole under the
+/// htpasswd lock, and the service reads at most 32 MiB of it: without a cap one user could grow
+/// it until no robot anywhere authenticates. 100 robots of 100 grants each stay far below.
+pub const MAX_ROBOTS_PER_OWNER: usize = 100;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -317,6 +321,11 @@ pub(crate) async fn create(
         check_covered(accounts, in_force, &owner, &robot.grants)?;
         if all.robots.contains_key(&name) {
             return Err(RobotError::Exists(name));
+        }
+        if all.robots.values().filter(|r| r.owner == owner).count() >= MAX_ROBOTS_PER_OWNER {
+            return Err(RobotError::Invalid(format!(
+                "{owner:?} already has {MAX_ROBOTS_PER_OWNER} robots and an account may have at most {MAX_ROBOTS_PER_OWNER} robots; delete one first"
+            )));
         }
         let view = robot.view();
         all.robots.insert(name, robot);
