@@ -1161,3 +1161,94 @@ fn robots_and_retention_policies_are_backed_up_and_restored_and_broken_ones_refu
     assert_eq!(names, ["robot.alice.ci"]);
     assert_eq!(pull_token(&stack, "robot.alice.ci", &secret), (200, true));
 }
+
+/// A tmpfs of `size` mounted on `dir`, unmounted when dropped (as in tests/audit_bounds.rs).
+/// `None` where mounting is not permitted (not root): the caller skips, except under CI.
+struct SmallVolume {
+    dir: PathBuf,
+}
+
+impl SmallVolume {
+    fn mount(dir: &Path, size: &str) -> Option<SmallVolume> {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(SmallVolume {
+                dir: dir.to_path_buf(),
+            }),
+            other => {
+                let why = match other {
+                    Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
+                    Err(e) => e.to_string(),
+                };
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "CI must be able to mount a tmpfs (run as root): {why}"
+                );
+                eprintln!("SKIPPED: cannot mount a small tmpfs here ({why}); run as root");
+                None
+            }
+        }
+    }
+
+    /// Fills the volume, then frees `leave` bytes of it again.
+    fn fill_leaving(&self, leave: u64) {
+        let path = self.dir.join("filler");
+        let mut f = File::create(&path).unwrap();
+        let chunk = vec![0u8; 4096];
+        let mut written = 0u64;
+        for _ in 0..100_000 {
+            if f.write_all(&chunk).is_err() {
+                break;
+            }
+            written += chunk.len() as u64;
+        }
+        assert!(written < 100_000 * 4096, "the volume did not fill up");
+        f.set_len(written.saturating_sub(leave)).unwrap();
+    }
+}
+
+impl Drop for SmallVolume {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+}
+
+#[test]
+fn on_a_full_audit_volume_reset_password_and_restore_refuse_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let logs = d.join("logs");
+    let Some(volume) = SmallVolume::mount(&logs, "2m") else {
+        return;
+    };
+    ok(&cli(d, &["reset-password", "alice"], "alice-pass-1\n"));
+    let bk = d.join("bk");
+    ok(&cli(d, &["backup", bk.to_str().unwrap()], ""));
+    ok(&cli(d, &["reset-password", "bob"], "bob-pass-1\n"));
+
+    // Room for the backup's small audit file, but not for the margin every audited change
+    // needs (256 KiB, as the service counts it): the restore's own entry could be the one
+    // that does not fit.
+    volume.fill_leaving(64 << 10);
+    let before = live_state(d);
+    let run = cli(d, &["reset-password", "alice"], "alice-pass-2\n");
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("nothing was changed"), "{}", run.stderr);
+    assert_eq!(live_state(d), before, "reset-password changed a file");
+    refused_restore(d, &bk, "less than the 262144 every audited change needs");
+
+    // With room again both go through.
+    std::fs::remove_file(logs.join("filler")).unwrap();
+    ok(&cli(d, &["restore", bk.to_str().unwrap()], ""));
+    let htpasswd = String::from_utf8(read(d.join("auth/htpasswd"))).unwrap();
+    assert!(
+        htpasswd.contains("alice:") && !htpasswd.contains("bob:"),
+        "{htpasswd}"
+    );
+    ok(&cli(d, &["reset-password", "alice"], "alice-pass-2\n"));
+    ok(&cli(d, &["verify-audit"], ""));
+}

@@ -15,7 +15,8 @@
 //! Restore checks everything before it touches anything: the manifest, every checksum, that the
 //! account, robot and policy files parse as the service parses them and that the audit chain is
 //! whole. Only then does it stage each file as a
-//! temp file beside its destination and rename it into place. Audit files already present are
+//! temp file beside its destination and, once the audit volume is seen to have the margin every
+//! audited change needs (for its own `backup.restore` entry), rename it into place. Audit files already present are
 //! moved aside into `pre-restore-<time>/` beside them, never deleted: the trail is evidence.
 //!
 //! A backup holds plain files only: a symbolic link in it (which would restore whatever it
@@ -39,6 +40,7 @@ use tempfile::NamedTempFile;
 
 use registry_admin::audit::entry::{Entry, Outcome, Source, clean, format_time};
 use registry_admin::audit::files::AuditFiles;
+use registry_admin::audit::space;
 use registry_admin::audit::verify::verify;
 use registry_admin::audit::writer;
 use registry_admin::paths::parent_dir;
@@ -642,6 +644,21 @@ fn stage(p: &Planned) -> Result<NamedTempFile, CliError> {
     Ok(tmp)
 }
 
+/// The free space the service asks of the audit volume before any audited change
+/// (`space::RESERVE`), checked on the directory the restored log goes to.
+fn audit_room(audit: &AuditFiles) -> Result<(), CliError> {
+    let dir = audit.dir();
+    let free = space::free_bytes(&dir).map_err(io_err(&dir))?;
+    if free < space::RESERVE {
+        return Err(refuse(format!(
+            "the audit log's volume ({}) has {free} bytes free, less than the {} every audited change needs, so the restore's audit entry might not be written",
+            dir.display(),
+            space::RESERVE
+        )));
+    }
+    Ok(())
+}
+
 /// Moves the audit files present now into `pre-restore-<time>/` beside them.
 fn move_audit_aside(audit: &AuditFiles) -> Result<Option<PathBuf>, CliError> {
     let present: Vec<PathBuf> = audit
@@ -672,14 +689,15 @@ fn move_audit_aside(audit: &AuditFiles) -> Result<Option<PathBuf>, CliError> {
 pub fn restore(dir: &Path) -> Result<ExitCode, CliError> {
     let layout = Layout::from_env()?;
     let (manifest, planned) = plan(&layout, dir)?;
-    // On a fresh host the directory of HTPASSWD_PATH, where the accounts lock lives, may not
-    // exist yet.
-    let auth_dir = parent_dir(&layout.htpasswd);
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(auth_dir)
-        .map_err(io_err(auth_dir))?;
+    // On a fresh host the directory of HTPASSWD_PATH, where the accounts lock lives, and the
+    // audit log's, whose free space is checked, may not exist yet.
+    for dir in [parent_dir(&layout.htpasswd), &layout.audit.dir()] {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io_err(dir))?;
+    }
     let aside = {
         let _accounts = lock_accounts(&layout.htpasswd)?;
         let _audit = writer::lock_files(&layout.audit)?;
@@ -687,6 +705,10 @@ pub fn restore(dir: &Path) -> Result<ExitCode, CliError> {
             .iter()
             .map(|p| stage(p).map(|t| (t, p)))
             .collect::<Result<Vec<_>, _>>()?;
+        // The staged files hold their room now; the restore's own audit entry must have its
+        // margin too, or the restore would be a change the trail cannot record. Refused here,
+        // the staged temp files are removed and nothing has changed.
+        audit_room(&layout.audit)?;
         let aside = move_audit_aside(&layout.audit)?;
         for (tmp, p) in staged {
             tmp.persist(&p.dest).map_err(|e| {
