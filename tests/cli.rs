@@ -460,6 +460,25 @@ fn a_password_breaking_the_rules_changes_nothing() {
     }
 }
 
+#[test]
+fn reset_password_refuses_robot_names_as_post_users_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&cli(d, &["reset-password", "alice"], "alice-pass-1\n"));
+    let files = ["auth/htpasswd", "auth/users.json", "logs/audit.log"].map(|f| d.join(f));
+    let before = files.clone().map(read);
+    // A robot is no account with a password: a line for it in htpasswd would be a password
+    // registry:2 accepts in htpasswd mode, outside the robot's grants and expiry.
+    let run = cli(d, &["reset-password", "robot.alice.ci"], "robot-pass-1\n");
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("reserved for robot accounts"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(files.clone().map(read), before, "a file changed");
+}
+
 /// `env_for(dir)` with `AUDIT_LOG_PATH` set to `audit`.
 fn env_with_audit_at(dir: &Path, audit: &Path) -> Vec<(String, String)> {
     let mut env = env_for(dir);

@@ -14,6 +14,7 @@ use rand::distr::Alphanumeric;
 use registry_admin::audit::entry::{Entry, Outcome, Source};
 use registry_admin::audit::writer;
 use registry_admin::bootstrap::SERVICE_ACCOUNT;
+use registry_admin::robots::ROBOT_PREFIX;
 use registry_admin::users::htpasswd::bcrypt_hash;
 use registry_admin::users::model::{Accounts, Refusal, Role};
 use registry_admin::users::store::{StoreError, UserStore};
@@ -45,6 +46,13 @@ pub fn run(user: &str, admin: bool, from_terminal: bool) -> Result<ExitCode, Cli
         "BCRYPT_COST",
     ])?;
     validate::username(user).map_err(|e| CliError::Refused(e.to_string()))?;
+    // As `POST /users` refuses them: a robot has a secret, not a password, and an htpasswd line
+    // for it would let it past its grants and expiry wherever registry:2 reads htpasswd.
+    if user.starts_with(ROBOT_PREFIX) {
+        return Err(CliError::Refused(format!(
+            "usernames starting with {ROBOT_PREFIX:?} are reserved for robot accounts; a robot gets a new secret with POST /robots/{{robot}}/rotate"
+        )));
+    }
     if user == SERVICE_ACCOUNT || std::env::var("REGISTRY_USERNAME").is_ok_and(|u| u == user) {
         return Err(CliError::Refused(format!(
             "{user:?} is the account registry-admin uses toward registry:2; it cannot be reset"
