@@ -23,7 +23,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use common::gc::{start_gc, wait_for_job, with_gc};
 use common::images::{ACCEPT_ALL, OCI_MANIFEST, sha256};
 use common::token_stack::TokenStack;
-use common::{ADMIN_PASSWORD, App, REGISTRY_BIN, Registry, Stack, client, json, wait_until};
+use common::{ADMIN_PASSWORD, App, Registry, Stack, client, json, registry_bin, wait_until};
 use reqwest::Method;
 use reqwest::blocking::{Client, RequestBuilder};
 use serde_json::{Value, json};
@@ -159,7 +159,7 @@ fn copy_storage(registry: &Registry) -> tempfile::TempDir {
 /// Wall time of `garbage-collect` run directly, with the registry's config, on `copy`.
 fn direct_gc(registry: &Registry, copy: &Path) -> Duration {
     let start = Instant::now();
-    let out = Command::new(REGISTRY_BIN)
+    let out = Command::new(registry_bin())
         .args(["garbage-collect"])
         .arg(registry.config_path())
         .env_clear()
