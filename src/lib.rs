@@ -46,7 +46,7 @@ use crate::grants::GrantsStore;
 use crate::metrics::Metrics;
 use crate::net::ClientAddresses;
 use crate::registry::client::{BasicAuth, RegistryClient, UpstreamAuth};
-use crate::registry::delete::RepoLocks;
+use crate::registry::delete::TagDeletes;
 use crate::token::{SelfSignedAuth, TokenIssuer};
 use crate::users::store::UserStore;
 
@@ -65,7 +65,7 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// Client for registry:2, pooled and with timeouts so a hung registry cannot hang us.
     pub registry: Arc<RegistryClient>,
-    pub repo_locks: Arc<RepoLocks>,
+    pub tag_deletes: Arc<TagDeletes>,
     pub audit: Arc<AuditLog>,
     pub seen_events: Arc<SeenEvents>,
     pub metrics: Arc<Metrics>,
@@ -152,7 +152,7 @@ impl AppState {
             store,
             auth,
             registry: Arc::new(registry),
-            repo_locks: Arc::new(RepoLocks::default()),
+            tag_deletes: Arc::new(TagDeletes::default()),
             audit,
             seen_events: Arc::new(SeenEvents::default()),
             metrics,
@@ -209,7 +209,7 @@ pub fn app(
         .app_data(web::Data::from(Arc::clone(&state.store)))
         .app_data(web::Data::from(Arc::clone(&state.auth)))
         .app_data(web::Data::from(Arc::clone(&state.registry)))
-        .app_data(web::Data::from(Arc::clone(&state.repo_locks)))
+        .app_data(web::Data::from(Arc::clone(&state.tag_deletes)))
         .app_data(web::Data::from(Arc::clone(&state.audit)))
         .app_data(web::Data::from(Arc::clone(&state.seen_events)))
         .app_data(web::Data::from(Arc::clone(&state.metrics)))
