@@ -13,7 +13,7 @@ cargo test --locked "$@"
 # The test binaries that start a registry (tests/packaging.rs checks this list against tests/).
 registry_tests=(
   artifacts audit cli concurrency gc gc_token grants_api hardening_auth hardening_events
-  hardening_files htpasswd_interop images operations proxy security startup tag_delete
+  hardening_files harness htpasswd_interop images operations proxy security startup tag_delete
   token_mode token_registry users_api users_registry
 )
 v3_bin="${REGISTRY3_BIN:-$PWD/../shared/registry3/registry}"

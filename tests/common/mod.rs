@@ -129,12 +129,8 @@ impl Registry {
         on_free_port(|port| Self::try_start_on(dir, htpasswd, port, None))
     }
 
-    /// As `try_start_on`, failing the test if the port was lost.
-    pub fn start_on(dir: &Path, htpasswd: &Path, port: u16, notify: Option<&str>) -> Registry {
-        Self::try_start_on(dir, htpasswd, port, notify)
-            .unwrap_or_else(|PortTaken(p)| panic!("port {p} was taken by another process"))
-    }
-
+    /// On `port`, picked by the caller (who must pass it to registry-admin first): wrap the
+    /// two starts in `on_free_port`, so both start again if another process took the port.
     /// `notify`: registry-admin's base URL, to which the registry sends its events with
     /// `EVENTS_TOKEN`.
     pub fn try_start_on(
