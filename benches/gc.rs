@@ -1,6 +1,7 @@
-//! Garbage-collection benchmark against a real registry:2 on loopback, in both auth modes:
+//! Garbage-collection benchmark against a real registry on loopback (2.8, or 3 with
+//! `TEST_REGISTRY=v3`), in both auth modes:
 //! - htpasswd mode (registry read-only during the job, so there is no freeze wait): a registry
-//!   of REPOS repositories × TAGS tags of tiny unique images, half of them deleted; the job's
+//!   of REPOS repositories × TAGS tags of tiny unique images, a tenth of them deleted; the job's
 //!   wall time (from its own started_at/finished_at) vs `garbage-collect` run directly on a
 //!   copy of the same storage; pull (GET manifest + blobs) p50/p99 while the job runs vs idle.
 //! - token mode (REGISTRY_TOKEN_TTL=60, seeded with registry tokens from `GET /token`): the
@@ -28,8 +29,10 @@ use reqwest::Method;
 use reqwest::blocking::{Client, RequestBuilder};
 use serde_json::{Value, json};
 
-const REPOS: usize = 100;
-const TAGS: usize = 5;
+/// The registry of issue 18's target: 1,000 repositories × 10 tags, a tenth of them garbage.
+/// `BENCH_GC_REPOS` / `BENCH_GC_TAGS` scale it down on a slow machine.
+const REPOS: usize = 1000;
+const TAGS: usize = 10;
 const IDLE_SAMPLES: usize = 200;
 /// Token mode seeds fewer repositories: its figure is the freeze wait, not the sweep.
 const TOKEN_REPOS: usize = 20;
@@ -121,16 +124,29 @@ fn push_image(c: &Client, url: &str, auth: &Auth, name: &str, tag: &str) -> Stri
     digest
 }
 
-/// `repos` repositories × TAGS tags, half of them deleted: odd tags of every repository and
-/// t4 of even ones (never r000:t0, the one pulled). `auth` is asked once per repository.
-fn seed(c: &Client, url: &str, repos: usize, mut auth: impl FnMut(&str) -> Auth) -> Duration {
+fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// `repos` repositories × `tags` tags, a tenth of them deleted (never r000:t0, the one
+/// pulled). `auth` is asked once per repository.
+fn seed(
+    c: &Client,
+    url: &str,
+    repos: usize,
+    tags: usize,
+    mut auth: impl FnMut(&str) -> Auth,
+) -> Duration {
     let start = Instant::now();
     for r in 0..repos {
         let name = format!("b/r{r:03}");
         let auth = auth(&name);
-        for t in 0..TAGS {
+        for t in 0..tags {
             let digest = push_image(c, url, &auth, &name, &format!("t{t}"));
-            if t % 2 == 1 || (t == 4 && r % 2 == 0) {
+            if (r * tags + t) % 10 == 9 {
                 let d = auth
                     .on(c.delete(format!("{url}/v2/{name}/manifests/{digest}")))
                     .send()
@@ -227,7 +243,11 @@ fn htpasswd_mode() -> (String, Vec<String>) {
     let mut stack = Stack::start_with(|env| with_gc(env).set("RUST_LOG", "warn"));
     let url = stack.registry.url.clone();
     let c = client();
-    let seeded = seed(&c, &url, REPOS, |_| Auth::Basic);
+    let (repos, tags) = (
+        setting("BENCH_GC_REPOS", REPOS),
+        setting("BENCH_GC_TAGS", TAGS),
+    );
+    let seeded = seed(&c, &url, repos, tags, |_| Auth::Basic);
     stack.registry.make_read_only();
     let blobs_before = stack.registry.blobs().len();
     let copy = copy_storage(&stack.registry);
@@ -283,7 +303,8 @@ fn htpasswd_mode() -> (String, Vec<String>) {
         ),
     ];
     let description = format!(
-        "registry-admin GC benchmark ({REPOS} repositories × {TAGS} tags, {blobs_before} blobs, seeded in {:.1} s)",
+        "registry-admin GC benchmark, {} ({repos} repositories × {tags} tags, a tenth deleted, {blobs_before} blobs, seeded in {:.1} s)",
+        common::upstream().label(),
         seeded.as_secs_f64()
     );
     (description, rows)
@@ -297,7 +318,8 @@ fn token_mode() -> (String, Vec<String>) {
             .set("RUST_LOG", "warn")
     });
     let mut last_write_token = Utc::now();
-    let seeded = seed(&client(), &stack.registry.url, TOKEN_REPOS, |name| {
+    let tags = setting("BENCH_GC_TAGS", TAGS);
+    let seeded = seed(&client(), &stack.registry.url, TOKEN_REPOS, tags, |name| {
         let token = stack.registry_token(
             &format!("repository:{name}:pull,push,delete"),
             Some(("admin", ADMIN_PASSWORD)),
@@ -348,7 +370,7 @@ fn token_mode() -> (String, Vec<String>) {
         ),
     ];
     let description = format!(
-        "token mode: {TOKEN_REPOS} repositories × {TAGS} tags, {blobs_before} blobs, seeded in {:.1} s",
+        "token mode: {TOKEN_REPOS} repositories × {tags} tags, {blobs_before} blobs, seeded in {:.1} s",
         seeded.as_secs_f64()
     );
     (description, rows)

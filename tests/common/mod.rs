@@ -46,6 +46,16 @@ pub enum Upstream {
     V3,
 }
 
+impl Upstream {
+    /// As figures and messages name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Upstream::V2 => "registry 2.8",
+            Upstream::V3 => "registry 3",
+        }
+    }
+}
+
 pub const REGISTRY2_BIN: &str = "/usr/bin/docker-registry";
 
 pub fn upstream() -> Upstream {
