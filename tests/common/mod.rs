@@ -259,7 +259,21 @@ impl Registry {
 
     /// Freezes (SIGSTOP) or thaws (SIGCONT) the registry: it accepts connections but answers
     /// nothing, as a hung registry would.
-    pub fn signal(&self, sig: &str) {
+    ///
+    /// The registry must still be running: a signal to a process that has exited (and whose
+    /// port another process may hold by now) would make the test judge someone else's registry.
+    pub fn signal(&mut self, sig: &str) {
+        let exited = self
+            .child
+            .as_mut()
+            .expect("registry started")
+            .try_wait()
+            .ok()
+            .flatten();
+        if let Some(status) = exited {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            panic!("the registry exited ({status}) before SIG{sig}:\n{log}");
+        }
         let pid = self.child.as_ref().expect("registry running").id();
         let ok = Command::new("kill")
             .arg(format!("-{sig}"))
