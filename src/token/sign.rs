@@ -58,6 +58,8 @@ pub struct IssuedToken {
 
 pub struct TokenIssuer {
     key: TokenKey,
+    /// The header's `x5c` entry, encoded once: it is the same for every token of this key.
+    x5c: String,
     issuer: String,
     service: String,
     ttl: Duration,
@@ -71,6 +73,7 @@ impl TokenIssuer {
         ttl: Duration,
     ) -> TokenIssuer {
         TokenIssuer {
+            x5c: STANDARD.encode(key.certificate_der()),
             key,
             issuer: issuer.into(),
             service: service.into(),
@@ -122,7 +125,7 @@ impl TokenIssuer {
             typ: "JWT".into(),
             alg: "ES256".into(),
             kid: self.key.kid().into(),
-            x5c: vec![STANDARD.encode(self.key.certificate_der())],
+            x5c: vec![self.x5c.clone()],
         };
         let claims = Claims {
             iss: self.issuer.clone(),
