@@ -1,5 +1,6 @@
-//! The EC P-256 key that signs registry tokens, and the self-signed certificate registry:2
-//! trusts it through (`auth.token.rootcertbundle`; 2.8.2 has no JWKS).
+//! The EC P-256 key that signs registry tokens, and the self-signed certificate the registry
+//! trusts it through (`auth.token.rootcertbundle`; 2.8.2 has no JWKS). Tokens also carry that
+//! certificate in their `x5c` header, which is how registry 3 finds the key.
 //!
 //! The key is never replaced once it exists: every token in flight and the registry's bundle
 //! depend on it. A missing key is generated and published with a no-clobber rename, so two
