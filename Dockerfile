@@ -1,3 +1,8 @@
+# The registry image whose binary garbage collection runs: the same as compose.yaml's registry
+# (registry:3 by default; registry:2 to stay on Distribution 2.8).
+ARG REGISTRY_IMAGE=registry:3
+FROM ${REGISTRY_IMAGE} AS registry
+
 # Build stage: dependencies are compiled in their own layer, so a source change rebuilds only
 # the crate itself.
 FROM rust:1-slim-bookworm AS build
@@ -17,8 +22,8 @@ RUN apt-get update \
     && mkdir -p /app/auth /app/logs \
     && chown -R app /app
 COPY --from=build /src/target/release/registry-admin /usr/local/bin/registry-admin
-# registry:2's own binary, so POST /gc can run `registry garbage-collect` on the shared volume.
-COPY --from=registry:2 /bin/registry /usr/local/bin/registry
+# The registry's own binary, so POST /gc can run `registry garbage-collect` on the shared volume.
+COPY --from=registry /bin/registry /usr/local/bin/registry
 WORKDIR /app
 USER app
 ENV HTPASSWD_PATH=/app/auth/htpasswd \

@@ -5,7 +5,8 @@
 //!   token mode (one bcrypt for the token, then JWT checks) against htpasswd mode (registry:2
 //!   runs bcrypt on every request).
 //!
-//! Run with `cargo bench --bench token`. Talks only to 127.0.0.1.
+//! Run with `cargo bench --bench token` (`TEST_REGISTRY=v3` for Distribution 3). Talks only to
+//! 127.0.0.1.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -169,7 +170,10 @@ fn main() {
         })
     };
 
-    println!("registry-admin token benchmark ({cores} cores)");
+    println!(
+        "registry-admin token benchmark, {} ({cores} cores)",
+        common::upstream().label()
+    );
     println!("| figure | value | reference | ratio | target |");
     println!("|---|---|---|---|---|");
     println!(

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Starts the whole stack on this machine: registry:2 on :5000 and registry-admin on :5001,
-# sharing ./auth. Token mode by default (registry:2 trusts registry-admin's GET /token, so roles
-# and grants hold at the registry); AUTH_MODE=htpasswd runs registry:2 on the shared htpasswd.
+# Starts the whole stack on this machine: a registry on :5000 and registry-admin on :5001,
+# sharing ./auth. Token mode by default (the registry trusts registry-admin's GET /token, so roles
+# and grants hold at the registry); AUTH_MODE=htpasswd runs the registry on the shared htpasswd.
+# The registry is Debian's registry 2.8 (docker-registry) unless REGISTRY_BIN names another
+# binary, e.g. Distribution 3's `registry`: REGISTRY_BIN=/path/to/registry scripts/stack.sh.
+# registry-admin's garbage collection runs the same binary.
 # Runs in the foreground; Ctrl-C stops both.
 # Settings come from the environment or from ./.env (see .env.example).
 set -euo pipefail
@@ -12,10 +15,17 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo not found: install a current Rust toolchain (rustup), then run this again" >&2
   exit 1
 fi
-scripts/install-deps.sh docker-registry curl
 if [ -f .env ]; then
   set -a; . ./.env; set +a
 fi
+if [ -n "${REGISTRY_BIN:-}" ]; then
+  [ -x "$REGISTRY_BIN" ] || { echo "REGISTRY_BIN=$REGISTRY_BIN is not an executable" >&2; exit 2; }
+  scripts/install-deps.sh curl
+else
+  scripts/install-deps.sh docker-registry curl
+  REGISTRY_BIN=/usr/bin/docker-registry
+fi
+export REGISTRY_BIN
 
 # Debian's package may have started its own registry (with a config we must not use) on :5000.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-registry 2>/dev/null; then
@@ -63,8 +73,8 @@ trap stop INT TERM EXIT
 target/release/registry-admin &
 pids+=($!)
 for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:${BIND_ADDR##*:}/health/live" >/dev/null 2>&1 && break
   kill -0 "${pids[0]}" 2>/dev/null || { echo "registry-admin failed to start" >&2; exit 1; }
+  curl -fsS "http://127.0.0.1:${BIND_ADDR##*:}/health/live" >/dev/null 2>&1 && break
   sleep 0.1
 done
 
@@ -87,17 +97,18 @@ else
   overrides+=(REGISTRY_AUTH_HTPASSWD_PATH="$HTPASSWD_PATH")
 fi
 env -i PATH="$PATH" "${overrides[@]}" \
-  /usr/bin/docker-registry serve "$config" >logs/registry.log 2>&1 &
+  "$REGISTRY_BIN" serve "$config" >logs/registry.log 2>&1 &
 pids+=($!)
+# Ready once *our* registry says it listens (another process answering :5000 does not count).
 for _ in $(seq 1 100); do
-  curl -s -o /dev/null "http://127.0.0.1:5000/v2/" && break
-  kill -0 "${pids[1]}" 2>/dev/null || { echo "registry:2 failed to start; see logs/registry.log" >&2; exit 1; }
+  kill -0 "${pids[1]}" 2>/dev/null || { echo "the registry failed to start; see logs/registry.log" >&2; exit 1; }
+  grep -q 'listening on' logs/registry.log && curl -s -o /dev/null "http://127.0.0.1:5000/v2/" && break
   sleep 0.1
 done
 
 cat <<MSG
 
-  registry:2       http://localhost:5000   (log: logs/registry.log; ${AUTH_MODE} mode)
+  registry         http://localhost:5000   (log: logs/registry.log; ${AUTH_MODE} mode; $REGISTRY_BIN)
   registry-admin   http://localhost:${BIND_ADDR##*:}   (log: this terminal; audit: ${AUDIT_LOG_PATH})
   admin account    ${ADMIN_USERNAME:-admin} — its password is the one printed above when it was
                    created, or ADMIN_PASSWORD from your environment / .env

@@ -38,15 +38,46 @@ wait_for() { # URL EXPECTED-STATUS WHAT
   return 1
 }
 
-reg_port=$(free_port)
-app_port=$(free_port)
 admin_password="ui-admin-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 events_token="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 mkdir -p "$tmp/auth" "$tmp/logs" "$tmp/data"
-cat >"$tmp/registry.yml" <<YAML
+
+# Waits until the log FILE of process PID holds LINE; fails when the process is gone first.
+wait_for_log() { # PID FILE LINE
+  for _ in $(seq 1 200); do
+    kill -0 "$1" 2>/dev/null || return 1
+    grep -qF "$3" "$2" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "timed out waiting for \"$3\" in $2" >&2
+  exit 1
+}
+
+# Starts registry-admin (on a port it picks itself) and registry:2 (on a picked one, since
+# registry-admin must know it first). A picked port can be taken by another process before the
+# registry binds it, so the registry counts as started only once its own log says it listens
+# there; otherwise both start again on new ports.
+start_stack() {
+  reg_port=$(free_port)
+  # registry-admin first: it writes the htpasswd (admin + its service account) that registry:2 reads.
+  env -i PATH="$PATH" HOME="$tmp" \
+    BIND_ADDR="127.0.0.1:0" REGISTRY_URL="http://127.0.0.1:$reg_port" \
+    HTPASSWD_PATH="$tmp/auth/htpasswd" AUDIT_LOG_PATH="$tmp/logs/audit.log" \
+    ADMIN_USERNAME=admin ADMIN_PASSWORD="$admin_password" BCRYPT_COST=4 \
+    EVENTS_TOKEN="$events_token" PUBLIC_REGISTRY_HOST="registry.example.test:5000" \
+    REGISTRY_CONFIG="$tmp/registry.yml" REGISTRY_BIN=/usr/bin/docker-registry GC_UNTAGGED_GRACE=0 \
+    RUST_LOG=warn "$bin" >"$tmp/logs/app.log" 2>&1 &
+  app_pid=$!
+  pids+=("$app_pid")
+  wait_for_log "$app_pid" "$tmp/logs/app.log" "registry-admin: listening on " \
+    || { echo "registry-admin failed to start:" >&2; cat "$tmp/logs/app.log" >&2; exit 1; }
+  app_port=$(sed -n 's|.*registry-admin: listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$tmp/logs/app.log" | head -n1)
+  wait_for "http://127.0.0.1:$app_port/health/live" 200 registry-admin || exit 1
+  cat >"$tmp/registry.yml" <<YAML
 version: 0.1
 log:
-  level: warn
+  # info: its "listening on" line proves which process holds the port.
+  level: info
   accesslog:
     disabled: true
 storage:
@@ -72,20 +103,24 @@ notifications:
       threshold: 3
       backoff: 1s
 YAML
-
-# registry-admin first: it writes the htpasswd (admin + its service account) that registry:2 reads.
-env -i PATH="$PATH" HOME="$tmp" \
-  BIND_ADDR="127.0.0.1:$app_port" REGISTRY_URL="http://127.0.0.1:$reg_port" \
-  HTPASSWD_PATH="$tmp/auth/htpasswd" AUDIT_LOG_PATH="$tmp/logs/audit.log" \
-  ADMIN_USERNAME=admin ADMIN_PASSWORD="$admin_password" BCRYPT_COST=4 \
-  EVENTS_TOKEN="$events_token" PUBLIC_REGISTRY_HOST="registry.example.test:5000" \
-  REGISTRY_CONFIG="$tmp/registry.yml" REGISTRY_BIN=/usr/bin/docker-registry GC_UNTAGGED_GRACE=0 \
-  RUST_LOG=warn "$bin" >"$tmp/logs/app.log" 2>&1 &
-pids+=($!)
-wait_for "http://127.0.0.1:$app_port/health/live" 200 registry-admin
-/usr/bin/docker-registry serve "$tmp/registry.yml" >"$tmp/logs/registry.log" 2>&1 &
-pids+=($!)
-wait_for "http://127.0.0.1:$reg_port/v2/" 401 registry:2
+  /usr/bin/docker-registry serve "$tmp/registry.yml" >"$tmp/logs/registry.log" 2>&1 &
+  reg_pid=$!
+  pids+=("$reg_pid")
+  if ! wait_for_log "$reg_pid" "$tmp/logs/registry.log" "listening on 127.0.0.1:$reg_port"; then
+    grep -q "address already in use" "$tmp/logs/registry.log" \
+      || { echo "registry:2 failed to start:" >&2; cat "$tmp/logs/registry.log" >&2; exit 1; }
+    kill "$app_pid" 2>/dev/null || true
+    wait "$app_pid" 2>/dev/null || true
+    return 1
+  fi
+  wait_for "http://127.0.0.1:$reg_port/v2/" 401 registry:2 || exit 1
+}
+started=""
+for _ in 1 2 3 4 5; do
+  if start_stack; then started=1; break; fi
+  echo "port $reg_port was taken by another process; starting again on new ports" >&2
+done
+[ -n "$started" ] || { echo "lost the picked port 5 times in a row" >&2; exit 1; }
 
 # A second registry-admin in token mode, with files of its own, for the robot accounts page
 # (robots exist in token mode only). Its pages never need the registry, so it shares the one above.

@@ -49,7 +49,7 @@ use crate::grants::GrantsStore;
 use crate::metrics::Metrics;
 use crate::net::ClientAddresses;
 use crate::registry::client::{BasicAuth, RegistryClient, UpstreamAuth};
-use crate::registry::delete::RepoLocks;
+use crate::registry::delete::TagDeletes;
 use crate::robots::RobotsStore;
 use crate::token::{SelfSignedAuth, TokenIssuer};
 use crate::users::store::UserStore;
@@ -69,7 +69,7 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// Client for registry:2, pooled and with timeouts so a hung registry cannot hang us.
     pub registry: Arc<RegistryClient>,
-    pub repo_locks: Arc<RepoLocks>,
+    pub tag_deletes: Arc<TagDeletes>,
     pub audit: Arc<AuditLog>,
     pub seen_events: Arc<SeenEvents>,
     pub metrics: Arc<Metrics>,
@@ -165,7 +165,7 @@ impl AppState {
             store,
             auth,
             registry: Arc::new(registry),
-            repo_locks: Arc::new(RepoLocks::default()),
+            tag_deletes: Arc::new(TagDeletes::default()),
             audit,
             seen_events: Arc::new(SeenEvents::default()),
             metrics,
@@ -226,7 +226,7 @@ pub fn app(
         .app_data(web::Data::from(Arc::clone(&state.store)))
         .app_data(web::Data::from(Arc::clone(&state.auth)))
         .app_data(web::Data::from(Arc::clone(&state.registry)))
-        .app_data(web::Data::from(Arc::clone(&state.repo_locks)))
+        .app_data(web::Data::from(Arc::clone(&state.tag_deletes)))
         .app_data(web::Data::from(Arc::clone(&state.audit)))
         .app_data(web::Data::from(Arc::clone(&state.seen_events)))
         .app_data(web::Data::from(Arc::clone(&state.metrics)))
@@ -263,7 +263,7 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> 
     if let Some(schedule) = state.config.retention_schedule {
         let services = retention::Services {
             registry: Arc::clone(&state.registry),
-            locks: Arc::clone(&state.repo_locks),
+            locks: Arc::clone(&state.tag_deletes),
             freeze: Arc::clone(&state.freeze),
             audit: Arc::clone(&state.audit),
         };

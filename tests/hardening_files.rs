@@ -155,13 +155,13 @@ fn a_symlinked_htpasswd_is_written_through_and_stays_a_symlink() {
     let meta_link = dir.path().join("auth/users.json");
     std::os::unix::fs::symlink("../real/users.json", &meta_link).unwrap();
 
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let app = AppEnv::new(dir.path(), &format!("http://127.0.0.1:{port}")).start();
-    let registry = Registry::start_on(dir.path(), &target, port, None);
+    // The registry's port is picked before registry-admin starts; both start again on a new
+    // one if another process takes it first.
+    let (app, registry) = common::on_free_port(|port| {
+        let app = AppEnv::new(dir.path(), &format!("http://127.0.0.1:{port}")).start();
+        let registry = Registry::try_start_on(dir.path(), &target, port, None)?;
+        Ok((app, registry))
+    });
     assert_eq!(app.create_user("sym", "sym-pass-11", "user").status(), 201);
 
     assert!(is_link(&link), "HTPASSWD_PATH is still a symlink");

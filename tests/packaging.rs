@@ -40,7 +40,14 @@ fn dockerfile_is_multi_stage_cached_non_root_and_health_checked() {
         .map(|(n, _)| n)
         .collect();
     assert!(froms.len() >= 2, "multi-stage");
-    let (build, runtime) = (&ins[froms[0]..froms[1]], &ins[froms[1]..]);
+    // The build stage up to the next FROM; the runtime stage is the last one.
+    let build_at = *froms
+        .iter()
+        .find(|&&n| ins[n].ends_with(" AS build"))
+        .expect("a build stage");
+    let build_end = froms.iter().copied().find(|&n| n > build_at).unwrap();
+    let last = *froms.last().unwrap();
+    let (build, runtime) = (&ins[build_at..build_end], &ins[last..]);
 
     let pos = |stage: &[String], pred: &dyn Fn(&str) -> bool| stage.iter().position(|i| pred(i));
     let manifests = pos(build, &|i| i.starts_with("COPY Cargo.toml Cargo.lock"))
@@ -78,8 +85,17 @@ fn dockerfile_is_multi_stage_cached_non_root_and_health_checked() {
 #[test]
 fn compose_shares_the_auth_directory_and_the_repo_registry_config() {
     let c = read("compose.yaml");
-    assert!(c.contains("image: registry:2"));
-    assert!(c.contains("build: ."));
+    // registry:3 by default, one setting to stay on registry:2, and GC's binary follows it.
+    assert!(c.contains("image: ${REGISTRY_IMAGE:-registry:3}"));
+    assert!(c.contains("REGISTRY_IMAGE: ${REGISTRY_IMAGE:-registry:3}"));
+    assert!(
+        c.contains("REGISTRY_IMAGE=registry:2"),
+        "how to stay on registry:2"
+    );
+    assert!(c.contains("context: ."));
+    let docker = read("Dockerfile");
+    assert!(docker.contains("ARG REGISTRY_IMAGE=registry:3"));
+    assert!(docker.contains("COPY --from=registry /bin/registry "));
     assert!(c.contains("- \"5001:5001\""));
     // The directory, never the file: an atomic rename replaces the inode a file mount pins.
     assert!(c.contains("- ./auth:/app/auth\n") && c.contains("- ./auth:/auth:ro\n"));
@@ -199,8 +215,10 @@ fn the_stack_script_starts_registry_admin_first_and_gives_registry_2_a_clean_env
         .find("target/release/registry-admin &")
         .expect("starts the admin");
     let registry = s
-        .find("docker-registry serve")
+        .find("\"$REGISTRY_BIN\" serve")
         .expect("starts the registry");
+    // Debian's 2.8 unless REGISTRY_BIN names another registry (Distribution 3).
+    assert!(s.contains("REGISTRY_BIN=/usr/bin/docker-registry"));
     assert!(
         admin < registry,
         "registry-admin first: it writes token.crt"
@@ -208,4 +226,35 @@ fn the_stack_script_starts_registry_admin_first_and_gives_registry_2_a_clean_env
     assert!(s.contains("env -i PATH=\"$PATH\" \"${overrides[@]}\""));
     assert!(s.contains("REGISTRY_AUTH_TOKEN_ROOTCERTBUNDLE="));
     assert!(s.contains("export AUTH_MODE=\"${AUTH_MODE:-token}\""));
+}
+
+/// scripts/test.sh runs the registry tests a second time against Distribution 3; a new test
+/// binary that starts a registry must not silently miss that pass.
+#[test]
+fn every_test_binary_that_starts_a_registry_also_runs_against_registry_3() {
+    let script = read("scripts/test.sh");
+    let list = script
+        .split("registry_tests=(")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .expect("registry_tests=( … ) in scripts/test.sh");
+    let listed: std::collections::BTreeSet<String> =
+        list.split_whitespace().map(str::to_string).collect();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let mut starting = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        // This file names the markers without starting anything.
+        if path.extension().is_none_or(|e| e != "rs") || path.ends_with("packaging.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        if ["Stack::start", "Registry::start", "on_free_port"]
+            .iter()
+            .any(|s| text.contains(s))
+        {
+            starting.insert(path.file_stem().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    assert_eq!(listed, starting);
 }

@@ -35,12 +35,13 @@ fn host(stack: &Stack) -> String {
 /// registry-admin and a registry that sends it no events.
 fn quiet_stack() -> Stack {
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port");
-    let app = AppEnv::new(dir.path(), &format!("http://127.0.0.1:{port}")).start();
-    let registry = Registry::start_on(dir.path(), &dir.path().join("auth/htpasswd"), port, None);
+    let env = AppEnv::new(dir.path(), "http://127.0.0.1:1");
+    let (app, registry) = common::on_free_port(|port| {
+        let app = env.for_registry_port(port).start();
+        let registry =
+            Registry::try_start_on(dir.path(), &dir.path().join("auth/htpasswd"), port, None)?;
+        Ok((app, registry))
+    });
     Stack { dir, app, registry }
 }
 
@@ -728,7 +729,10 @@ fn prune_empty_needs_filesystem_storage() {
     .unwrap();
     let app = AppEnv::new(dir.path(), "http://127.0.0.1:1")
         .set("REGISTRY_CONFIG", &config.display().to_string())
-        .set("REGISTRY_BIN", common::REGISTRY_BIN)
+        .set(
+            "REGISTRY_BIN",
+            &common::registry_bin().display().to_string(),
+        )
         .start();
     let (status, body) = json(
         app.as_admin(Method::POST, "/gc")

@@ -449,8 +449,14 @@ fn the_token_verifies_against_token_crt_with_an_independently_computed_kid() {
             .decode(token.split('.').nth(i).unwrap())
             .unwrap()
     };
+    // x5c: token.crt's certificate exactly (standard base64 DER), which registry 3 verifies
+    // against its bundle; registry 2.8 also takes the libtrust kid.
+    let x5c = base64::engine::general_purpose::STANDARD.encode(cert.to_der().unwrap());
     let header: Value = serde_json::from_slice(&part(0)).unwrap();
-    assert_eq!(header, json!({"typ": "JWT", "alg": "ES256", "kid": kid}));
+    assert_eq!(
+        header,
+        json!({"typ": "JWT", "alg": "ES256", "kid": kid, "x5c": [x5c]})
+    );
     let verifying = VerifyingKey::from_public_key_der(&spki).unwrap();
     let signature = Signature::from_slice(&part(2)).unwrap();
     let (input, _) = token.rsplit_once('.').unwrap();

@@ -182,8 +182,10 @@ fn entry_for(e: &Event, own: &str) -> Option<Entry> {
         "delete" => "image.delete",
         _ => return None,
     };
-    // Deletes carry no media type; for pushes and pulls, anything but a manifest is a blob.
-    let is_manifest = match &e.target.media_type {
+    // Deletes carry no media type (registry 3 sends `""`, and `""` for a tag delete's digest);
+    // for pushes and pulls, anything but a manifest is a blob.
+    let present = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(str::to_string);
+    let is_manifest = match &present(&e.target.media_type) {
         Some(mt) => MANIFEST_TYPES.contains(&mt.as_str()),
         None => e.action == "delete",
     };
@@ -201,7 +203,7 @@ fn entry_for(e: &Event, own: &str) -> Option<Entry> {
     }
     entry.image = e.target.repository.as_deref().map(|r| clean(r, 255));
     entry.tag = e.target.tag.as_deref().map(|t| clean(t, 128));
-    entry.digest = e.target.digest.as_deref().map(|d| clean(d, 140));
+    entry.digest = present(&e.target.digest).map(|d| clean(&d, 140));
     entry.request_id = e.request.id.as_deref().map(|r| clean(r, 128));
     let addr = e.request.addr.as_deref().map(remote_addr);
     let claimed = addr.as_ref().is_some_and(|(_, claimed)| *claimed);
@@ -408,6 +410,22 @@ mod tests {
             event(json!({"action": "delete", "target": {"repository": "team/app", "tag": "v1"}}));
         assert_eq!(entry_for(&tag_delete, OWN).unwrap().action, "image.delete");
         assert!(entry_for(&event(json!({"action": "mount"})), OWN).is_none());
+    }
+
+    #[test]
+    fn registry_3_delete_events_with_empty_media_type_and_digest_are_recorded() {
+        // As registry 3.1.1 sends them (docs/registry-versions.md): empty strings, not absent.
+        let tag_delete = event(json!({"action": "delete", "target": {
+            "mediaType": "", "digest": "", "size": 0, "repository": "team/app", "tag": "v1"
+        }, "actor": {"name": "alice"}}));
+        let e = entry_for(&tag_delete, OWN).unwrap();
+        assert_eq!((e.action.as_str(), e.digest), ("image.delete", None));
+        assert_eq!(e.tag.as_deref(), Some("v1"));
+        let by_digest = event(json!({"action": "delete", "target": {
+            "mediaType": "", "digest": "sha256:41e7", "size": 0, "repository": "team/app"
+        }, "actor": {"name": "alice"}}));
+        let e = entry_for(&by_digest, OWN).unwrap();
+        assert_eq!(e.digest.as_deref(), Some("sha256:41e7"));
     }
 
     #[test]

@@ -1,11 +1,19 @@
-//! Deleting exactly one tag. registry:2 (2.8) cannot delete by tag, and deleting by digest
-//! removes every tag sharing that digest. So: try by tag first (newer registries allow it);
-//! where refused, resolve the digest with all four media types and look for siblings; with none,
-//! delete by digest; otherwise move the tag onto a unique throwaway manifest and delete that
-//! (regclient's `regctl tag delete` technique), so the siblings keep their digest.
+//! Deleting exactly one tag. Deleting a manifest by digest removes every tag pointing at it
+//! when the DELETE arrives — including a sibling pushed a moment earlier (a CI promotion), which
+//! no listing beforehand can see. So a tag is never deleted by digest:
+//! - registry 3 deletes one tag natively (`DELETE /v2/<name>/manifests/<tag>` → 202, siblings
+//!   stay): that one request;
+//! - registry 2.8 refuses that (400 `DIGEST_INVALID`): the tag is moved onto a unique throwaway
+//!   manifest, which is deleted by digest (regclient's `regctl tag delete` technique); the old
+//!   manifest stays, untagged, for an untagged garbage collection.
+//!
+//! Which of the two the registry does is learnt from its answer to the first tag delete and
+//! remembered (docs/registry-versions.md). The memory is only a shortcut: a registry that
+//! answers otherwise later is followed.
 
 use crate::sync::lock;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{SecondsFormat, Utc};
@@ -15,7 +23,6 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::client::{DeleteOutcome, OCI_MANIFEST, RegistryClient, UpstreamError};
-use super::details::{child_digests, is_index};
 
 /// How many sibling tags are resolved at once.
 const LOOKUP_CONCURRENCY: usize = 8;
@@ -23,11 +30,9 @@ const LOOKUP_CONCURRENCY: usize = 8;
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
-    /// The registry deleted the tag itself.
+    /// The registry deleted the tag itself (registry 3).
     Tag,
-    /// No other tag shared the digest, so the manifest was deleted.
-    Digest,
-    /// The tag was moved to a throwaway manifest, which was deleted.
+    /// The tag was moved to a throwaway manifest, which was deleted (registry 2.8).
     Throwaway,
 }
 
@@ -35,7 +40,6 @@ impl Method {
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Tag => "tag",
-            Method::Digest => "digest",
             Method::Throwaway => "throwaway",
         }
     }
@@ -46,7 +50,7 @@ pub struct Deleted {
     pub name: String,
     pub tag: String,
     pub digest: String,
-    /// Tags that pointed at the same digest and still do.
+    /// Tags that pointed at the same digest and still do, once the tag is gone.
     pub other_tags: Vec<String>,
     #[serde(skip)]
     #[schema(ignore)]
@@ -63,14 +67,16 @@ pub enum DeleteError {
     Upstream(#[from] UpstreamError),
 }
 
-/// One lock per repository, so two deletes in one repository never interleave their steps.
+/// What tag deletes share: one lock per repository, so two deletes in one repository never
+/// interleave their steps, and what the registry answered to a native tag delete.
 #[derive(Default)]
-pub struct RepoLocks {
+pub struct TagDeletes {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    native: NativeSupport,
 }
 
-impl RepoLocks {
-    fn get(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+impl TagDeletes {
+    fn lock_for(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut map = lock(&self.locks);
         // Drop locks nobody holds, so the map does not grow with every repository ever seen.
         map.retain(|_, l| Arc::strong_count(l) > 1);
@@ -78,23 +84,84 @@ impl RepoLocks {
     }
 }
 
+/// Whether the registry deletes tags natively: 0 until it has answered, then yes or no.
+#[derive(Default)]
+struct NativeSupport(AtomicU8);
+
+impl NativeSupport {
+    const YES: u8 = 1;
+    const NO: u8 = 2;
+
+    fn get(&self) -> Option<bool> {
+        match self.0.load(Ordering::Relaxed) {
+            Self::YES => Some(true),
+            Self::NO => Some(false),
+            _ => None,
+        }
+    }
+
+    fn set(&self, native: bool) {
+        let v = if native { Self::YES } else { Self::NO };
+        self.0.store(v, Ordering::Relaxed);
+    }
+}
+
 pub async fn delete_tag(
     client: &RegistryClient,
-    locks: &RepoLocks,
+    deletes: &TagDeletes,
     name: &str,
     tag: &str,
 ) -> Result<Deleted, DeleteError> {
-    let lock = locks.get(name);
+    let lock = deletes.lock_for(name);
     let _guard = lock.lock().await;
     let not_found = || DeleteError::NotFound(format!("{name}:{tag}"));
 
     let (digest, _) = client.resolve(name, tag).await?.ok_or_else(not_found)?;
-    let tags = client.tags(name).await?.ok_or_else(not_found)?;
-    let others: Vec<String> = tags.into_iter().filter(|t| t != tag).collect();
+    let method = match deletes.native.get() {
+        Some(false) => None,
+        Some(true) | None => match client.delete_manifest(name, tag).await? {
+            DeleteOutcome::Deleted => {
+                deletes.native.set(true);
+                Some(Method::Tag)
+            }
+            DeleteOutcome::NotFound => return Err(not_found()),
+            DeleteOutcome::Refused { status: 405, code } => {
+                return Err(DeleteError::Disabled(code));
+            }
+            // 2.8: 400 DIGEST_INVALID, it takes only digests.
+            DeleteOutcome::Refused { .. } => {
+                deletes.native.set(false);
+                None
+            }
+        },
+    };
+    let method = match method {
+        Some(m) => m,
+        None => {
+            delete_via_throwaway(client, name, tag).await?;
+            Method::Throwaway
+        }
+    };
+    let other_tags = tags_at(client, name, &digest).await?;
+    Ok(Deleted {
+        name: name.to_string(),
+        tag: tag.to_string(),
+        digest,
+        other_tags,
+        method,
+    })
+}
 
-    // Which other tags share the digest, and whether an index under another tag needs this
-    // manifest as a child (deleting it by digest would break that multi-arch image).
-    let resolved: Vec<(String, Option<(String, String)>)> = stream::iter(others)
+/// The tags of `name` that point at `digest` now, sorted: listed after the delete, so a sibling
+/// pushed while it ran is there too.
+async fn tags_at(
+    client: &RegistryClient,
+    name: &str,
+    digest: &str,
+) -> Result<Vec<String>, UpstreamError> {
+    // A repository whose last tag went lists no tags (2.8: 404 or `null`).
+    let tags = client.tags(name).await?.unwrap_or_default();
+    let resolved: Vec<(String, Option<(String, String)>)> = stream::iter(tags)
         .map(|t| async move {
             let r = client.resolve(name, &t).await?;
             Ok::<_, UpstreamError>((t, r))
@@ -102,60 +169,13 @@ pub async fn delete_tag(
         .buffer_unordered(LOOKUP_CONCURRENCY)
         .try_collect()
         .await?;
-    let mut siblings: Vec<String> = Vec::new();
-    let mut index_tags: Vec<String> = Vec::new();
-    for (t, r) in resolved {
-        match r {
-            Some((d, _)) if d == digest => siblings.push(t),
-            Some((_, media_type)) if is_index(&media_type) => index_tags.push(t),
-            _ => {}
-        }
-    }
+    let mut siblings: Vec<String> = resolved
+        .into_iter()
+        .filter(|(_, r)| r.as_ref().is_some_and(|(d, _)| d == digest))
+        .map(|(t, _)| t)
+        .collect();
     siblings.sort();
-    let referenced = is_child_of_any(client, name, &index_tags, &digest).await?;
-
-    let method = match client.delete_manifest(name, tag).await? {
-        DeleteOutcome::Deleted => Method::Tag,
-        DeleteOutcome::NotFound => return Err(not_found()),
-        DeleteOutcome::Refused { status: 405, code } => return Err(DeleteError::Disabled(code)),
-        DeleteOutcome::Refused { .. } if siblings.is_empty() && !referenced => {
-            match client.delete_manifest(name, &digest).await? {
-                DeleteOutcome::Deleted => Method::Digest,
-                DeleteOutcome::NotFound => return Err(not_found()),
-                DeleteOutcome::Refused { code, .. } => return Err(DeleteError::Disabled(code)),
-            }
-        }
-        DeleteOutcome::Refused { .. } => {
-            delete_via_throwaway(client, name, tag).await?;
-            Method::Throwaway
-        }
-    };
-    Ok(Deleted {
-        name: name.to_string(),
-        tag: tag.to_string(),
-        digest,
-        other_tags: siblings,
-        method,
-    })
-}
-
-async fn is_child_of_any(
-    client: &RegistryClient,
-    name: &str,
-    index_tags: &[String],
-    digest: &str,
-) -> Result<bool, UpstreamError> {
-    let found: Vec<bool> = stream::iter(index_tags)
-        .map(|t| async move {
-            Ok::<_, UpstreamError>(match client.manifest(name, t).await? {
-                Some(m) => child_digests(&m)?.iter().any(|c| c == digest),
-                None => false,
-            })
-        })
-        .buffer_unordered(LOOKUP_CONCURRENCY)
-        .try_collect()
-        .await?;
-    Ok(found.into_iter().any(|f| f))
+    Ok(siblings)
 }
 
 /// Points `tag` at a manifest nobody else uses, then deletes that manifest by digest: only

@@ -18,7 +18,7 @@ use super::delete::Deleted;
 use super::details::ImageDetails;
 
 use super::client::RegistryClient;
-use super::delete::{RepoLocks, delete_tag};
+use super::delete::{TagDeletes, delete_tag};
 use super::details::image_details;
 use super::names;
 use crate::audit;
@@ -295,7 +295,7 @@ pub(crate) fn doc_delete_legacy() {}
 pub(crate) async fn delete(
     access: Access,
     registry: web::Data<RegistryClient>,
-    locks: web::Data<RepoLocks>,
+    deletes: web::Data<TagDeletes>,
     freeze: web::Data<WriteFreeze>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
@@ -322,7 +322,7 @@ pub(crate) async fn delete(
             repo: name.clone(),
         })
     })?;
-    let deleted = delete_tag(&registry, &locks, &name, &tag).await?;
+    let deleted = delete_tag(&registry, &deletes, &name, &tag).await?;
     audit::api::note(&req, |n| {
         n.digest = Some(deleted.digest.clone());
         n.detail = Some(format!(

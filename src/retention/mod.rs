@@ -32,7 +32,7 @@ use crate::blocking::run_blocking;
 use crate::freeze::WriteFreeze;
 use crate::grants::Pattern;
 use crate::registry::client::RegistryClient;
-use crate::registry::delete::RepoLocks;
+use crate::registry::delete::TagDeletes;
 use crate::registry::names;
 
 /// Repositories evaluated at once while a plan is made.
@@ -49,7 +49,7 @@ pub struct Retention {
 #[derive(Clone)]
 pub struct Services {
     pub registry: Arc<RegistryClient>,
-    pub locks: Arc<RepoLocks>,
+    pub locks: Arc<TagDeletes>,
     pub freeze: Arc<WriteFreeze>,
     pub audit: Arc<AuditLog>,
 }

@@ -21,7 +21,7 @@ use crate::error::ApiError;
 use crate::freeze::WriteFreeze;
 use crate::grants::Pattern;
 use crate::registry::client::RegistryClient;
-use crate::registry::delete::RepoLocks;
+use crate::registry::delete::TagDeletes;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -36,7 +36,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 fn services(
     registry: web::Data<RegistryClient>,
-    locks: web::Data<RepoLocks>,
+    locks: web::Data<TagDeletes>,
     freeze: web::Data<WriteFreeze>,
     audit: web::Data<AuditLog>,
 ) -> Services {
@@ -116,7 +116,7 @@ pub(crate) async fn make_plan(
     _admin: Admin,
     retention: web::Data<Retention>,
     registry: web::Data<RegistryClient>,
-    locks: web::Data<RepoLocks>,
+    locks: web::Data<TagDeletes>,
     freeze: web::Data<WriteFreeze>,
     audit_log: web::Data<AuditLog>,
     body: web::Bytes,
@@ -185,7 +185,7 @@ pub(crate) async fn apply_plan(
     admin: Admin,
     retention: web::Data<Retention>,
     registry: web::Data<RegistryClient>,
-    locks: web::Data<RepoLocks>,
+    locks: web::Data<TagDeletes>,
     freeze: web::Data<WriteFreeze>,
     audit_log: web::Data<AuditLog>,
     id: web::Path<String>,

@@ -1,5 +1,6 @@
-//! The EC P-256 key that signs registry tokens, and the self-signed certificate registry:2
-//! trusts it through (`auth.token.rootcertbundle`; 2.8.2 has no JWKS).
+//! The EC P-256 key that signs registry tokens, and the self-signed certificate the registry
+//! trusts it through (`auth.token.rootcertbundle`; 2.8.2 has no JWKS). Tokens also carry that
+//! certificate in their `x5c` header, which is how registry 3 finds the key.
 //!
 //! The key is never replaced once it exists: every token in flight and the registry's bundle
 //! depend on it. A missing key is generated and published with a no-clobber rename, so two
@@ -68,6 +69,11 @@ pub struct TokenKey {
     rng: ring::rand::SystemRandom,
     spki_der: Vec<u8>,
     kid: String,
+    /// DER of the certificate tokens carry in `x5c`: registry 3 finds the key only through
+    /// it (it no longer knows libtrust ids), and it must be the very certificate the registry
+    /// holds in its bundle. Made from the key at load; `load_or_generate` replaces it with the
+    /// matching one from `token.crt`.
+    certificate_der: Vec<u8>,
 }
 
 // Never print the secret, not even in a debug log.
@@ -130,12 +136,14 @@ impl TokenKey {
             &rng,
         )
         .map_err(|e| format!("not a usable P-256 key ({e})"))?;
+        let certificate_der = self_signed_certificate(&signing)?;
         Ok(TokenKey {
             signing,
             fast,
             rng,
             spki_der,
             kid,
+            certificate_der,
         })
     }
 
@@ -179,48 +187,77 @@ impl TokenKey {
         out
     }
 
-    /// A self-signed PEM certificate for this key, valid from yesterday (clock skew) to
-    /// 9999-12-31, RFC 5280's "no well-defined expiration": the registry only takes the key
-    /// out of it, and a certificate that expired would end token auth with no warning.
-    pub fn certificate_pem(&self) -> Result<String, String> {
-        let pkcs8 = self
-            .signing
-            .to_pkcs8_der()
-            .map_err(|e| format!("cannot encode the key: {e}"))?;
-        let pair = rcgen::KeyPair::try_from(pkcs8.as_bytes()).map_err(|e| e.to_string())?;
-        let mut params = rcgen::CertificateParams::default();
-        let mut dn = rcgen::DistinguishedName::new();
-        dn.push(rcgen::DnType::CommonName, CERT_COMMON_NAME);
-        params.distinguished_name = dn;
-        let start = Utc::now()
-            .date_naive()
-            .checked_sub_days(Days::new(1))
-            .ok_or("the clock is out of range")?;
-        // Month and day always fit in u8; the fallback is never taken.
-        let (month, day) = (
-            u8::try_from(start.month()).unwrap_or(1),
-            u8::try_from(start.day()).unwrap_or(1),
-        );
-        params.not_before = rcgen::date_time_ymd(start.year(), month, day);
-        params.not_after = rcgen::date_time_ymd(9999, 12, 31);
-        params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
-        let cert = params.self_signed(&pair).map_err(|e| e.to_string())?;
-        Ok(cert.pem())
+    /// The certificate this key's tokens carry in `x5c`, as PEM: what `load_or_generate`
+    /// writes to a missing `token.crt`.
+    pub fn certificate_pem(&self) -> String {
+        pem::encode_config(
+            &pem::Pem::new("CERTIFICATE", self.certificate_der.clone()),
+            pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+        )
+    }
+
+    /// DER of the certificate tokens carry in `x5c` (see `certificate_der` above).
+    pub fn certificate_der(&self) -> &[u8] {
+        &self.certificate_der
+    }
+
+    /// The first certificate in `bundle` (PEM) that is for this key, as DER.
+    fn certificate_in_bundle(&self, bundle: &[u8]) -> Option<Vec<u8>> {
+        // The certificate's DER embeds the SubjectPublicKeyInfo verbatim, so finding ours in
+        // it is exact without parsing X.509.
+        pem::parse_many(bundle).ok()?.into_iter().find_map(|b| {
+            (b.tag() == "CERTIFICATE"
+                && b.contents()
+                    .windows(self.spki_der.len())
+                    .any(|w| w == self.spki_der.as_slice()))
+            .then(|| b.into_contents())
+        })
     }
 
     /// Whether `bundle` (PEM certificates) holds a certificate for this key.
     pub fn is_in_bundle(&self, bundle: &[u8]) -> bool {
-        // The certificate's DER embeds the SubjectPublicKeyInfo verbatim, so finding ours in
-        // it is exact without parsing X.509.
-        pem::parse_many(bundle).is_ok_and(|blocks| {
-            blocks.iter().any(|b| {
-                b.tag() == "CERTIFICATE"
-                    && b.contents()
-                        .windows(self.spki_der.len())
-                        .any(|w| w == self.spki_der.as_slice())
-            })
-        })
+        self.certificate_in_bundle(bundle).is_some()
     }
+
+    /// Takes the certificate for this key out of `bundle` as the one tokens carry; `false`
+    /// (and the key unchanged) when the bundle holds none.
+    fn adopt_certificate_from(&mut self, bundle: &[u8]) -> bool {
+        match self.certificate_in_bundle(bundle) {
+            Some(der) => {
+                self.certificate_der = der;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A self-signed certificate for `signing`, valid from yesterday (clock skew) to 9999-12-31,
+/// RFC 5280's "no well-defined expiration": the registry only takes the key out of it, and a
+/// certificate that expired would end token auth with no warning.
+fn self_signed_certificate(signing: &SigningKey) -> Result<Vec<u8>, String> {
+    let pkcs8 = signing
+        .to_pkcs8_der()
+        .map_err(|e| format!("cannot encode the key: {e}"))?;
+    let pair = rcgen::KeyPair::try_from(pkcs8.as_bytes()).map_err(|e| e.to_string())?;
+    let mut params = rcgen::CertificateParams::default();
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(rcgen::DnType::CommonName, CERT_COMMON_NAME);
+    params.distinguished_name = dn;
+    let start = Utc::now()
+        .date_naive()
+        .checked_sub_days(Days::new(1))
+        .ok_or("the clock is out of range")?;
+    // Month and day always fit in u8; the fallback is never taken.
+    let (month, day) = (
+        u8::try_from(start.month()).unwrap_or(1),
+        u8::try_from(start.day()).unwrap_or(1),
+    );
+    params.not_before = rcgen::date_time_ymd(start.year(), month, day);
+    params.not_after = rcgen::date_time_ymd(9999, 12, 31);
+    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    let cert = params.self_signed(&pair).map_err(|e| e.to_string())?;
+    Ok(cert.der().to_vec())
 }
 
 /// What `load_or_generate` found or did.
@@ -281,15 +318,18 @@ pub fn load_or_generate(key_path: &Path) -> Result<KeySetup, KeyError> {
             });
         }
     };
+    let mut key = key;
     let cert_path = cert_path_for(key_path);
+    // Tokens carry the very certificate the registry reads from token.crt in `x5c`; on a
+    // mismatch they keep the one made from the key, which no registry given that file trusts
+    // either way (reported, and the file left alone).
     let certificate = match read_bounded(&cert_path) {
-        Ok(bundle) if key.is_in_bundle(&bundle) => CertificateStatus::Matches,
+        Ok(bundle) if key.adopt_certificate_from(&bundle) => CertificateStatus::Matches,
         Ok(_) => CertificateStatus::DoesNotMatch,
         Err(KeyError::Read { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-            let pem = key.certificate_pem().map_err(generate_err)?;
-            if write_new(&cert_path, pem.as_bytes(), CERT_MODE)? {
+            if write_new(&cert_path, key.certificate_pem().as_bytes(), CERT_MODE)? {
                 CertificateStatus::Written
-            } else if key.is_in_bundle(&read_bounded(&cert_path)?) {
+            } else if key.adopt_certificate_from(&read_bounded(&cert_path)?) {
                 CertificateStatus::Matches
             } else {
                 CertificateStatus::DoesNotMatch
@@ -517,15 +557,61 @@ MC4CAQAwBQYDK2VwBCIEIK059lO9L7X2roi4sFvlmPFU5LC+CUttZQV9CTHR66cX
     fn a_certificate_for_another_key_is_reported_and_kept() {
         let dir = tempfile::tempdir().unwrap();
         let (other, _) = TokenKey::generate().unwrap();
-        let foreign = other.certificate_pem().unwrap();
+        let foreign = other.certificate_pem();
         fs::write(dir.path().join(CERT_FILE_NAME), &foreign).unwrap();
         let key_path = dir.path().join("token.key");
         let setup = load_or_generate(&key_path).unwrap();
         assert_eq!(setup.certificate, CertificateStatus::DoesNotMatch);
         assert_eq!(fs::read_to_string(&setup.cert_path).unwrap(), foreign);
         // A bundle holding both is fine.
-        let both = format!("{foreign}{}", setup.key.certificate_pem().unwrap());
+        let both = format!("{foreign}{}", setup.key.certificate_pem());
         assert!(setup.key.is_in_bundle(both.as_bytes()));
+    }
+
+    /// The DER of the only certificate in a PEM file.
+    fn der_of(path: &Path) -> Vec<u8> {
+        let blocks = pem::parse_many(fs::read(path).unwrap()).unwrap();
+        assert_eq!(blocks.len(), 1);
+        blocks[0].contents().to_vec()
+    }
+
+    #[test]
+    fn the_certificate_tokens_carry_is_the_one_in_token_crt() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_path = dir.path().join("token.key");
+        let first = load_or_generate(&key_path).unwrap();
+        assert_eq!(first.certificate, CertificateStatus::Written);
+        assert_eq!(first.key.certificate_der(), der_of(&first.cert_path));
+
+        // A restart takes the file's certificate, not a fresh one made from the key (its
+        // dates and serial would differ from what the registry holds).
+        let again = load_or_generate(&key_path).unwrap();
+        assert_eq!(again.certificate, CertificateStatus::Matches);
+        assert_eq!(again.key.certificate_der(), der_of(&first.cert_path));
+        let unloaded = TokenKey::load(&key_path).unwrap();
+        assert_ne!(unloaded.certificate_der(), der_of(&first.cert_path));
+
+        // A bundle holding another key's certificate first: ours is the one taken.
+        let (other, _) = TokenKey::generate().unwrap();
+        let ours = fs::read_to_string(&first.cert_path).unwrap();
+        fs::write(
+            &first.cert_path,
+            format!("{}{ours}", other.certificate_pem()),
+        )
+        .unwrap();
+        let mixed = load_or_generate(&key_path).unwrap();
+        assert_eq!(mixed.certificate, CertificateStatus::Matches);
+        assert_eq!(mixed.key.certificate_der(), first.key.certificate_der());
+
+        // Rotation as the README describes it: both files removed, a new pair written, and
+        // tokens carry the new certificate.
+        fs::remove_file(&key_path).unwrap();
+        fs::remove_file(&first.cert_path).unwrap();
+        let rotated = load_or_generate(&key_path).unwrap();
+        assert!(rotated.key_generated);
+        assert_ne!(rotated.key.kid(), first.key.kid());
+        assert_eq!(rotated.key.certificate_der(), der_of(&rotated.cert_path));
+        assert_ne!(rotated.key.certificate_der(), first.key.certificate_der());
     }
 
     #[test]

@@ -1,12 +1,13 @@
-//! Registry tokens: ES256 JWTs in the shape registry:2 2.8.2 accepts (REGISTRY-FACTS §h): a
-//! libtrust `kid`, `aud` as a plain string, and a raw r‖s signature. Off-the-shelf JWT crates
-//! get at least one of these wrong for this registry, and the format is small, so it is
-//! written out here.
+//! Registry tokens: ES256 JWTs in the shape both Distribution 2.8 and 3 accept: the key named
+//! twice in the header — a libtrust `kid` (2.8) and the signing certificate in `x5c` (2.8 and 3;
+//! 3 knows no libtrust ids, see docs/registry-versions.md) — `aud` as a plain string, and a raw
+//! r‖s signature. Off-the-shelf JWT crates get at least one of these wrong for this registry,
+//! and the format is small, so it is written out here.
 
 use std::time::Duration;
 
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,9 @@ pub struct Header {
     pub typ: String,
     pub alg: String,
     pub kid: String,
+    /// The certificate chain, leaf first, each standard base64 of DER (RFC 7515 §4.1.6): here
+    /// only the self-signed certificate in `token.crt`.
+    pub x5c: Vec<String>,
 }
 
 /// In the order registry:2's `ClaimSet` declares them.
@@ -54,6 +58,8 @@ pub struct IssuedToken {
 
 pub struct TokenIssuer {
     key: TokenKey,
+    /// The header's `x5c` entry, encoded once: it is the same for every token of this key.
+    x5c: String,
     issuer: String,
     service: String,
     ttl: Duration,
@@ -67,6 +73,7 @@ impl TokenIssuer {
         ttl: Duration,
     ) -> TokenIssuer {
         TokenIssuer {
+            x5c: STANDARD.encode(key.certificate_der()),
             key,
             issuer: issuer.into(),
             service: service.into(),
@@ -118,6 +125,7 @@ impl TokenIssuer {
             typ: "JWT".into(),
             alg: "ES256".into(),
             kid: self.key.kid().into(),
+            x5c: vec![self.x5c.clone()],
         };
         let claims = Claims {
             iss: self.issuer.clone(),
@@ -190,8 +198,9 @@ mod tests {
         assert_eq!(
             String::from_utf8(URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap(),
             format!(
-                r#"{{"typ":"JWT","alg":"ES256","kid":"{}"}}"#,
-                issuer.key().kid()
+                r#"{{"typ":"JWT","alg":"ES256","kid":"{}","x5c":["{}"]}}"#,
+                issuer.key().kid(),
+                STANDARD.encode(issuer.key().certificate_der())
             )
         );
         let claims = decode(parts[1]);
@@ -213,6 +222,24 @@ mod tests {
         assert_eq!(t.issued_at.timestamp(), 1_700_000_000);
         assert_eq!(t.issued_at.timestamp_subsec_nanos(), 0);
         assert_eq!(t.expires_at.timestamp(), 1_700_000_300);
+    }
+
+    #[test]
+    fn x5c_holds_the_certificate_of_the_signing_key() {
+        let issuer = issuer();
+        let t = issuer.issue("", &[]);
+        let header = decode(t.token.split('.').next().unwrap());
+        let chain = header["x5c"].as_array().unwrap();
+        assert_eq!(chain.len(), 1);
+        // Standard base64 (with padding, `+` and `/`), not the URL-safe form of the JWT parts.
+        let der = STANDARD.decode(chain[0].as_str().unwrap()).unwrap();
+        assert_eq!(der, issuer.key().certificate_der());
+        // The certificate embeds this key's public key, and no other key's.
+        let spki = issuer.key().public_key_der();
+        assert!(der.windows(spki.len()).any(|w| w == spki));
+        let (other, _) = TokenKey::generate().unwrap();
+        let theirs = other.public_key_der();
+        assert!(!der.windows(theirs.len()).any(|w| w == theirs));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use reqwest::blocking::RequestBuilder;
 use serde_json::Value;
 
 use super::images::{ACCEPT_ALL, Desc, Layout, pull_all};
-use super::{App, AppEnv, REGISTRY_BIN, Registry, client, json, wait_until};
+use super::{App, AppEnv, Registry, client, json, registry_bin, wait_until};
 
 /// `env` with REGISTRY_CONFIG pointing at the config file the harness registry will use (it
 /// is written beside the htpasswd's directory) and REGISTRY_BIN at the real binary.
@@ -30,7 +30,7 @@ pub fn with_gc(env: AppEnv) -> AppEnv {
         "REGISTRY_CONFIG",
         &dir.join("registry-config.yml").display().to_string(),
     )
-    .set("REGISTRY_BIN", REGISTRY_BIN)
+    .set("REGISTRY_BIN", &registry_bin().display().to_string())
 }
 
 impl Registry {

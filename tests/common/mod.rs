@@ -1,11 +1,18 @@
-//! Test harness: a real registry:2 (Debian's `docker-registry`) on a free loopback port with a
-//! config written here, and the real registry-admin binary on port 0, sharing one htpasswd.
-//! Both are killed when their handle is dropped. Every wait is bounded.
+//! Test harness: a real registry (Debian's `docker-registry` 2.8, or Distribution 3 with
+//! `TEST_REGISTRY=v3`, see `upstream`) on a free loopback port with a config written here, and
+//! the real registry-admin binary on port 0, sharing one htpasswd. Both are killed when their
+//! handle is dropped. Every wait is bounded.
+//!
+//! A port picked free may be taken by another test's process before ours binds it, and a
+//! registry that lost that race exits while the winner answers in its place. So a start counts
+//! only once the log of the process started here says it listens on that port, and a lost bind
+//! is retried on another port.
 #![allow(dead_code)]
 
 pub mod auth;
 pub mod gc;
 pub mod images;
+pub mod intercept;
 pub mod proxy;
 pub mod token;
 pub mod token_stack;
@@ -21,7 +28,6 @@ use std::time::{Duration, Instant};
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use serde_json::Value;
 
-pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
 pub const ADMIN_PASSWORD: &str = "admin-secret-1";
 pub const EVENTS_TOKEN: &str = "test-events-token-0123456789abcdef";
 
@@ -30,6 +36,54 @@ pub fn client() -> Client {
         .timeout(Duration::from_secs(30))
         .build()
         .expect("http client")
+}
+
+/// Which Distribution the tests run against, from `TEST_REGISTRY`: `v2` (default: Debian's
+/// 2.8) or `v3` (3.x, at `REGISTRY3_BIN` or `../shared/registry3/registry` from the repository).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    V2,
+    V3,
+}
+
+impl Upstream {
+    /// As figures and messages name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Upstream::V2 => "registry 2.8",
+            Upstream::V3 => "registry 3",
+        }
+    }
+}
+
+pub const REGISTRY2_BIN: &str = "/usr/bin/docker-registry";
+
+pub fn upstream() -> Upstream {
+    match std::env::var("TEST_REGISTRY").as_deref() {
+        Ok("v3") => Upstream::V3,
+        Ok("v2") | Ok("") | Err(_) => Upstream::V2,
+        Ok(other) => panic!("TEST_REGISTRY must be v2 or v3, not {other:?}"),
+    }
+}
+
+/// The registry binary of `upstream()`; it serves and collects garbage
+/// (`serve CONFIG`, `garbage-collect CONFIG`) the same way in both versions.
+pub fn registry_bin() -> PathBuf {
+    let bin = match upstream() {
+        Upstream::V2 => PathBuf::from(REGISTRY2_BIN),
+        Upstream::V3 => std::env::var_os("REGISTRY3_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/registry3/registry")
+            }),
+    };
+    assert!(
+        bin.exists(),
+        "{} is missing: run the test command from README.md (it installs Debian's \
+         docker-registry); for TEST_REGISTRY=v3 set REGISTRY3_BIN to a Distribution 3 binary",
+        bin.display()
+    );
+    bin
 }
 
 fn free_port() -> u16 {
@@ -60,44 +114,68 @@ pub struct Registry {
     pub log: PathBuf,
 }
 
+/// Another process bound the port picked for ours first; ours exited.
+#[derive(Debug)]
+pub struct PortTaken(pub u16);
+
+/// How often a start is tried on a fresh port after losing it to another process.
+const PORT_ATTEMPTS: usize = 5;
+
+/// Runs `start` with fresh free ports until it does not lose its port to another process.
+pub fn on_free_port<T>(mut start: impl FnMut(u16) -> Result<T, PortTaken>) -> T {
+    for _ in 0..PORT_ATTEMPTS {
+        match start(free_port()) {
+            Ok(started) => return started,
+            Err(PortTaken(port)) => eprintln!("port {port} was taken by another process; retrying"),
+        }
+    }
+    panic!("lost the picked port to another process {PORT_ATTEMPTS} times in a row");
+}
+
 impl Registry {
-    /// Starts registry:2 with htpasswd auth on `htpasswd`, which must already exist (otherwise
-    /// the registry provisions a `docker` user of its own).
+    /// Starts the registry with htpasswd auth on `htpasswd`, which must already exist
+    /// (otherwise the registry provisions a `docker` user of its own).
     pub fn start(dir: &Path, htpasswd: &Path) -> Registry {
-        Self::start_on(dir, htpasswd, free_port(), None)
+        on_free_port(|port| Self::try_start_on(dir, htpasswd, port, None))
     }
 
+    /// On `port`, picked by the caller (who must pass it to registry-admin first): wrap the
+    /// two starts in `on_free_port`, so both start again if another process took the port.
     /// `notify`: registry-admin's base URL, to which the registry sends its events with
     /// `EVENTS_TOKEN`.
-    pub fn start_on(dir: &Path, htpasswd: &Path, port: u16, notify: Option<&str>) -> Registry {
-        assert!(
-            Path::new(REGISTRY_BIN).exists(),
-            "{REGISTRY_BIN} is missing: run the test command from README.md, which installs it"
-        );
+    pub fn try_start_on(
+        dir: &Path,
+        htpasswd: &Path,
+        port: u16,
+        notify: Option<&str>,
+    ) -> Result<Registry, PortTaken> {
         assert!(
             htpasswd.exists(),
             "htpasswd must exist before the registry starts"
         );
+        let mut text = format!(
+            "auth:\n  htpasswd:\n    realm: test-registry\n    path: {htpasswd}\n",
+            htpasswd = htpasswd.display(),
+        );
+        if let Some(app) = notify {
+            text.push_str(&notifications(app));
+        }
+        Self::launch(dir, port, &text)
+    }
+
+    /// Writes the registry's config (the common part, then `rest`) and starts it on `port`.
+    pub fn launch(dir: &Path, port: u16, rest: &str) -> Result<Registry, PortTaken> {
         let data = dir.join("registry-data");
         std::fs::create_dir_all(&data).unwrap();
         let config = dir.join("registry-config.yml");
-        let mut text = format!(
+        let text = format!(
             "version: 0.1\n\
              log:\n  level: info\n  accesslog:\n    disabled: true\n\
              storage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\n\
              http:\n  addr: 127.0.0.1:{port}\n\
-             auth:\n  htpasswd:\n    realm: test-registry\n    path: {htpasswd}\n",
+             {rest}",
             data = data.display(),
-            htpasswd = htpasswd.display(),
         );
-        if let Some(app) = notify {
-            text.push_str(&format!(
-                "notifications:\n  events:\n    includereferences: true\n  endpoints:\n\
-                 \x20   - name: registry-admin\n      url: {app}/events\n\
-                 \x20     headers:\n        Authorization: [\"Bearer {EVENTS_TOKEN}\"]\n\
-                 \x20     timeout: 2s\n      threshold: 3\n      backoff: 1s\n"
-            ));
-        }
         std::fs::write(&config, text).unwrap();
         let mut registry = Registry {
             child: None,
@@ -107,17 +185,21 @@ impl Registry {
             log: dir.join("registry.log"),
             config,
         };
-        registry.spawn();
-        registry
+        registry.spawn()?;
+        Ok(registry)
     }
 
-    fn spawn(&mut self) {
+    /// Starts the process and waits until it is the one answering on `port`: its own log
+    /// says it listens there (the line both 2.8 and 3 write once bound) and `/v2/` answers.
+    fn spawn(&mut self) -> Result<(), PortTaken> {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(REGISTRY_BIN)
+        // The log is appended to across restarts: only what this start writes counts.
+        let log_start = log_file.metadata().map(|m| m.len()).unwrap_or(0) as usize;
+        let child = Command::new(registry_bin())
             .arg("serve")
             .arg(&self.config)
             .env_clear()
@@ -125,13 +207,37 @@ impl Registry {
             .stdout(log_file.try_clone().unwrap())
             .stderr(log_file)
             .spawn()
-            .expect("start docker-registry");
+            .expect("start the registry");
         self.child = Some(child);
+        let listening = format!("listening on 127.0.0.1:{}", self.port);
         let c = client();
         let v2 = format!("{}/v2/", self.url);
-        wait_until("registry:2 to answer", Duration::from_secs(20), || {
-            c.get(&v2).send().is_ok_and(|r| r.status() == 401)
-        });
+        let limit = Duration::from_secs(20);
+        let start = Instant::now();
+        loop {
+            let log = std::fs::read(&self.log).unwrap_or_default();
+            let log = String::from_utf8_lossy(log.get(log_start..).unwrap_or_default());
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                self.child = None;
+                if log.contains("address already in use") {
+                    return Err(PortTaken(self.port));
+                }
+                panic!("the registry exited ({status}):\n{log}");
+            }
+            if log.contains(&listening) && c.get(&v2).send().is_ok_and(|r| r.status() == 401) {
+                return Ok(());
+            }
+            assert!(
+                start.elapsed() < limit,
+                "the registry did not answer on port {} within {limit:?}:\n{log}",
+                self.port
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Stops the registry (SIGKILL); `restart` brings it back on the same port and storage.
@@ -142,14 +248,32 @@ impl Registry {
         }
     }
 
+    /// Same port: registry-admin and the clients know it. Fails the test if another process
+    /// took it while the registry was stopped.
     pub fn restart(&mut self) {
         self.stop();
-        self.spawn();
+        if let Err(PortTaken(p)) = self.spawn() {
+            panic!("port {p} was taken by another process while the registry was stopped");
+        }
     }
 
     /// Freezes (SIGSTOP) or thaws (SIGCONT) the registry: it accepts connections but answers
     /// nothing, as a hung registry would.
-    pub fn signal(&self, sig: &str) {
+    ///
+    /// The registry must still be running: a signal to a process that has exited (and whose
+    /// port another process may hold by now) would make the test judge someone else's registry.
+    pub fn signal(&mut self, sig: &str) {
+        let exited = self
+            .child
+            .as_mut()
+            .expect("registry started")
+            .try_wait()
+            .ok()
+            .flatten();
+        if let Some(status) = exited {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            panic!("the registry exited ({status}) before SIG{sig}:\n{log}");
+        }
         let pid = self.child.as_ref().expect("registry running").id();
         let ok = Command::new("kill")
             .arg(format!("-{sig}"))
@@ -171,6 +295,16 @@ impl Registry {
     }
 }
 
+/// The `notifications:` section sending every event to registry-admin at `app`.
+pub fn notifications(app: &str) -> String {
+    format!(
+        "notifications:\n  events:\n    includereferences: true\n  endpoints:\n\
+         \x20   - name: registry-admin\n      url: {app}/events\n\
+         \x20     headers:\n        Authorization: [\"Bearer {EVENTS_TOKEN}\"]\n\
+         \x20     timeout: 2s\n      threshold: 3\n      backoff: 1s\n"
+    )
+}
+
 impl Drop for Registry {
     fn drop(&mut self) {
         self.stop();
@@ -185,6 +319,7 @@ pub struct App {
 }
 
 /// The environment registry-admin gets in tests; the caller may add or override variables.
+#[derive(Clone)]
 pub struct AppEnv {
     pub vars: Vec<(String, String)>,
 }
@@ -217,6 +352,18 @@ impl AppEnv {
         self.vars.retain(|(k, _)| k != key);
         self.vars.push((key.to_string(), value.to_string()));
         self
+    }
+
+    /// This environment with REGISTRY_URL at `127.0.0.1:port`, unless the caller pointed it
+    /// elsewhere (anything but the placeholder `http://127.0.0.1:1`).
+    pub fn for_registry_port(&self, port: u16) -> AppEnv {
+        let mut env = self.clone();
+        for (k, v) in &mut env.vars {
+            if k == "REGISTRY_URL" && v == "http://127.0.0.1:1" {
+                *v = format!("http://127.0.0.1:{port}");
+            }
+        }
+        env
     }
 
     pub fn unset(mut self, key: &str) -> AppEnv {
@@ -377,17 +524,19 @@ impl Stack {
     pub fn start_with(customise: impl FnOnce(AppEnv) -> AppEnv) -> Stack {
         let dir = tempfile::tempdir().expect("temp dir");
         // The registry's port must be known before registry-admin starts (REGISTRY_URL), and
-        // the htpasswd must exist before the registry starts: reserve the port, start the app,
-        // then the registry on that port.
-        let port = free_port();
-        let registry_url = format!("http://127.0.0.1:{port}");
-        let app = customise(AppEnv::new(dir.path(), &registry_url)).start();
-        let registry = Registry::start_on(
-            dir.path(),
-            &dir.path().join("auth/htpasswd"),
-            port,
-            Some(&app.url),
-        );
+        // the htpasswd must exist before the registry starts: pick the port, start the app,
+        // then the registry on that port — both again on another port if it was lost.
+        let env = customise(AppEnv::new(dir.path(), "http://127.0.0.1:1"));
+        let (app, registry) = on_free_port(|port| {
+            let app = env.for_registry_port(port).start();
+            let registry = Registry::try_start_on(
+                dir.path(),
+                &dir.path().join("auth/htpasswd"),
+                port,
+                Some(&app.url),
+            )?;
+            Ok((app, registry))
+        });
         Stack { dir, app, registry }
     }
 

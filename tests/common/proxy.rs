@@ -15,6 +15,8 @@ use rcgen::{
 };
 use reqwest::blocking::Client;
 
+use super::PortTaken;
+
 pub const NGINX_BIN: &str = "/usr/sbin/nginx";
 /// The config README.md shows, exactly as the repository has it.
 pub const DOC_CONFIG: &str = include_str!("../../docs/proxy/nginx.conf");
@@ -147,9 +149,19 @@ impl Nginx {
             Path::new(NGINX_BIN).exists(),
             "{NGINX_BIN} is missing: run the test command from README.md, which installs nginx"
         );
+        super::on_free_port(|registry_port| {
+            Self::try_start(registry_upstream, admin_upstream, registry_port)
+        })
+    }
+
+    fn try_start(
+        registry_upstream: SocketAddr,
+        admin_upstream: SocketAddr,
+        registry_port: u16,
+    ) -> Result<Nginx, PortTaken> {
         let dir = tempfile::tempdir().expect("temp dir");
         let tls = Tls::create(dir.path());
-        let registry_listen: SocketAddr = ([127, 0, 0, 1], super::free_port()).into();
+        let registry_listen: SocketAddr = ([127, 0, 0, 1], registry_port).into();
         let admin_listen: SocketAddr = ([127, 0, 0, 1], super::free_port()).into();
         let site = config_for(
             registry_upstream,
@@ -208,8 +220,8 @@ impl Nginx {
             tls,
             dir,
         };
-        nginx.wait_ready();
-        nginx
+        nginx.wait_ready()?;
+        Ok(nginx)
     }
 
     fn command(dir: &Path) -> Command {
@@ -225,22 +237,46 @@ impl Nginx {
         cmd
     }
 
-    fn wait_ready(&mut self) {
+    /// Until the nginx started here answers on both ports. It writes its pid file only once
+    /// it holds every listening socket, so that file naming our child proves the ports are
+    /// ours and not another test's; a lost bind makes it retry, then exit.
+    fn wait_ready(&mut self) -> Result<(), PortTaken> {
         let c = self.client();
         let limit = Duration::from_secs(20);
         let start = Instant::now();
+        let pid = self.child.as_ref().map(|c| c.id().to_string());
         loop {
             if let Some(status) = self
                 .child
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
-                panic!("nginx exited ({status}):\n{}", self.error_log());
+                let log = self.error_log();
+                if log.contains("Address already in use") {
+                    self.child = None;
+                    let port = self
+                        .registry_host
+                        .rsplit(':')
+                        .next()
+                        .and_then(|p| p.parse().ok());
+                    return Err(PortTaken(port.unwrap_or(0)));
+                }
+                panic!("nginx exited ({status}):\n{log}");
+            }
+            let pid_file = std::fs::read_to_string(self.dir.path().join("nginx.pid"));
+            if pid_file.ok().map(|p| p.trim().to_string()) != pid {
+                assert!(
+                    start.elapsed() < limit,
+                    "nginx did not bind its ports within {limit:?}:\n{}",
+                    self.error_log()
+                );
+                thread::sleep(Duration::from_millis(50));
+                continue;
             }
             let admin = c.get(format!("{}/health/live", self.admin_url)).send();
             let registry = c.get(format!("{}/v2/", self.registry_url)).send();
             if admin.is_ok_and(|r| r.status() == 200) && registry.is_ok_and(|r| r.status() == 401) {
-                return;
+                return Ok(());
             }
             assert!(
                 start.elapsed() < limit,

@@ -1,6 +1,5 @@
-//! The stack in token mode: registry-admin with `AUTH_MODE=token` and registry:2 whose
-//! `auth.token.realm` is registry-admin's `GET /token`. Both ports are reserved first, since
-//! each side needs the other's address before it starts; registry-admin starts first so that
+//! The stack in token mode: registry-admin with `AUTH_MODE=token` and a registry whose
+//! `auth.token.realm` is registry-admin's `GET /token`. registry-admin starts first so that
 //! `token.crt` exists when the registry reads it (it panics otherwise). Plus the real clients:
 //! skopeo and podman, each with throwaway auth files and storage in the test's directory.
 
@@ -11,7 +10,9 @@ use reqwest::blocking::Response;
 use serde_json::Value;
 
 use super::images::{ACCEPT_ALL, one_image};
-use super::{ADMIN_PASSWORD, App, AppEnv, EVENTS_TOKEN, Registry, client, free_port};
+use super::{
+    ADMIN_PASSWORD, App, AppEnv, PortTaken, Registry, client, notifications, on_free_port,
+};
 
 pub const SERVICE: &str = "registry";
 pub const ISSUER: &str = "registry-admin";
@@ -23,47 +24,26 @@ pub struct TokenStack {
 }
 
 impl Registry {
-    /// registry:2 on `port` trusting `bundle`, sending clients to `realm` for tokens and its
+    /// A registry on `port` trusting `bundle`, sending clients to `realm` for tokens and its
     /// events to `app`.
-    pub fn start_token_realm(
+    pub fn try_start_token_realm(
         dir: &Path,
         port: u16,
         realm: &str,
         bundle: &Path,
         app: &str,
-    ) -> Registry {
+    ) -> Result<Registry, PortTaken> {
         assert!(
             bundle.exists(),
-            "token.crt must exist before registry:2 starts"
+            "token.crt must exist before the registry starts"
         );
-        let data = dir.join("registry-data");
-        std::fs::create_dir_all(&data).unwrap();
-        let config = dir.join("registry-config.yml");
-        let text = format!(
-            "version: 0.1\n\
-             log:\n  level: info\n  accesslog:\n    disabled: true\n\
-             storage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\n\
-             http:\n  addr: 127.0.0.1:{port}\n\
-             auth:\n  token:\n    realm: {realm}\n    service: {SERVICE}\n\
-             \x20   issuer: {ISSUER}\n    rootcertbundle: {bundle}\n\
-             notifications:\n  events:\n    includereferences: true\n  endpoints:\n\
-             \x20   - name: registry-admin\n      url: {app}/events\n\
-             \x20     headers:\n        Authorization: [\"Bearer {EVENTS_TOKEN}\"]\n\
-             \x20     timeout: 2s\n      threshold: 3\n      backoff: 1s\n",
-            data = data.display(),
+        let rest = format!(
+            "auth:\n  token:\n    realm: {realm}\n    service: {SERVICE}\n\
+             \x20   issuer: {ISSUER}\n    rootcertbundle: {bundle}\n{events}",
             bundle = bundle.display(),
+            events = notifications(app),
         );
-        std::fs::write(&config, text).unwrap();
-        let mut registry = Registry {
-            child: None,
-            url: format!("http://127.0.0.1:{port}"),
-            port,
-            dir: dir.to_path_buf(),
-            log: dir.join("registry.log"),
-            config,
-        };
-        registry.spawn();
-        registry
+        Registry::launch(dir, port, &rest)
     }
 }
 
@@ -82,17 +62,22 @@ impl TokenStack {
         dir: tempfile::TempDir,
         customise: impl FnOnce(AppEnv) -> AppEnv,
     ) -> TokenStack {
-        let registry_port = free_port();
-        let app_port = free_port();
         let key = dir.path().join("auth/token.key");
-        let app = customise(app_env(dir.path(), registry_port, app_port)).start();
-        let registry = Registry::start_token_realm(
-            dir.path(),
-            registry_port,
-            &format!("{}/token", app.url),
-            &key.with_file_name("token.crt"),
-            &app.url,
-        );
+        // registry-admin binds a port of its own choosing (no race) and starts first, so that
+        // token.crt exists; it needs the registry's address, so that port is picked — and both
+        // start again on another if the registry loses it.
+        let env = customise(app_env(dir.path(), 1, 0));
+        let (app, registry) = on_free_port(|registry_port| {
+            let app = env.for_registry_port(registry_port).start();
+            let registry = Registry::try_start_token_realm(
+                dir.path(),
+                registry_port,
+                &format!("{}/token", app.url),
+                &key.with_file_name("token.crt"),
+                &app.url,
+            )?;
+            Ok((app, registry))
+        });
         TokenStack { dir, app, registry }
     }
 
@@ -107,6 +92,7 @@ impl TokenStack {
             .next()
             .and_then(|p| p.parse().ok())
             .expect("the app's port");
+        // Same port: the registry sends clients and events there.
         self.app = customise(app_env(self.dir.path(), self.registry.port, app_port)).start();
     }
 
