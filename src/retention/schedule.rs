@@ -104,12 +104,27 @@ pub async fn run_once(retention: &Arc<Retention>, services: &Services, gc_ctx: g
             return;
         }
     }
-    let request = gc::StartRequest {
+    // The deleted tags' manifests stay until an untagged cleanup removes them (a tag delete
+    // never deletes by digest), and only then are their blobs garbage: ask for that, and for
+    // pruning what is left empty, where the registry allows it; otherwise a plain sweep.
+    let full = gc::StartRequest {
         dry_run: false,
-        untagged: false,
-        prune_empty: false,
+        untagged: gc_ctx.config.auth_mode == crate::config::AuthMode::Token,
+        prune_empty: true,
     };
-    match gc::start(gc_ctx, request, ACTOR).await {
+    let started = match gc::start(gc_ctx.clone(), full, ACTOR).await {
+        Err(gc::GcError::Unavailable(why)) => {
+            log::info!("retention schedule: a plain garbage collection instead ({why})");
+            let plain = gc::StartRequest {
+                dry_run: false,
+                untagged: false,
+                prune_empty: false,
+            };
+            gc::start(gc_ctx, plain, ACTOR).await
+        }
+        other => other,
+    };
+    match started {
         Ok(job) => {
             let _ = audit
                 .record(entry(
