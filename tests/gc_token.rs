@@ -313,3 +313,132 @@ fn a_job_killed_while_freezing_is_failed_at_restart_and_pushes_work_again() {
     });
     assert!(finished, "gc.finish of the interrupted job");
 }
+
+/// README "Keeping the registry small", in token mode: a retention plan applied deletes a tag
+/// (never by digest, so its manifest stays, untagged), an API delete empties a repository, and
+/// one job with `untagged` and `prune_empty` then removes both manifests and their blobs from
+/// storage and the emptied repository from the catalog, while what was kept still pulls.
+#[test]
+fn retention_then_an_untagged_pruning_job_reclaims_the_deleted_tags_and_empty_repositories() {
+    let stack = TokenStack::start_with(gc_env);
+    let host = stack.host();
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = Layout::new(dir.path());
+    let keep = l.image("amd64", None, 1);
+    l.tag("keep", &keep);
+    let old = l.image("amd64", None, 2);
+    l.tag("old", &old);
+    let gone = l.image("amd64", None, 1);
+    l.tag("gone", &gone);
+    l.push(&host, &admin(), "keep", "ci/app", "keep-1", false);
+    l.push(&host, &admin(), "old", "ci/app", "old-1", false);
+    l.push(&host, &admin(), "gone", "gone/app", "v1", false);
+    // Retention dates tags by the registry's push notifications: wait until both are in.
+    common::wait_until("push events", Duration::from_secs(30), || {
+        stack
+            .audit_entries()
+            .iter()
+            .filter(|e| e["action"] == "image.push" && e["image"] == "ci/app")
+            .count()
+            >= 2
+    });
+    let reclaimed: BTreeSet<String> = [&old, &gone]
+        .iter()
+        .flat_map(|d| {
+            named(&layout_blob(&l, &d.digest))
+                .into_iter()
+                .chain([d.digest.clone()])
+        })
+        .collect();
+
+    let (status, body) = json_call(
+        &stack,
+        Method::PUT,
+        "/retention",
+        json!({"policies": [{"repositories": "ci/**", "protect": ["keep-.*"],
+            "rules": [{"include": "release-.*"}]}]}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, plan) = json_call(&stack, Method::POST, "/retention/plans", json!({}));
+    assert_eq!(status, 201, "{plan}");
+    let (status, applied) = json_call(
+        &stack,
+        Method::POST,
+        &format!("/retention/plans/{}/apply", plan["id"].as_str().unwrap()),
+        json!({}),
+    );
+    assert_eq!(status, 200, "{applied}");
+    assert_eq!(
+        applied["deleted"],
+        json!([{"name": "ci/app", "tag": "old-1", "digest": old.digest}]),
+        "{applied}"
+    );
+    let (status, body) = stack
+        .app
+        .admin_json(Method::DELETE, "/images/gone/app/tags/v1");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        stack.manifest_status("ci/app", &old.digest),
+        200,
+        "a tag delete leaves the manifest, untagged"
+    );
+    let (_, images) = stack.app.admin_json(Method::GET, "/images");
+    assert_eq!(images["empty"], json!(["gone/app"]), "{images}");
+
+    let blobs_before = stack.registry.blobs();
+    let (status, job) = start_gc(
+        &stack.app,
+        json!({"dry_run": false, "untagged": true, "prune_empty": true}),
+    );
+    assert_eq!(status, 202, "{job}");
+    let done = wait_for_job(
+        &stack.app,
+        job["id"].as_str().unwrap(),
+        Duration::from_secs(300),
+    );
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(
+        (&done["manifests_deleted"], &done["repositories_pruned"]),
+        (&json!(2), &json!(1)),
+        "{done}"
+    );
+    let removed: BTreeSet<String> = blobs_before
+        .difference(&stack.registry.blobs())
+        .cloned()
+        .collect();
+    // On 2.8 the throw-away manifests of the tag deletes (and their config blobs) go too.
+    assert!(
+        reclaimed.is_subset(&removed),
+        "the deleted images' manifests and blobs went: {:?} left",
+        reclaimed.difference(&removed).collect::<Vec<_>>()
+    );
+    let kept: BTreeSet<String> = named(&layout_blob(&l, &keep.digest))
+        .into_iter()
+        .chain([keep.digest.clone()])
+        .collect();
+    assert!(
+        kept.is_subset(&stack.registry.blobs()),
+        "every blob of the kept image stays"
+    );
+    let (_, images) = stack.app.admin_json(Method::GET, "/images");
+    assert_eq!(
+        images,
+        json!({"repositories": ["ci/app"], "empty": []}),
+        "the emptied repository left the catalog"
+    );
+    stack
+        .skopeo_pull(Some(&admin()), "ci/app:keep-1")
+        .expect("the protected tag still pulls");
+}
+
+/// An admin request with a JSON body; (status, JSON).
+fn json_call(stack: &TokenStack, method: Method, path: &str, body: Value) -> (u16, Value) {
+    common::json(
+        stack
+            .app
+            .as_admin(method, path)
+            .json(&body)
+            .send()
+            .unwrap_or_else(|e| panic!("{path}: {e}")),
+    )
+}
