@@ -112,15 +112,15 @@ pub(crate) async fn create(
     validate::username(&username).map_err(ApiError::from)?;
     audit::api::note(&req, |n| n.user = Some(username.clone()));
     if username.starts_with(crate::robots::ROBOT_PREFIX) {
-        return Err(ApiError::InvalidUsername(
+        return Err(ApiError::from(validate::InvalidInput::Username(
             "usernames starting with \"robot.\" are reserved for robot accounts (POST /robots)"
                 .into(),
-        )
+        ))
         .into());
     }
     // The name registry-admin goes by at the registry is never a person's, in either mode.
     if username == crate::audit::events::own_registry_account(&config) {
-        return Err(ApiError::ProtectedAccount(username).into());
+        return Err(ApiError::from(StoreError::Protected(username)).into());
     }
     validate::password(&password).map_err(ApiError::from)?;
     let role = match role.as_deref() {
@@ -135,7 +135,7 @@ pub(crate) async fn create(
         .is_some()
     {
         // Saves a bcrypt for the common mistake; the check under the lock below is the real one.
-        return Err(ApiError::UserExists(username).into());
+        return Err(ApiError::from(StoreError::Exists(username)).into());
     }
     let hash = auth.verifier.hash(password).await.map_err(ApiError::from)?;
     let view: UserView = change(&store, move |a| {
