@@ -1,4 +1,5 @@
-//! The one place where failures become HTTP statuses and JSON error bodies.
+//! The one error type handlers return, and its JSON body. Each slice's own errors declare their
+//! status and code beside their definition ([`ErrorCode`]), so this module knows none of them.
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::ServiceResponse;
@@ -190,41 +191,6 @@ pub fn json_error_responses<B: MessageBody + 'static>(
     Ok(ErrorHandlerResponse::Response(
         ServiceResponse::new(req, new).map_into_right_body(),
     ))
-}
-
-/// Error handler for the JSON extractor: oversize is 413, everything else 400.
-pub fn json_payload_error(
-    err: actix_web::error::JsonPayloadError,
-    _req: &actix_web::HttpRequest,
-) -> actix_web::Error {
-    use actix_web::error::JsonPayloadError as J;
-    match err {
-        J::OverflowKnownLength { .. } | J::Overflow { .. } => {
-            ApiError::PayloadTooLarge(crate::MAX_BODY_BYTES).into()
-        }
-        J::ContentType => {
-            ApiError::InvalidRequest("Content-Type must be application/json".into()).into()
-        }
-        J::Deserialize(e) => ApiError::InvalidRequest(format!("invalid JSON body: {e}")).into(),
-        other => {
-            ApiError::InvalidRequest(format!("could not read the request body: {other}")).into()
-        }
-    }
-}
-
-/// Error handler for path and query extractors.
-pub fn path_error(
-    err: actix_web::error::PathError,
-    _req: &actix_web::HttpRequest,
-) -> actix_web::Error {
-    ApiError::InvalidRequest(format!("invalid path: {err}")).into()
-}
-
-pub fn query_error(
-    err: actix_web::error::QueryPayloadError,
-    _req: &actix_web::HttpRequest,
-) -> actix_web::Error {
-    ApiError::InvalidRequest(format!("invalid query: {err}")).into()
 }
 
 #[cfg(test)]

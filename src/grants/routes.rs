@@ -21,9 +21,9 @@ use crate::blocking::run_blocking;
 use crate::config::{AuthMode, Config};
 use crate::error::ApiError;
 use crate::freeze::{REGISTRY_LEEWAY_SECS, WriteFreeze};
+use crate::http::extract::{JsonBody, path_user};
 use crate::registry::names;
 use crate::users::model::{Accounts, Role, UserView};
-use crate::users::routes::{JsonBody, path_user};
 use crate::users::store::{StoreError, UserStore};
 
 /// Audit details stay short: the list itself can be 100 patterns of 255 characters.

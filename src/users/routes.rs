@@ -18,11 +18,8 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::grants::GrantsStore;
 use crate::grants::authorize::is_self_or_admin;
+use crate::http::extract::{JsonBody, path_user};
 use crate::robots::RobotsStore;
-
-/// The body is read only after the credentials pass, so a caller without credentials learns
-/// nothing from a malformed body: it gets 401 like any other.
-pub(crate) type JsonBody<T> = Result<web::Json<T>, actix_web::Error>;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -66,13 +63,6 @@ pub(crate) struct NewPassword {
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewRole {
     role: String,
-}
-
-/// The `{user}` path segment, checked like a body's username.
-pub(crate) fn path_user(path: web::Path<String>) -> Result<String, ApiError> {
-    Ok(validate::Username::parse(path.into_inner())?
-        .as_str()
-        .to_string())
 }
 
 /// Applies one change to the accounts under the store's lock, off the async workers.
