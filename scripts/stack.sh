@@ -78,7 +78,7 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-# registry:2 reads every REGISTRY_* variable as a config override (REGISTRY-FACTS §g), so it
+# registry:2 reads every REGISTRY_* variable as a config override (docs/registry-facts.md), so it
 # gets a clean environment holding only overrides of real config keys, never our settings.
 overrides=(
   REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY="$root/data/registry"

@@ -27,6 +27,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use thiserror::Error;
 
+use crate::error::{ErrorCode, StatusCode};
 use crate::paths::parent_dir;
 use crate::sync::lock;
 
@@ -52,6 +53,16 @@ pub enum DurableError {
         line: usize,
         column: usize,
     },
+}
+
+/// A file that cannot be read or written is the server's problem: 500, details in the log.
+impl ErrorCode for DurableError {
+    fn status(&self) -> StatusCode {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+    fn code(&self) -> &'static str {
+        "internal"
+    }
 }
 
 impl DurableError {

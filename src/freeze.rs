@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 
 use crate::sync::lock;
 
-/// registry:2 accepts a token this long past its `exp` (REGISTRY-FACTS §h).
+/// registry:2 accepts a token this long past its `exp` (docs/registry-facts.md, "Token auth").
 pub const REGISTRY_LEEWAY_SECS: i64 = 60;
 
 #[derive(Default)]

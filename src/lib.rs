@@ -11,6 +11,7 @@ pub mod freeze;
 pub mod gc;
 pub mod grants;
 pub mod health;
+pub mod http;
 pub mod metrics;
 pub mod net;
 pub mod openapi;
@@ -241,10 +242,10 @@ pub fn app(
         .app_data(
             web::JsonConfig::default()
                 .limit(MAX_BODY_BYTES)
-                .error_handler(error::json_payload_error),
+                .error_handler(http::extract::json_payload_error),
         )
-        .app_data(web::PathConfig::default().error_handler(error::path_error))
-        .app_data(web::QueryConfig::default().error_handler(error::query_error))
+        .app_data(web::PathConfig::default().error_handler(http::extract::path_error))
+        .app_data(web::QueryConfig::default().error_handler(http::extract::query_error))
         .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
         // Innermost first: cross-site and non-JSON writes refused, JSON errors, then the audit
         // entry, then the request id and log line.

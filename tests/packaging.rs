@@ -154,7 +154,7 @@ fn compose_runs_token_mode_with_the_admin_started_before_the_registry() {
         registry.contains("depends_on:\n      admin:\n        condition: service_healthy"),
         "token.crt must exist before registry:2 starts"
     );
-    // registry:2 takes every REGISTRY_* variable as a config override (REGISTRY-FACTS §g):
+    // registry:2 takes every REGISTRY_* variable as a config override (docs/registry-facts.md):
     // none of registry-admin's own may reach it, and no bare REGISTRY_AUTH.
     for ours in [
         "REGISTRY_URL",

@@ -19,7 +19,7 @@ use super::burst::{BurstTracker, Verdict, Who, summary_detail};
 use super::entry::{Entry, Outcome, Source, clean};
 use super::writer::AuditLog;
 use crate::auth::{Account, AuthAttempt};
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{AnsweredCode, ApiError};
 use crate::net::ClientAddresses;
 use crate::request_id::RequestId;
 
@@ -115,7 +115,7 @@ pub async fn middleware<B: MessageBody>(
             req.method(),
             req.path()
         );
-        let refusal = ApiError::AuditUnavailable(e.reason()).error_response();
+        let refusal = ApiError::from(e).error_response();
         return Ok(req.into_response(refusal).map_into_right_body());
     }
     let action = pattern.and_then(|p| action_of(req.method(), &p));
@@ -180,7 +180,7 @@ pub async fn middleware<B: MessageBody>(
             e.detail = res
                 .response()
                 .extensions()
-                .get::<ErrorCode>()
+                .get::<AnsweredCode>()
                 .map(|c| c.0.to_string())
                 .or(n.detail);
             e

@@ -32,6 +32,7 @@ use super::coalesce::Coalescer;
 use super::entry::{Entry, GENESIS, Outcome, Source, seal, unseal};
 use super::files::AuditFiles;
 use super::space;
+use crate::error::{ErrorCode, StatusCode};
 
 /// Most entries one group commit takes.
 const MAX_BATCH: usize = 4096;
@@ -69,6 +70,23 @@ impl AuditError {
             AuditError::Closed => "the audit log is closed".into(),
             AuditError::Write(reason) => reason.clone(),
         }
+    }
+}
+
+/// The audit log cannot take entries (disk full, I/O error), so nothing that would need one is
+/// done: 503, with the reason but not the file's path.
+impl ErrorCode for AuditError {
+    fn status(&self) -> StatusCode {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+    fn code(&self) -> &'static str {
+        "audit_unavailable"
+    }
+    fn message(&self) -> String {
+        format!(
+            "the audit log cannot be written ({}); nothing was changed: retry once it can be",
+            self.reason()
+        )
     }
 }
 
@@ -622,6 +640,22 @@ impl Drop for AuditLog {
 mod tests {
     use super::*;
     use crate::audit::verify::verify;
+
+    #[test]
+    fn an_unwritable_log_is_a_503_that_names_the_reason_but_not_the_path() {
+        let e = AuditError::Io {
+            path: PathBuf::from("/secret/place/audit.log"),
+            source: io::Error::other("No space left on device"),
+        };
+        assert_eq!(
+            (e.status().as_u16(), e.code(), e.message()),
+            (
+                503,
+                "audit_unavailable",
+                "the audit log cannot be written (No space left on device); nothing was changed: retry once it can be".to_string()
+            )
+        );
+    }
 
     fn entry(action: &str) -> Entry {
         Entry::new(action, "tester", Outcome::Success, Source::Api)

@@ -24,6 +24,7 @@ use thiserror::Error;
 
 use super::token::{TokenSigner, fingerprint};
 use crate::blocking::{BlockingError, run_blocking};
+use crate::error::{ErrorCode, StatusCode};
 use crate::metrics::Metrics;
 use crate::users::htpasswd::{bcrypt_hash, is_bcrypt};
 use crate::users::model::{Accounts, Role};
@@ -53,6 +54,33 @@ pub enum AuthError {
     Blocking(#[from] BlockingError),
     #[error("bcrypt: {0}")]
     Hash(String),
+}
+
+impl ErrorCode for AuthError {
+    fn status(&self) -> StatusCode {
+        match self {
+            AuthError::Rejected => StatusCode::UNAUTHORIZED,
+            AuthError::Store(s) => s.status(),
+            AuthError::Blocking(b) => b.status(),
+            AuthError::Hash(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            AuthError::Rejected => "unauthorized",
+            AuthError::Store(s) => s.code(),
+            AuthError::Blocking(b) => b.code(),
+            AuthError::Hash(_) => "internal",
+        }
+    }
+    fn message(&self) -> String {
+        match self {
+            AuthError::Store(s) => s.message(),
+            AuthError::Blocking(b) => b.message(),
+            AuthError::Hash(m) => m.clone(),
+            AuthError::Rejected => self.to_string(),
+        }
+    }
 }
 
 struct Remembered {

@@ -1,9 +1,10 @@
-//! Why a garbage-collection job cannot start or failed; converted to HTTP in `crate::error`.
+//! Why a garbage-collection job cannot start or failed; answered over HTTP as its `ErrorCode` says.
 
 use thiserror::Error;
 
 use crate::blocking::BlockingError;
 use crate::durable::DurableError;
+use crate::error::{ErrorCode, StatusCode};
 use crate::registry::client::UpstreamError;
 
 #[derive(Debug, Error)]
@@ -20,4 +21,35 @@ pub enum GcError {
     Durable(#[from] DurableError),
     #[error(transparent)]
     Blocking(#[from] BlockingError),
+}
+
+impl ErrorCode for GcError {
+    fn status(&self) -> StatusCode {
+        match self {
+            GcError::Running(_) | GcError::Unavailable(_) | GcError::RegistryWritable(_) => {
+                StatusCode::CONFLICT
+            }
+            GcError::Upstream(u) => u.status(),
+            GcError::Durable(d) => d.status(),
+            GcError::Blocking(b) => b.status(),
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            GcError::Running(_) => "gc_running",
+            GcError::Unavailable(_) => "gc_unavailable",
+            GcError::RegistryWritable(_) => "registry_writable",
+            GcError::Upstream(u) => u.code(),
+            GcError::Durable(d) => d.code(),
+            GcError::Blocking(b) => b.code(),
+        }
+    }
+    fn message(&self) -> String {
+        match self {
+            GcError::Upstream(u) => u.message(),
+            GcError::Durable(d) => d.message(),
+            GcError::Blocking(b) => b.message(),
+            other => other.to_string(),
+        }
+    }
 }

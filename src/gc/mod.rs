@@ -1,5 +1,5 @@
-//! Garbage collection that is safe while pulls go on (DESIGN "Garbage collection: POST /gc",
-//! REGISTRY-FACTS §g).
+//! Garbage collection that is safe while pulls go on (README "Reclaiming disk";
+//! docs/registry-facts.md, "Garbage collection").
 //!
 //! A job is refused before it starts when it could not be safe: no usable `REGISTRY_CONFIG`,
 //! a blob-descriptor cache (the running registry would serve deleted blobs as empty ones), or,

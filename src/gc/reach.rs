@@ -1,7 +1,8 @@
 //! Which manifests of a repository something still needs: every manifest a tag resolves to,
 //! and, through indexes and manifest lists, every child they name (recursively: an index may
 //! name an index). `garbage-collect --delete-untagged` gets exactly this wrong for children
-//! (REGISTRY-FACTS §g), which is why a job works it out itself and deletes only the rest.
+//! (docs/registry-facts.md, "Garbage collection"), which is why a job works it out itself and
+//! deletes only the rest.
 //!
 //! Resolution asks with all four manifest types (the client sends them) and takes the digest
 //! the registry names in `Docker-Content-Digest`, never one computed here, so a manifest the

@@ -4,7 +4,8 @@
 //!
 //! Parsed as YAML (serde_yaml), not scanned line by line: `cache: {blobdescriptor: inmemory}`
 //! in flow style, anchors, or a key indented under another section would fool a line scan, and a
-//! missed blob-descriptor cache is exactly the case that breaks images (REGISTRY-FACTS §g).
+//! missed blob-descriptor cache is exactly the case that breaks images (docs/registry-facts.md,
+//! "Garbage collection").
 
 use std::path::{Path, PathBuf};
 

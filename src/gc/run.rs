@@ -1,6 +1,6 @@
 //! The `garbage-collect` child process: `REGISTRY_BIN garbage-collect [--dry-run]
 //! REGISTRY_CONFIG`, never `--delete-untagged` (it deletes the children of tagged multi-arch
-//! images, REGISTRY-FACTS §g).
+//! images: docs/registry-facts.md, "Garbage collection").
 //!
 //! - Environment: ours less registry-admin's own settings. registry:2 reads every `REGISTRY_*`
 //!   variable as a config override, so `REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY` given to us
@@ -392,7 +392,7 @@ mod tests {
         );
     }
 
-    // Lines as registry:2 2.8.2 prints them (REGISTRY-FACTS §g).
+    // Lines as registry:2 2.8.2 prints them (docs/registry-facts.md, "Garbage collection").
     const OUTPUT: &str = "gc/a: marking manifest sha256:aaa\n\
         gc/a: marking blob sha256:bbb\n\
         \n\

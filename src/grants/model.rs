@@ -10,6 +10,7 @@ use thiserror::Error;
 use utoipa::ToSchema;
 
 use super::pattern::{Pattern, PatternError};
+use crate::error::{ErrorCode, StatusCode};
 
 /// Grants in one list beyond this are refused: the file is read on every `/token`.
 pub const MAX_GRANTS_PER_LIST: usize = 100;
@@ -57,6 +58,15 @@ pub enum GrantError {
     NoActions,
     #[error("{list} has {count} entries; at most {MAX_GRANTS_PER_LIST} are allowed")]
     TooMany { list: String, count: usize },
+}
+
+impl ErrorCode for GrantError {
+    fn status(&self) -> StatusCode {
+        StatusCode::BAD_REQUEST
+    }
+    fn code(&self) -> &'static str {
+        "invalid_grant"
+    }
 }
 
 /// A grant as it arrives (API body or file), before validation.

@@ -21,10 +21,10 @@ use crate::blocking::run_blocking;
 use crate::config::{AuthMode, Config};
 use crate::error::ApiError;
 use crate::freeze::{REGISTRY_LEEWAY_SECS, WriteFreeze};
+use crate::http::extract::{JsonBody, path_user};
 use crate::registry::names;
 use crate::users::model::{Accounts, Role, UserView};
-use crate::users::routes::{JsonBody, path_user};
-use crate::users::store::UserStore;
+use crate::users::store::{StoreError, UserStore};
 
 /// Audit details stay short: the list itself can be 100 patterns of 255 characters.
 const MAX_DETAIL_CHARS: usize = 500;
@@ -107,7 +107,7 @@ fn grantee(accounts: &Accounts, user: &str) -> Result<UserView, ApiError> {
         .view(user)
         .ok_or_else(|| ApiError::NotFound(format!("user {user:?} not found")))?;
     if view.role == Role::Service {
-        return Err(ApiError::ProtectedAccount(user.to_string()));
+        return Err(StoreError::Protected(user.to_string()).into());
     }
     Ok(view)
 }

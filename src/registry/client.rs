@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::metrics::Metrics;
 
+use crate::error::ErrorCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, LINK, LOCATION};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde::Deserialize;
@@ -183,6 +184,24 @@ pub enum UpstreamError {
     Status { status: u16, message: String },
     #[error("registry sent an unusable response: {0}")]
     Invalid(String),
+}
+
+/// What the registry did wrong is a bad gateway; its silence a gateway timeout.
+impl ErrorCode for UpstreamError {
+    fn status(&self) -> crate::error::StatusCode {
+        use crate::error::StatusCode;
+        match self {
+            UpstreamError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            _ => StatusCode::BAD_GATEWAY,
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            UpstreamError::Unavailable(_) => "upstream_unavailable",
+            UpstreamError::Timeout => "upstream_timeout",
+            _ => "upstream_error",
+        }
+    }
 }
 
 impl From<reqwest::Error> for UpstreamError {

@@ -23,6 +23,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::client::{DeleteOutcome, OCI_MANIFEST, RegistryClient, UpstreamError};
+use crate::error::{ErrorCode, StatusCode};
 
 /// How many sibling tags are resolved at once.
 const LOOKUP_CONCURRENCY: usize = 8;
@@ -65,6 +66,29 @@ pub enum DeleteError {
     Disabled(String),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+}
+
+impl ErrorCode for DeleteError {
+    fn status(&self) -> StatusCode {
+        match self {
+            DeleteError::NotFound(_) => StatusCode::NOT_FOUND,
+            DeleteError::Disabled(_) => StatusCode::BAD_GATEWAY,
+            DeleteError::Upstream(u) => u.status(),
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            DeleteError::NotFound(_) => "not_found",
+            DeleteError::Disabled(_) => "upstream_error",
+            DeleteError::Upstream(u) => u.code(),
+        }
+    }
+    fn message(&self) -> String {
+        match self {
+            DeleteError::Upstream(u) => u.message(),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// What tag deletes share: one lock per repository, so two deletes in one repository never

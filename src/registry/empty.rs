@@ -1,6 +1,6 @@
-//! Which repositories have no tags. registry:2 never forgets a repository (REGISTRY-FACTS:
-//! repos are never removed), so a catalog of names alone lists repositories whose every tag
-//! is gone as if they held images.
+//! Which repositories have no tags. registry:2 never forgets a repository (docs/registry-facts.md,
+//! "Repositories are never forgotten"), so a catalog of names alone lists repositories whose
+//! every tag is gone as if they held images.
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 

@@ -1,6 +1,7 @@
 //! The distribution grammar for repository names, tags and digests, checked before any
 //! upstream call so that nothing like `../` or `%2F` ever reaches a registry URL.
 
+use crate::error::{ErrorCode, StatusCode};
 use thiserror::Error;
 
 #[derive(Debug, Error, PartialEq)]
@@ -15,6 +16,23 @@ pub enum InvalidReference {
     Tag(String),
     #[error("invalid digest {0:?}: use algorithm:hex, e.g. sha256:<64 hex digits>")]
     Digest(String),
+    /// A path that cannot even be split into a repository name (bad percent-encoding, an
+    /// encoded slash, an empty segment); the text says which.
+    #[error("{0}")]
+    Path(String),
+}
+
+impl ErrorCode for InvalidReference {
+    fn status(&self) -> StatusCode {
+        StatusCode::BAD_REQUEST
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            InvalidReference::Name(_) | InvalidReference::Path(_) => "invalid_name",
+            InvalidReference::Tag(_) => "invalid_tag",
+            InvalidReference::Digest(_) => "invalid_digest",
+        }
+    }
 }
 
 pub const MAX_NAME_LEN: usize = 255;

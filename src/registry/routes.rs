@@ -20,7 +20,7 @@ use super::details::ImageDetails;
 use super::client::RegistryClient;
 use super::delete::{TagDeletes, delete_tag};
 use super::details::image_details;
-use super::names;
+use super::names::{self, InvalidReference};
 use crate::audit;
 use crate::config::Config;
 use crate::error::ApiError;
@@ -50,14 +50,15 @@ fn parse_target(raw_path: &str) -> Result<Target, ApiError> {
     let mut segments = Vec::new();
     for seg in rest.split('/') {
         let decoded = percent_decode(seg).ok_or_else(|| {
-            ApiError::InvalidName(format!(
+            ApiError::from(InvalidReference::Path(format!(
                 "invalid repository path {rest:?}: bad percent-encoding"
-            ))
+            )))
         })?;
         if decoded.is_empty() || decoded.contains('/') {
-            return Err(ApiError::InvalidName(format!(
+            return Err(InvalidReference::Path(format!(
                 "invalid repository path {rest:?}: empty segments and encoded slashes are not allowed"
-            )));
+            ))
+            .into());
         }
         segments.push(decoded);
     }
@@ -338,6 +339,11 @@ pub(crate) async fn delete(
 mod tests {
     use super::*;
 
+    /// The error code a path is refused with, as the client reads it.
+    fn code_of(path: &str) -> Option<&'static str> {
+        super::parse_target(path).err().map(|e| e.code())
+    }
+
     #[test]
     fn paths() {
         let tags = |n: &str| Some(Target::Tags(n.into()));
@@ -362,17 +368,11 @@ mod tests {
             "/images/%zz/tags",
         ] {
             assert!(
-                matches!(
-                    super::parse_target(bad),
-                    Err(ApiError::InvalidName(_) | ApiError::InvalidTag(_))
-                ),
+                matches!(code_of(bad), Some("invalid_name" | "invalid_tag")),
                 "{bad}"
             );
         }
-        assert!(matches!(
-            super::parse_target("/images/app"),
-            Err(ApiError::NotFound(_))
-        ));
+        assert_eq!(code_of("/images/app"), Some("not_found"));
     }
 
     #[test]
@@ -399,20 +399,11 @@ mod tests {
             "/images/x/-/tags/-/tags",
         ] {
             assert!(
-                matches!(
-                    super::parse_target(missing),
-                    Err(ApiError::NotFound(_) | ApiError::InvalidName(_))
-                ),
+                matches!(code_of(missing), Some("not_found" | "invalid_name")),
                 "{missing}"
             );
         }
-        assert!(matches!(
-            super::parse_target("/images/-/tags"),
-            Err(ApiError::InvalidName(_))
-        ));
-        assert!(matches!(
-            super::parse_target("/images/x/-/tags/-bad"),
-            Err(ApiError::InvalidTag(_))
-        ));
+        assert_eq!(code_of("/images/-/tags"), Some("invalid_name"));
+        assert_eq!(code_of("/images/x/-/tags/-bad"), Some("invalid_tag"));
     }
 }

@@ -3,6 +3,7 @@ use thiserror::Error;
 use super::policy::InvalidPolicy;
 use crate::blocking::BlockingError;
 use crate::durable::DurableError;
+use crate::error::{ErrorCode, StatusCode};
 use crate::registry::client::UpstreamError;
 use crate::registry::delete::DeleteError;
 
@@ -30,4 +31,41 @@ pub enum RetentionError {
     Durable(#[from] DurableError),
     #[error(transparent)]
     Blocking(#[from] BlockingError),
+}
+
+impl ErrorCode for RetentionError {
+    fn status(&self) -> StatusCode {
+        match self {
+            RetentionError::Invalid(_) => StatusCode::BAD_REQUEST,
+            RetentionError::PlanNotFound(_) => StatusCode::NOT_FOUND,
+            RetentionError::Maintenance => StatusCode::CONFLICT,
+            RetentionError::Upstream(u) => u.status(),
+            RetentionError::Delete(d) => d.status(),
+            RetentionError::Blocking(b) => b.status(),
+            RetentionError::Stored(_) | RetentionError::Audit(_) | RetentionError::Durable(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            RetentionError::Invalid(_) => "invalid_policy",
+            RetentionError::PlanNotFound(_) => "not_found",
+            RetentionError::Maintenance => "maintenance",
+            RetentionError::Upstream(u) => u.code(),
+            RetentionError::Delete(d) => d.code(),
+            RetentionError::Blocking(b) => b.code(),
+            RetentionError::Stored(_) | RetentionError::Audit(_) | RetentionError::Durable(_) => {
+                "internal"
+            }
+        }
+    }
+    fn message(&self) -> String {
+        match self {
+            RetentionError::Upstream(u) => u.message(),
+            RetentionError::Delete(d) => d.message(),
+            RetentionError::Blocking(b) => b.message(),
+            other => other.to_string(),
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! Retention: which tags to drop, decided by rules people can read (`policy`), from facts the
 //! audit already holds (`facts`), computed per repository (`evaluate`) into a plan that changes
 //! nothing (`plan`), applied only after a live re-check through the single-tag-safe delete
-//! (`apply`), and optionally on a schedule (`schedule`). DESIGN: "Retention".
+//! (`apply`), and optionally on a schedule (`schedule`). README: "Keeping the registry small".
 
 pub mod apply;
 pub mod error;

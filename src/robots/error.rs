@@ -4,7 +4,7 @@ use thiserror::Error;
 
 use crate::blocking::BlockingError;
 use crate::durable::DurableError;
-use crate::error::ApiError;
+use crate::error::{ErrorCode, StatusCode};
 use crate::grants::GrantError;
 use crate::users::store::StoreError;
 
@@ -35,19 +35,39 @@ pub enum RobotError {
     Blocking(#[from] BlockingError),
 }
 
-impl From<RobotError> for ApiError {
-    fn from(e: RobotError) -> Self {
-        let message = e.to_string();
-        match e {
-            RobotError::Invalid(_) => ApiError::InvalidRobot(message),
-            RobotError::Grant(g) => g.into(),
-            RobotError::ExceedsOwner(_) => ApiError::GrantsExceedOwner(message),
-            RobotError::Exists(_) => ApiError::RobotExists(message),
-            RobotError::NotFound(_) | RobotError::OwnerNotFound(_) => ApiError::NotFound(message),
-            RobotError::TokenModeRequired => ApiError::TokenModeRequired(message),
-            RobotError::Durable(d) => d.into(),
-            RobotError::Store(s) => s.into(),
-            RobotError::Blocking(b) => b.into(),
+impl ErrorCode for RobotError {
+    fn status(&self) -> StatusCode {
+        match self {
+            RobotError::Invalid(_) => StatusCode::BAD_REQUEST,
+            RobotError::Grant(g) => g.status(),
+            RobotError::ExceedsOwner(_) => StatusCode::FORBIDDEN,
+            RobotError::Exists(_) | RobotError::TokenModeRequired => StatusCode::CONFLICT,
+            RobotError::NotFound(_) | RobotError::OwnerNotFound(_) => StatusCode::NOT_FOUND,
+            RobotError::Durable(d) => d.status(),
+            RobotError::Store(s) => s.status(),
+            RobotError::Blocking(b) => b.status(),
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            RobotError::Invalid(_) => "invalid_robot",
+            RobotError::Grant(g) => g.code(),
+            RobotError::ExceedsOwner(_) => "grants_exceed_owner",
+            RobotError::Exists(_) => "robot_exists",
+            RobotError::NotFound(_) | RobotError::OwnerNotFound(_) => "not_found",
+            RobotError::TokenModeRequired => "token_mode_required",
+            RobotError::Durable(d) => d.code(),
+            RobotError::Store(s) => s.code(),
+            RobotError::Blocking(b) => b.code(),
+        }
+    }
+    fn message(&self) -> String {
+        match self {
+            RobotError::Grant(g) => g.message(),
+            RobotError::Durable(d) => d.message(),
+            RobotError::Store(s) => s.message(),
+            RobotError::Blocking(b) => b.message(),
+            other => other.to_string(),
         }
     }
 }

@@ -28,8 +28,8 @@ use crate::error::ApiError;
 use crate::grants::authorize::{is_self_or_admin, principal_of};
 use crate::grants::model::validate_list;
 use crate::grants::{Grant, GrantSpec, Grants, GrantsStore};
+use crate::http::extract::JsonBody;
 use crate::users::model::{Accounts, Role};
-use crate::users::routes::JsonBody;
 use crate::users::store::UserStore;
 
 /// Longest overlap in which a rotated-out secret still works: a day, enough for a rolling

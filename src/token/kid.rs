@@ -1,7 +1,7 @@
 //! The libtrust key id, the only `kid` registry:2 2.8.2 looks a signing key up by: base32
 //! (RFC 4648, upper case, no padding) of the first 240 bits of SHA-256 of the DER
 //! SubjectPublicKeyInfo, in 12 groups of 4 characters joined by ':'. An RFC 7638 thumbprint
-//! is refused by the registry (REGISTRY-FACTS §h).
+//! is refused by the registry (docs/registry-facts.md, "Token auth").
 
 use sha2::{Digest, Sha256};
 

@@ -9,6 +9,7 @@ use std::fmt;
 
 use thiserror::Error;
 
+use crate::error::{ErrorCode, StatusCode};
 use crate::grants::{Action, Wanted};
 use crate::registry::names::{self, InvalidReference};
 
@@ -43,6 +44,15 @@ pub enum ScopeError {
     },
     #[error("too many scopes: at most {MAX_SCOPES} in one request")]
     TooMany,
+}
+
+impl ErrorCode for ScopeError {
+    fn status(&self) -> StatusCode {
+        StatusCode::BAD_REQUEST
+    }
+    fn code(&self) -> &'static str {
+        "invalid_scope"
+    }
 }
 
 /// Parses every `scope` parameter of one request, in order of first mention.

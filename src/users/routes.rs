@@ -18,11 +18,8 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::grants::GrantsStore;
 use crate::grants::authorize::is_self_or_admin;
+use crate::http::extract::{JsonBody, path_user};
 use crate::robots::RobotsStore;
-
-/// The body is read only after the credentials pass, so a caller without credentials learns
-/// nothing from a malformed body: it gets 401 like any other.
-pub(crate) type JsonBody<T> = Result<web::Json<T>, actix_web::Error>;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -68,13 +65,6 @@ pub(crate) struct NewRole {
     role: String,
 }
 
-/// The `{user}` path segment, checked like a body's username.
-pub(crate) fn path_user(path: web::Path<String>) -> Result<String, ApiError> {
-    Ok(validate::Username::parse(path.into_inner())?
-        .as_str()
-        .to_string())
-}
-
 /// Applies one change to the accounts under the store's lock, off the async workers.
 async fn change<T: Send + 'static>(
     store: &web::Data<UserStore>,
@@ -112,15 +102,15 @@ pub(crate) async fn create(
     validate::username(&username).map_err(ApiError::from)?;
     audit::api::note(&req, |n| n.user = Some(username.clone()));
     if username.starts_with(crate::robots::ROBOT_PREFIX) {
-        return Err(ApiError::InvalidUsername(
+        return Err(ApiError::from(validate::InvalidInput::Username(
             "usernames starting with \"robot.\" are reserved for robot accounts (POST /robots)"
                 .into(),
-        )
+        ))
         .into());
     }
     // The name registry-admin goes by at the registry is never a person's, in either mode.
     if username == crate::audit::events::own_registry_account(&config) {
-        return Err(ApiError::ProtectedAccount(username).into());
+        return Err(ApiError::from(StoreError::Protected(username)).into());
     }
     validate::password(&password).map_err(ApiError::from)?;
     let role = match role.as_deref() {
@@ -135,7 +125,7 @@ pub(crate) async fn create(
         .is_some()
     {
         // Saves a bcrypt for the common mistake; the check under the lock below is the real one.
-        return Err(ApiError::UserExists(username).into());
+        return Err(ApiError::from(StoreError::Exists(username)).into());
     }
     let hash = auth.verifier.hash(password).await.map_err(ApiError::from)?;
     let view: UserView = change(&store, move |a| {

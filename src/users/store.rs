@@ -23,6 +23,7 @@ use super::model::{Accounts, Metadata, Refusal};
 use crate::durable::{
     self, DEFAULT_MAX_BYTES, DurableError, FileLock, JsonFile, LockGuard, read_bounded,
 };
+use crate::error::{ErrorCode, StatusCode};
 use crate::paths::parent_dir;
 
 #[derive(Debug, Error)]
@@ -71,6 +72,44 @@ impl StoreError {
         match self {
             StoreError::Htpasswd { problem, .. } => Some(problem.to_string()),
             _ => None,
+        }
+    }
+}
+
+impl ErrorCode for StoreError {
+    fn status(&self) -> StatusCode {
+        match self {
+            StoreError::NotFound(_) => StatusCode::NOT_FOUND,
+            StoreError::Exists(_) | StoreError::LastAdmin(_) | StoreError::Protected(_) => {
+                StatusCode::CONFLICT
+            }
+            StoreError::Htpasswd { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            StoreError::WouldBreak { .. } | StoreError::File(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            StoreError::NotFound(_) => "not_found",
+            StoreError::Exists(_) => "user_exists",
+            StoreError::LastAdmin(_) => "last_admin",
+            StoreError::Protected(_) => "protected_account",
+            StoreError::Htpasswd { .. } => "htpasswd_invalid",
+            StoreError::WouldBreak { .. } | StoreError::File(_) => "internal",
+        }
+    }
+    /// A broken htpasswd is named without its path; accounts are unknown until it is fixed,
+    /// so nothing that needs them is answered.
+    fn message(&self) -> String {
+        match self {
+            StoreError::Protected(u) => format!(
+                "the account {u:?} is managed by registry-admin itself and cannot be changed"
+            ),
+            StoreError::Htpasswd { problem, .. } => format!(
+                "the htpasswd file cannot be used: {problem}; accounts are unavailable until it is fixed"
+            ),
+            other => other.to_string(),
         }
     }
 }
@@ -327,6 +366,31 @@ mod tests {
     use chrono::Utc;
     use std::fs::OpenOptions;
     use std::io::Write;
+
+    #[test]
+    fn store_errors_answer_without_the_files_path() {
+        let protected = StoreError::Protected("registry-admin".into());
+        assert_eq!(
+            (protected.status().as_u16(), protected.code(), protected.message()),
+            (
+                409,
+                "protected_account",
+                "the account \"registry-admin\" is managed by registry-admin itself and cannot be changed".to_string()
+            )
+        );
+        let broken = StoreError::Htpasswd {
+            path: PathBuf::from("/secret/place/htpasswd"),
+            problem: HtpasswdProblem::NotUtf8 { line: 3 },
+        };
+        assert_eq!(
+            (broken.status().as_u16(), broken.code(), broken.message()),
+            (
+                503,
+                "htpasswd_invalid",
+                "the htpasswd file cannot be used: line 3: not valid UTF-8; accounts are unavailable until it is fixed".to_string()
+            )
+        );
+    }
     use std::os::unix::fs::symlink;
 
     fn problem(e: StoreError) -> String {

@@ -3,6 +3,7 @@
 use thiserror::Error;
 
 use super::model::Role;
+use crate::error::{ErrorCode, StatusCode};
 
 #[derive(Debug, Error, PartialEq)]
 pub enum InvalidInput {
@@ -12,6 +13,19 @@ pub enum InvalidInput {
     Password(String),
     #[error("{0}")]
     Role(String),
+}
+
+impl ErrorCode for InvalidInput {
+    fn status(&self) -> StatusCode {
+        StatusCode::BAD_REQUEST
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            InvalidInput::Username(_) => "invalid_username",
+            InvalidInput::Password(_) => "invalid_password",
+            InvalidInput::Role(_) => "invalid_request",
+        }
+    }
 }
 
 pub const MAX_USERNAME_CHARS: usize = 64;

@@ -1,0 +1,3 @@
+//! What every slice's HTTP code shares: extractors and how their failures are answered.
+
+pub mod extract;
