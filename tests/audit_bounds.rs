@@ -5,12 +5,11 @@
 
 mod common;
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use common::token_stack::{SERVICE, TokenStack};
+use common::volume::SmallVolume;
 use common::{ADMIN_PASSWORD, EVENTS_TOKEN, Stack, client, json, wait_until};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -159,58 +158,6 @@ fn no_entry_is_larger_than_4_kib_and_a_cut_list_says_how_many_were_left_out() {
             .unwrap_or_else(|| panic!("no count of left-out scopes in {list:?}"));
         let kept = list.matches("repository:big/").count();
         assert_eq!(kept + more, 64, "{list}");
-    }
-}
-
-/// A tmpfs of `size` mounted on `dir`, unmounted when dropped. `None` where mounting is not
-/// permitted (not root): the caller skips, except under CI, where it must run.
-struct SmallVolume {
-    dir: PathBuf,
-}
-
-impl SmallVolume {
-    fn mount(dir: &Path, size: &str) -> Option<SmallVolume> {
-        std::fs::create_dir_all(dir).unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output();
-        match out {
-            Ok(o) if o.status.success() => Some(SmallVolume {
-                dir: dir.to_path_buf(),
-            }),
-            other => {
-                let why = match other {
-                    Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
-                    Err(e) => e.to_string(),
-                };
-                assert!(
-                    std::env::var("CI").as_deref() != Ok("true"),
-                    "CI must be able to mount a tmpfs (run as root): {why}"
-                );
-                eprintln!("SKIPPED: cannot mount a small tmpfs here ({why}); run as root");
-                None
-            }
-        }
-    }
-
-    /// Writes a file until the volume is full.
-    fn fill(&self) -> PathBuf {
-        let path = self.dir.join("filler");
-        let mut f = std::fs::File::create(&path).unwrap();
-        let chunk = vec![0u8; 4096];
-        for _ in 0..100_000 {
-            if f.write_all(&chunk).is_err() {
-                return path;
-            }
-        }
-        panic!("the volume did not fill up");
-    }
-}
-
-impl Drop for SmallVolume {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
     }
 }
 

@@ -12,6 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::token_stack::{SERVICE, TokenStack};
+use common::volume::SmallVolume;
 use common::{ADMIN_PASSWORD, AppEnv, Stack, json};
 use reqwest::Method;
 use serde_json::Value;
@@ -1179,61 +1180,6 @@ fn robots_and_retention_policies_are_backed_up_and_restored_and_broken_ones_refu
         .collect();
     assert_eq!(names, ["robot.alice.ci"]);
     assert_eq!(pull_token(&stack, "robot.alice.ci", &secret), (200, true));
-}
-
-/// A tmpfs of `size` mounted on `dir`, unmounted when dropped (as in tests/audit_bounds.rs).
-/// `None` where mounting is not permitted (not root): the caller skips, except under CI.
-struct SmallVolume {
-    dir: PathBuf,
-}
-
-impl SmallVolume {
-    fn mount(dir: &Path, size: &str) -> Option<SmallVolume> {
-        std::fs::create_dir_all(dir).unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output();
-        match out {
-            Ok(o) if o.status.success() => Some(SmallVolume {
-                dir: dir.to_path_buf(),
-            }),
-            other => {
-                let why = match other {
-                    Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
-                    Err(e) => e.to_string(),
-                };
-                assert!(
-                    std::env::var("CI").as_deref() != Ok("true"),
-                    "CI must be able to mount a tmpfs (run as root): {why}"
-                );
-                eprintln!("SKIPPED: cannot mount a small tmpfs here ({why}); run as root");
-                None
-            }
-        }
-    }
-
-    /// Fills the volume, then frees `leave` bytes of it again.
-    fn fill_leaving(&self, leave: u64) {
-        let path = self.dir.join("filler");
-        let mut f = File::create(&path).unwrap();
-        let chunk = vec![0u8; 4096];
-        let mut written = 0u64;
-        for _ in 0..100_000 {
-            if f.write_all(&chunk).is_err() {
-                break;
-            }
-            written += chunk.len() as u64;
-        }
-        assert!(written < 100_000 * 4096, "the volume did not fill up");
-        f.set_len(written.saturating_sub(leave)).unwrap();
-    }
-}
-
-impl Drop for SmallVolume {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
-    }
 }
 
 #[test]

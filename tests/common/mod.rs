@@ -16,6 +16,7 @@ pub mod intercept;
 pub mod proxy;
 pub mod token;
 pub mod token_stack;
+pub mod volume;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
