@@ -1,76 +1,34 @@
 //! The application in-process (`actix_web::test::init_service`), without a registry or a
 //! child process: extractors, middleware and error bodies, as a client sees them.
 
-use std::collections::HashMap;
+mod common;
+
 use std::sync::Arc;
 
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::test::{self, TestRequest};
-use actix_web::web;
 use base64::Engine;
 use chrono::Utc;
 use serde_json::Value;
 
+use common::in_process::{self, TestApp, basic_mode};
 use registry_admin::audit::AuditLog;
 use registry_admin::config::Config;
 use registry_admin::token::{TokenIssuer, TokenKey};
-use registry_admin::users::htpasswd::bcrypt_hash;
-use registry_admin::users::model::Role;
 use registry_admin::users::store::UserStore;
 use registry_admin::{AppState, Upstream, app};
-
-struct TestApp {
-    _dir: tempfile::TempDir,
-    state: web::Data<AppState>,
-    audit: Arc<AuditLog>,
-}
 
 /// A store holding `admin` and the user-role `ursula`, an audit log, and a registry URL that
 /// refuses connections.
 fn test_app() -> TestApp {
-    test_app_with(|config, store, audit| {
-        AppState::new(
-            config,
-            store,
-            ("registry-admin".into(), "unused".into()),
-            audit,
-        )
-    })
+    test_app_with(basic_mode)
 }
 
 /// The same, with the state made by `make` from the config, store and audit log.
 fn test_app_with(
     make: impl FnOnce(Config, Arc<UserStore>, Arc<AuditLog>) -> Result<AppState, String>,
 ) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let vars: HashMap<&str, String> = HashMap::from([
-        ("BIND_ADDR", "127.0.0.1:0".to_string()),
-        ("REGISTRY_URL", "http://127.0.0.1:1".to_string()),
-        (
-            "HTPASSWD_PATH",
-            dir.path().join("htpasswd").display().to_string(),
-        ),
-        (
-            "AUDIT_LOG_PATH",
-            dir.path().join("audit.log").display().to_string(),
-        ),
-        ("BCRYPT_COST", "4".to_string()),
-    ]);
-    let config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
-    let store = Arc::new(UserStore::new(&config.htpasswd_path));
-    for (name, role) in [("admin", Role::Admin), ("ursula", Role::User)] {
-        let hash = bcrypt_hash(&format!("{name}-password"), 4).unwrap();
-        store
-            .modify(|a| a.create(name, &hash, role, None, Utc::now()))
-            .unwrap();
-    }
-    let audit = Arc::new(AuditLog::open(&config.audit_log_path, 1 << 20).unwrap());
-    let state = make(config, store, Arc::clone(&audit)).unwrap();
-    TestApp {
-        _dir: dir,
-        state: web::Data::new(state),
-        audit,
-    }
+    in_process::test_app_with(&[], Some(4), make)
 }
 
 fn basic(user: &str, password: &str) -> (header::HeaderName, String) {

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -15,84 +14,38 @@ use actix_web::body::MessageBody;
 use actix_web::dev::ServiceResponse;
 use actix_web::http::{StatusCode, header};
 use actix_web::test::{self, TestRequest};
-use actix_web::web;
 use base64::Engine;
 use chrono::Utc;
 use serde_json::Value;
 
 use common::AppEnv;
-use registry_admin::audit::AuditLog;
-use registry_admin::config::Config;
+use common::in_process::{self, TestApp, basic_mode};
 use registry_admin::token::{TokenIssuer, TokenKey};
 use registry_admin::users::htpasswd::bcrypt_hash;
 use registry_admin::users::model::Role;
-use registry_admin::users::store::UserStore;
 use registry_admin::{AppState, Upstream, app};
 
 const EVENTS_TOKEN: &str = "events-token-0123456789abcdef0123456789";
 /// Every request of these tests comes from here unless it says otherwise.
 const PEER: &str = "203.0.113.7:40000";
 
-struct TestApp {
-    _dir: tempfile::TempDir,
-    state: web::Data<AppState>,
-    audit: Arc<AuditLog>,
-}
-
 /// `admin` and the user-role `ursula` (passwords `NAME-password`, hashed at `cost`), BCRYPT_COST
 /// 4, an EVENTS_TOKEN, a registry that refuses connections; token mode when `token_mode`.
 fn test_app(cost: u32, token_mode: bool) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let mut vars: HashMap<&str, String> = HashMap::from([
-        ("BIND_ADDR", "127.0.0.1:0".to_string()),
-        ("REGISTRY_URL", "http://127.0.0.1:1".to_string()),
-        (
-            "HTPASSWD_PATH",
-            dir.path().join("htpasswd").display().to_string(),
-        ),
-        (
-            "AUDIT_LOG_PATH",
-            dir.path().join("audit.log").display().to_string(),
-        ),
-        ("BCRYPT_COST", "4".to_string()),
-        ("EVENTS_TOKEN", EVENTS_TOKEN.to_string()),
-    ]);
+    let mut settings = vec![("EVENTS_TOKEN", EVENTS_TOKEN)];
     if token_mode {
-        vars.insert("AUTH_MODE", "token".to_string());
+        settings.push(("AUTH_MODE", "token"));
     }
-    let config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
-    let store = Arc::new(UserStore::new(&config.htpasswd_path));
-    for (name, role) in [("admin", Role::Admin), ("ursula", Role::User)] {
-        let hash = bcrypt_hash(&format!("{name}-password"), cost).unwrap();
-        store
-            .modify(|a| a.create(name, &hash, role, None, Utc::now()))
-            .unwrap();
-    }
-    let audit = Arc::new(AuditLog::open(&config.audit_log_path, 1 << 20).unwrap());
-    let state = if token_mode {
-        let (key, _) = TokenKey::generate().unwrap();
-        let ttl = Duration::from_secs(300);
-        let issuer = Arc::new(TokenIssuer::new(key, "registry-admin", "registry", ttl));
-        AppState::with_upstream(
-            config,
-            store,
-            Upstream::SelfSigned(issuer),
-            Arc::clone(&audit),
-        )
-    } else {
-        AppState::new(
-            config,
-            store,
-            ("registry-admin".into(), "unused".into()),
-            Arc::clone(&audit),
-        )
-    }
-    .unwrap();
-    TestApp {
-        _dir: dir,
-        state: web::Data::new(state),
-        audit,
-    }
+    in_process::test_app_with(&settings, Some(cost), |config, store, audit| {
+        if token_mode {
+            let (key, _) = TokenKey::generate()?;
+            let ttl = Duration::from_secs(300);
+            let issuer = Arc::new(TokenIssuer::new(key, "registry-admin", "registry", ttl));
+            AppState::with_upstream(config, store, Upstream::SelfSigned(issuer), audit)
+        } else {
+            basic_mode(config, store, audit)
+        }
+    })
 }
 
 impl TestApp {

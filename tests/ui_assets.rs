@@ -1,44 +1,13 @@
 //! The web UI's embedded files as a browser receives them, in-process: content types, the
 //! Content-Security-Policy that keeps scripts to our own files, the `/` redirect, and 404s.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+mod common;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::test::{self, TestRequest};
-use actix_web::web;
 
-use registry_admin::audit::AuditLog;
-use registry_admin::config::Config;
-use registry_admin::users::store::UserStore;
-use registry_admin::{AppState, app};
-
-fn state(dir: &tempfile::TempDir) -> web::Data<AppState> {
-    let vars: HashMap<&str, String> = HashMap::from([
-        ("BIND_ADDR", "127.0.0.1:0".to_string()),
-        ("REGISTRY_URL", "http://127.0.0.1:1".to_string()),
-        (
-            "HTPASSWD_PATH",
-            dir.path().join("htpasswd").display().to_string(),
-        ),
-        (
-            "AUDIT_LOG_PATH",
-            dir.path().join("audit.log").display().to_string(),
-        ),
-        ("BCRYPT_COST", "4".to_string()),
-    ]);
-    let config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
-    let store = Arc::new(UserStore::new(&config.htpasswd_path));
-    let audit = Arc::new(AuditLog::open(&config.audit_log_path, 1 << 20).unwrap());
-    let state = AppState::new(
-        config,
-        store,
-        ("registry-admin".into(), "unused".into()),
-        audit,
-    )
-    .unwrap();
-    web::Data::new(state)
-}
+use common::in_process::{self, basic_mode};
+use registry_admin::app;
 
 struct Answer {
     status: StatusCode,
@@ -47,8 +16,8 @@ struct Answer {
 }
 
 async fn get(path: &str) -> Answer {
-    let dir = tempfile::tempdir().unwrap();
-    let service = test::init_service(app(state(&dir))).await;
+    let t = in_process::test_app_with(&[], None, basic_mode);
+    let service = test::init_service(app(t.state.clone())).await;
     let resp = test::call_service(&service, TestRequest::get().uri(path).to_request()).await;
     let status = resp.status();
     let headers = resp.headers().clone();

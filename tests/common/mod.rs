@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod gc;
 pub mod images;
+pub mod in_process;
 pub mod intercept;
 pub mod proxy;
 pub mod token;
