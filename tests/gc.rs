@@ -14,35 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::gc::{PullLoop, blob_digests, multi_arch, named, start_gc, wait_for_job, with_gc};
-use common::images::{ACCEPT_ALL, Layout, raw_manifest};
+use common::images::{Layout, raw_manifest};
+use common::registry_lookup::{creds, digest_of, host};
 use common::{ADMIN_PASSWORD, Stack, client, json};
 use reqwest::Method;
 use serde_json::json;
-
-fn creds() -> String {
-    format!("admin:{ADMIN_PASSWORD}")
-}
-
-fn host(stack: &Stack) -> String {
-    format!("127.0.0.1:{}", stack.registry.port)
-}
-
-fn digest_of(stack: &Stack, name: &str, reference: &str) -> String {
-    let r = client()
-        .head(format!(
-            "{}/v2/{name}/manifests/{reference}",
-            stack.registry.url
-        ))
-        .basic_auth("admin", Some(ADMIN_PASSWORD))
-        .header("accept", ACCEPT_ALL)
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 200, "{name}:{reference}");
-    r.headers()["docker-content-digest"]
-        .to_str()
-        .unwrap()
-        .to_string()
-}
 
 /// Pushes the four kinds of image plus one to delete; returns the tags kept and the blobs of
 /// the one deleted (manifest, config, layers).

@@ -6,44 +6,18 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::images::{
-    ACCEPT_ALL, CREATED, DOCKER_LIST, DOCKER_MANIFEST, Layout, OCI_INDEX, OCI_MANIFEST,
-    copy_by_mount, one_image, pull_all, raw_manifest, sha256,
+    CREATED, DOCKER_LIST, DOCKER_MANIFEST, Layout, OCI_INDEX, OCI_MANIFEST, copy_by_mount,
+    one_image, pull_all, raw_manifest, sha256,
 };
+use common::registry_lookup::{creds, host, registry_digest};
 use common::{ADMIN_PASSWORD, Stack, client, json};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 const PUBLIC_HOST: &str = "registry.example.com:5000";
 
-fn creds() -> String {
-    format!("admin:{ADMIN_PASSWORD}")
-}
-
 fn start() -> Stack {
     Stack::start_with(|env| env.set("PUBLIC_REGISTRY_HOST", PUBLIC_HOST))
-}
-
-fn host(stack: &Stack) -> String {
-    format!("127.0.0.1:{}", stack.registry.port)
-}
-
-/// What the registry itself says `name:reference` resolves to, asking with all four types.
-fn registry_digest(stack: &Stack, name: &str, reference: &str) -> Option<String> {
-    let resp = client()
-        .head(format!(
-            "{}/v2/{name}/manifests/{reference}",
-            stack.registry.url
-        ))
-        .basic_auth("admin", Some(ADMIN_PASSWORD))
-        .header("accept", ACCEPT_ALL)
-        .send()
-        .unwrap();
-    (resp.status() == 200).then(|| {
-        resp.headers()["docker-content-digest"]
-            .to_str()
-            .unwrap()
-            .to_string()
-    })
 }
 
 fn registry_tags(stack: &Stack, name: &str) -> Vec<String> {

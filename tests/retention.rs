@@ -17,20 +17,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use common::gc::{multi_arch, start_gc, wait_for_job, with_gc};
-use common::images::{ACCEPT_ALL, Layout, copy_by_mount, pull_all, raw_manifest};
+use common::images::{Layout, copy_by_mount, pull_all, raw_manifest};
+use common::registry_lookup::{creds, digest_of, host};
 use common::{ADMIN_PASSWORD, AppEnv, EVENTS_TOKEN, Registry, Stack, client, json};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 const DAY: i64 = 24 * 3600;
-
-fn creds() -> String {
-    format!("admin:{ADMIN_PASSWORD}")
-}
-
-fn host(stack: &Stack) -> String {
-    format!("127.0.0.1:{}", stack.registry.port)
-}
 
 /// registry-admin and a registry that sends it no events.
 fn quiet_stack() -> Stack {
@@ -70,23 +63,6 @@ fn put_variant(stack: &Stack, base: &[u8], name: &str, tag: &str, variant: &str)
         tag,
     );
     digest_of(stack, name, tag)
-}
-
-fn digest_of(stack: &Stack, name: &str, reference: &str) -> String {
-    let r = client()
-        .head(format!(
-            "{}/v2/{name}/manifests/{reference}",
-            stack.registry.url
-        ))
-        .basic_auth("admin", Some(ADMIN_PASSWORD))
-        .header("accept", ACCEPT_ALL)
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 200, "{name}:{reference}");
-    r.headers()["docker-content-digest"]
-        .to_str()
-        .unwrap()
-        .to_string()
 }
 
 static EVENT_ID: AtomicU64 = AtomicU64::new(0);

@@ -7,13 +7,10 @@ mod common;
 
 use common::images::{ACCEPT_ALL, one_image};
 use common::intercept::Intercept;
+use common::registry_lookup::creds;
 use common::{ADMIN_PASSWORD, Stack, Upstream, client, json, upstream};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-fn creds() -> String {
-    format!("admin:{ADMIN_PASSWORD}")
-}
 
 /// registry-admin talking to the registry through `proxy`.
 fn start(proxy: &Intercept) -> Stack {

@@ -15,6 +15,7 @@ pub mod images;
 pub mod in_process;
 pub mod intercept;
 pub mod proxy;
+pub mod registry_lookup;
 pub mod token;
 pub mod token_stack;
 pub mod volume;
