@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use chrono::{DateTime, Duration, Utc};
 use futures_util::future::{Ready, ready};
 use serde::de::DeserializeOwned;
@@ -158,6 +158,48 @@ fn visible<'a>(robots: &'a Robots, caller: &Account, name: &str) -> Result<&'a R
         .get(name)
         .filter(|r| is_self_or_admin(caller, &r.owner))
         .ok_or_else(|| RobotError::NotFound(name.to_string()))
+}
+
+/// The same, to change it.
+fn visible_mut<'a>(
+    robots: &'a mut Robots,
+    caller: &Account,
+    name: &str,
+) -> Result<&'a mut Robot, RobotError> {
+    robots
+        .robots
+        .get_mut(name)
+        .filter(|r| is_self_or_admin(caller, &r.owner))
+        .ok_or_else(|| RobotError::NotFound(name.to_string()))
+}
+
+/// The robot a change to `/robots/{robot}` names (token mode only), noted as its audit entry's
+/// user before anything else can fail, so that even a refused change says whom it was for.
+fn robot_to_change(
+    config: &Config,
+    req: &HttpRequest,
+    path: web::Path<String>,
+) -> Result<String, RobotError> {
+    token_mode(config)?;
+    let name = path_robot(path)?;
+    audit::api::note(req, |n| n.user = Some(name.clone()));
+    Ok(name)
+}
+
+/// The answer that carries a robot's new secret, kept out of every cache.
+fn with_secret(
+    mut answer: HttpResponseBuilder,
+    robot: RobotView,
+    secret: String,
+    config: &Config,
+) -> HttpResponse {
+    answer
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(RobotWithSecret {
+            robot,
+            secret,
+            registry: config.public_registry_host.clone(),
+        })
 }
 
 /// A user-owned robot's grants must be covered by what its owner may do.
@@ -333,13 +375,7 @@ pub(crate) async fn create(
     })
     .await
     .map_err(ApiError::from)?;
-    Ok(HttpResponse::Created()
-        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-        .json(RobotWithSecret {
-            robot: view,
-            secret,
-            registry: config.public_registry_host.clone(),
-        }))
+    Ok(with_secret(HttpResponse::Created(), view, secret, &config))
 }
 
 /// Robots sorted by name: every robot for admins, one's own for users.
@@ -414,19 +450,13 @@ pub(crate) async fn set_grants(
     path: web::Path<String>,
     body: JsonBody<serde_json::Value>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    token_mode(&config).map_err(ApiError::from)?;
-    let name = path_robot(path).map_err(ApiError::from)?;
-    audit::api::note(&req, |n| n.user = Some(name.clone()));
+    let name = robot_to_change(&config, &req, path).map_err(ApiError::from)?;
     let body: NewRobotGrants = parse(body)?;
     let list = validate_list("the robot's grants", body.grants).map_err(ApiError::from)?;
     audit::api::note(&req, |n| n.detail = Some(grants_text(&list)));
     let view = change(&files, move |accounts, in_force, all| {
-        let owner = visible(all, &account, &name)?.owner.clone();
-        check_covered(accounts, in_force, &owner, &list)?;
-        let robot = all
-            .robots
-            .get_mut(&name)
-            .ok_or_else(|| RobotError::NotFound(name.clone()))?;
+        let robot = visible_mut(all, &account, &name)?;
+        check_covered(accounts, in_force, &robot.owner, &list)?;
         robot.grants = list;
         Ok(robot.view())
     })
@@ -448,9 +478,7 @@ pub(crate) async fn rotate(
     path: web::Path<String>,
     body: JsonBody<serde_json::Value>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    token_mode(&config).map_err(ApiError::from)?;
-    let name = path_robot(path).map_err(ApiError::from)?;
-    audit::api::note(&req, |n| n.user = Some(name.clone()));
+    let name = robot_to_change(&config, &req, path).map_err(ApiError::from)?;
     let rotation: Rotation = parse(body)?;
     if !(0..=MAX_OVERLAP_SECONDS).contains(&rotation.overlap_seconds) {
         return Err(ApiError::from(RobotError::Invalid(format!(
@@ -477,11 +505,7 @@ pub(crate) async fn rotate(
     let secret = secret::generate();
     let new_hash = secret::hash(&secret);
     let view = change(&files, move |_, _, all| {
-        visible(all, &account, &name)?;
-        let robot = all
-            .robots
-            .get_mut(&name)
-            .ok_or_else(|| RobotError::NotFound(name.clone()))?;
+        let robot = visible_mut(all, &account, &name)?;
         let old = std::mem::replace(&mut robot.secret_sha256, new_hash);
         if overlap > 0 {
             robot.previous_sha256 = Some(old);
@@ -498,13 +522,7 @@ pub(crate) async fn rotate(
     })
     .await
     .map_err(ApiError::from)?;
-    Ok(HttpResponse::Ok()
-        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-        .json(RobotWithSecret {
-            robot: view,
-            secret,
-            registry: config.public_registry_host.clone(),
-        }))
+    Ok(with_secret(HttpResponse::Ok(), view, secret, &config))
 }
 
 /// Deletes a robot: its secrets stop working for new tokens at once.
@@ -519,9 +537,7 @@ pub(crate) async fn delete(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    token_mode(&config)?;
-    let name = path_robot(path)?;
-    audit::api::note(&req, |n| n.user = Some(name.clone()));
+    let name = robot_to_change(&config, &req, path)?;
     change(&files, move |_, _, all| {
         visible(all, &account, &name)?;
         all.robots.remove(&name);
