@@ -4,6 +4,7 @@ pub mod audit;
 pub mod auth;
 pub mod blocking;
 pub mod bootstrap;
+pub mod cached_json;
 pub mod config;
 pub mod durable;
 pub mod error;

@@ -4,35 +4,19 @@
 //! section, and a robot's grants are checked against the owner's grants as they are on disk.
 
 use std::collections::HashMap;
-use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 
 use super::model::Robots;
-use crate::durable::{DurableError, JsonFile, LockGuard};
+use crate::cached_json::CachedJsonFile;
+use crate::durable::{DurableError, LockGuard};
 
 pub const FILE_NAME: &str = "robots.json";
 
-/// (inode, size, mtime ns, ctime ns): changes with every replace.
-type Stamp = Option<(u64, u64, i64, i64)>;
-
-fn stamp(path: &Path) -> Stamp {
-    fs::metadata(path).ok().map(|m| {
-        (
-            m.ino(),
-            m.len(),
-            m.mtime() * 1_000_000_000 + m.mtime_nsec(),
-            m.ctime() * 1_000_000_000 + m.ctime_nsec(),
-        )
-    })
-}
-
 pub struct RobotsStore {
-    file: JsonFile<Robots>,
-    cache: RwLock<Option<(Stamp, Arc<Robots>)>>,
+    file: CachedJsonFile<Robots>,
     /// When this process last wrote each robot's `last_used_at`, so a burst of pulls writes
     /// the file once, not once per request.
     touched: Mutex<HashMap<String, DateTime<Utc>>>,
@@ -41,8 +25,7 @@ pub struct RobotsStore {
 impl RobotsStore {
     pub fn new(path: impl Into<PathBuf>) -> RobotsStore {
         RobotsStore {
-            file: JsonFile::new(path),
-            cache: RwLock::new(None),
+            file: CachedJsonFile::new(path),
             touched: Mutex::new(HashMap::new()),
         }
     }
@@ -54,18 +37,7 @@ impl RobotsStore {
     /// The robots on disk; no file is no robots. A file that does not parse is an error, so
     /// no robot is ever accepted or refused by a guess.
     pub fn current(&self) -> Result<Arc<Robots>, DurableError> {
-        let now = stamp(self.file.path());
-        if let Ok(guard) = self.cache.read()
-            && let Some((seen, robots)) = guard.as_ref()
-            && *seen == now
-        {
-            return Ok(Arc::clone(robots));
-        }
-        let robots = Arc::new(self.file.read()?);
-        if let Ok(mut guard) = self.cache.write() {
-            *guard = Some((now, Arc::clone(&robots)));
-        }
-        Ok(robots)
+        self.file.current()
     }
 
     /// Whether this request should write `name`'s `last_used_at` (none did within `every`).
@@ -87,6 +59,6 @@ impl RobotsStore {
         held: &LockGuard<'_>,
         change: impl FnOnce(&mut Robots) -> Result<R, E>,
     ) -> Result<R, E> {
-        self.file.update(held, change, |_| Ok(()))
+        self.file.update(held, change)
     }
 }

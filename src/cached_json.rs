@@ -1,0 +1,72 @@
+//! A [`JsonFile`] that is only ever replaced whole, read without a lock and cached until the
+//! file changes: what grants.json and robots.json are. Writes go through the lock the caller
+//! holds (the htpasswd lock for both), so a change and the accounts it depends on are read and
+//! written in one critical section.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::durable::{DurableError, JsonFile, LockGuard};
+
+/// (inode, size, mtime ns, ctime ns): changes with every replace.
+type Stamp = Option<(u64, u64, i64, i64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    fs::metadata(path).ok().map(|m| {
+        (
+            m.ino(),
+            m.len(),
+            m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+            m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+        )
+    })
+}
+
+pub struct CachedJsonFile<T> {
+    file: JsonFile<T>,
+    cache: RwLock<Option<(Stamp, Arc<T>)>>,
+}
+
+impl<T: Serialize + DeserializeOwned + Default + PartialEq + Clone> CachedJsonFile<T> {
+    pub fn new(path: impl Into<PathBuf>) -> CachedJsonFile<T> {
+        CachedJsonFile {
+            file: JsonFile::new(path),
+            cache: RwLock::new(None),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    /// The document on disk; no file is `T::default()`. A file that does not parse is an
+    /// error, never a default that would look like a change.
+    pub fn current(&self) -> Result<Arc<T>, DurableError> {
+        let now = stamp(self.file.path());
+        if let Ok(guard) = self.cache.read()
+            && let Some((seen, value)) = guard.as_ref()
+            && *seen == now
+        {
+            return Ok(Arc::clone(value));
+        }
+        let value = Arc::new(self.file.read()?);
+        if let Ok(mut guard) = self.cache.write() {
+            *guard = Some((now, Arc::clone(&value)));
+        }
+        Ok(value)
+    }
+
+    /// Re-reads under `held`, applies `change`, writes if it changed.
+    pub fn update<R, E: From<DurableError>>(
+        &self,
+        held: &LockGuard<'_>,
+        change: impl FnOnce(&mut T) -> Result<R, E>,
+    ) -> Result<R, E> {
+        self.file.update(held, change, |_| Ok(()))
+    }
+}
