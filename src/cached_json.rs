@@ -70,3 +70,40 @@ impl<T: Serialize + DeserializeOwned + Default + PartialEq + Clone> CachedJsonFi
         self.file.update(held, change, |_| Ok(()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::durable::{FileLock, replace_atomically};
+    use std::collections::BTreeMap;
+
+    type Doc = BTreeMap<String, u32>;
+
+    #[test]
+    fn no_file_is_the_default_and_a_replaced_file_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("doc.json");
+        let file: CachedJsonFile<Doc> = CachedJsonFile::new(&path);
+        assert_eq!(*file.current().unwrap(), Doc::new());
+        let lock = FileLock::new(dir.path().join("doc.lock"));
+        let held = lock.acquire().unwrap();
+        file.update(&held, |d| {
+            d.insert("a".into(), 1);
+            Ok::<_, DurableError>(())
+        })
+        .unwrap();
+        assert_eq!(*file.current().unwrap(), Doc::from([("a".into(), 1)]));
+        // Replaced behind the store's back, as another process would.
+        replace_atomically(&path, br#"{"b": 2}"#).unwrap();
+        assert_eq!(*file.current().unwrap(), Doc::from([("b".into(), 2)]));
+    }
+
+    #[test]
+    fn a_file_that_does_not_parse_is_an_error_not_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("doc.json");
+        replace_atomically(&path, b"{not json").unwrap();
+        let file: CachedJsonFile<Doc> = CachedJsonFile::new(&path);
+        assert!(file.current().is_err());
+    }
+}
