@@ -8,6 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use common::auth::metrics_text;
 use common::token_stack::{SERVICE, TokenStack};
 use common::volume::SmallVolume;
 use common::{ADMIN_PASSWORD, EVENTS_TOKEN, Stack, client, json, wait_until};
@@ -276,12 +277,7 @@ fn on_a_full_audit_volume_changes_are_refused_with_503_and_it_recovers_by_itself
     assert!(audit.starts_with("cannot write: No space left"), "{ready}");
     let warning = ready["warnings"][0].as_str().unwrap_or_default();
     assert!(warning.contains("AUDIT_MIN_FREE_BYTES"), "{ready}");
-    let metrics = app
-        .as_admin(Method::GET, "/metrics")
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = metrics_text(app);
     assert!(
         metrics.contains("registry_admin_audit_writable 0\n"),
         "{metrics}"

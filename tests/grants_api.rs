@@ -4,7 +4,7 @@
 mod common;
 
 use common::images::one_image;
-use common::{ADMIN_PASSWORD, Stack, json};
+use common::{ADMIN_PASSWORD, OptionalJson, Stack, json};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -20,11 +20,14 @@ fn start_with_users() -> Stack {
 }
 
 fn as_admin(stack: &Stack, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = stack.app.as_admin(method, path);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    json(req.send().unwrap())
+    json(
+        stack
+            .app
+            .as_admin(method, path)
+            .optional_json(body)
+            .send()
+            .unwrap(),
+    )
 }
 
 fn as_user(
@@ -34,14 +37,8 @@ fn as_user(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut req = stack
-        .app
-        .request(method, path)
-        .basic_auth(user, Some(password));
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    json(req.send().unwrap())
+    let req = stack.app.as_user(method, path, user, password);
+    json(req.optional_json(body).send().unwrap())
 }
 
 fn grants_file(stack: &Stack) -> Value {

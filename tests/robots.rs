@@ -10,8 +10,9 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use common::auth::metrics_text;
 use common::token_stack::{SERVICE, TokenStack, claims};
-use common::{ADMIN_PASSWORD, Stack, json, wait_until};
+use common::{ADMIN_PASSWORD, OptionalJson, Stack, json, wait_until};
 
 const PW: &str = "user-password-1";
 
@@ -33,14 +34,12 @@ fn call(
     body: Option<Value>,
 ) -> (u16, Value) {
     let password = if user == "admin" { ADMIN_PASSWORD } else { PW };
-    let mut req = stack
+    let resp = stack
         .app
-        .request(method, path)
-        .basic_auth(user, Some(password));
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().expect("request");
+        .as_user(method, path, user, password)
+        .optional_json(body)
+        .send()
+        .expect("request");
     if resp.status() == 204 {
         return (204, Value::Null);
     }
@@ -600,13 +599,7 @@ fn robot_requests_that_break_the_rules_are_refused_and_change_nothing() {
         (status, body["error"].as_str()),
         (400, Some("invalid_robot"))
     );
-    let metrics = stack
-        .app
-        .as_admin(Method::GET, "/metrics")
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = metrics_text(&stack.app);
     assert!(
         metrics.contains("\nregistry_admin_robots_expiring 1\n"),
         "{metrics}"

@@ -26,15 +26,19 @@ pub fn bearer_status(app: &App, token: &str, method: Method, path: &str) -> u16 
         .as_u16()
 }
 
-/// The value of one sample in `/metrics`, e.g. `registry_admin_bcrypt_operations_total{op="verify"}`.
-pub fn metric(app: &App, sample: &str) -> f64 {
-    let text = app
-        .as_admin(Method::GET, "/metrics")
+/// `/metrics` as the admin sees it.
+pub fn metrics_text(app: &App) -> String {
+    app.as_admin(Method::GET, "/metrics")
         .send()
         .expect("GET /metrics")
         .text()
-        .expect("metrics text");
-    text.lines()
+        .expect("metrics text")
+}
+
+/// The value of one sample in `/metrics`, e.g. `registry_admin_bcrypt_operations_total{op="verify"}`.
+pub fn metric(app: &App, sample: &str) -> f64 {
+    metrics_text(app)
+        .lines()
         .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
         .unwrap_or_else(|| panic!("no sample {sample} in /metrics"))
 }

@@ -447,6 +447,17 @@ impl App {
             .basic_auth("admin", Some(ADMIN_PASSWORD))
     }
 
+    /// A request as `user` with `password`.
+    pub fn as_user(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        user: &str,
+        password: &str,
+    ) -> RequestBuilder {
+        self.request(method, path).basic_auth(user, Some(password))
+    }
+
     /// A bodiless request as the bootstrap admin; (status, JSON body).
     pub fn admin_json(&self, method: reqwest::Method, path: &str) -> (u16, Value) {
         json(
@@ -561,6 +572,20 @@ impl Stack {
 }
 
 /// The JSON body of a response, failing the test when it is not JSON.
+/// A request with a JSON body when one is given.
+pub trait OptionalJson {
+    fn optional_json(self, body: Option<Value>) -> Self;
+}
+
+impl OptionalJson for RequestBuilder {
+    fn optional_json(self, body: Option<Value>) -> Self {
+        match body {
+            Some(b) => self.json(&b),
+            None => self,
+        }
+    }
+}
+
 pub fn json(resp: Response) -> (u16, Value) {
     let status = resp.status().as_u16();
     let ct = resp
