@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{Duration as Span, Utc};
+use common::bench::{ms, p50};
 use common::{ADMIN_PASSWORD, AppEnv, client};
 use registry_admin::audit::AuditLog;
 use registry_admin::audit::entry::{Entry, GENESIS, Outcome, Source, format_time, seal};
@@ -24,15 +25,6 @@ const ENTRIES: usize = 1_000_000;
 const NEEDLE_ENTRIES: usize = 50;
 const APPENDS: usize = 50_000;
 const WRITERS: usize = 256;
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn p50(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
 
 fn generate(path: &std::path::Path) {
     let actions = [

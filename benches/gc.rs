@@ -22,6 +22,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
+use common::bench::ms;
 use common::gc::{start_gc, wait_for_job, with_gc};
 use common::images::{ACCEPT_ALL, OCI_MANIFEST, sha256};
 use common::token_stack::TokenStack;
@@ -56,10 +57,6 @@ impl Auth {
             Auth::Bearer(token) => req.bearer_auth(token),
         }
     }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 fn pct(v: &mut [Duration], p: f64) -> Duration {

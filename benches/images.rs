@@ -12,6 +12,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::bench::{ms, p50};
 use common::images::{copy_by_mount, one_image, raw_manifest};
 use common::{ADMIN_PASSWORD, Stack, client};
 use serde_json::Value;
@@ -19,15 +20,6 @@ use serde_json::Value;
 const REPOS: usize = 2000;
 const SAMPLES: usize = 200;
 const DELETES: usize = 10;
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn p50(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
 
 fn timed(f: impl FnOnce()) -> Duration {
     let t = Instant::now();

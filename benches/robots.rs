@@ -10,66 +10,17 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{App, AppEnv};
+use common::App;
+use common::bench::{
+    Credentials, READ_CONCURRENCY, READ_SECONDS, ms, p50, read_rate, token_server,
+};
 use serde_json::{Value, json};
 
-const READ_SECONDS: u64 = 5;
-const READ_CONCURRENCY: usize = 8;
 const COLD_SAMPLES: usize = 10;
 const USER_PASSWORD: &str = "bench-user-password";
 const TOKEN_PATH: &str = "/token?service=registry&scope=repository:bench/app:pull,push";
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn p50(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-/// Tokens/s for `user:password` over keep-alive connections.
-async fn throughput(url: &str, user: &str, password: &str) -> f64 {
-    let target = format!("{url}{TOKEN_PATH}");
-    let warm = reqwest::Client::new()
-        .get(&target)
-        .basic_auth(user, Some(password))
-        .send()
-        .await
-        .expect("warm-up");
-    assert_eq!(warm.status(), 200, "{target}");
-    let count = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(READ_SECONDS);
-    let started = Instant::now();
-    let workers: Vec<_> = (0..READ_CONCURRENCY)
-        .map(|_| {
-            let (target, user, password) = (target.clone(), user.to_string(), password.to_string());
-            let count = Arc::clone(&count);
-            tokio::spawn(async move {
-                let c = reqwest::Client::new();
-                while Instant::now() < deadline {
-                    let r = c
-                        .get(&target)
-                        .basic_auth(&user, Some(&password))
-                        .send()
-                        .await
-                        .expect("request");
-                    assert_eq!(r.status(), 200);
-                    r.bytes().await.expect("body");
-                    count.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        w.await.expect("worker");
-    }
-    count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
-}
 
 /// The time of one `GET /token` as `user:password`.
 fn one_token(app: &App, user: &str, password: &str) -> Duration {
@@ -99,16 +50,7 @@ fn main() {
         return;
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let dir = tempfile::tempdir().expect("temp dir");
-    let app = AppEnv::new(dir.path(), "http://127.0.0.1:9")
-        .set("AUTH_MODE", "token")
-        .set(
-            "REGISTRY_TOKEN_KEY",
-            &dir.path().join("auth/token.key").display().to_string(),
-        )
-        .set("BCRYPT_COST", "10")
-        .set("RUST_LOG", "warn")
-        .start();
+    let (_dir, app) = token_server();
     let grants = json!({"grants": [{"repository": "bench/**", "actions": ["push"]}]});
     // Users at cost 10, each with a robot of the same grants: the first for the warm figures,
     // the others each used once for the cold ones.
@@ -138,8 +80,14 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let robot_warm = rt.block_on(throughput(&app.url, "robot.ci0.bench", &secrets[0]));
-    let password_warm = rt.block_on(throughput(&app.url, "ci0", USER_PASSWORD));
+    let robot_warm = rt.block_on(read_rate(
+        &format!("{}{TOKEN_PATH}", app.url),
+        Credentials::basic("robot.ci0.bench", &secrets[0]),
+    ));
+    let password_warm = rt.block_on(read_rate(
+        &format!("{}{TOKEN_PATH}", app.url),
+        Credentials::basic("ci0", USER_PASSWORD),
+    ));
     let robot_cold = p50((1..=COLD_SAMPLES)
         .map(|i| one_token(&app, &format!("robot.ci{i}.bench"), &secrets[i]))
         .collect());

@@ -11,81 +11,18 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::bench::{
+    Credentials, READ_CONCURRENCY, READ_SECONDS, ms, p50, read_rate, token_server,
+};
 use common::images::one_image;
 use common::token_stack::TokenStack;
-use common::{ADMIN_PASSWORD, App, AppEnv, Stack};
+use common::{ADMIN_PASSWORD, Stack};
 
-const READ_SECONDS: u64 = 5;
-const READ_CONCURRENCY: usize = 8;
 const LAYERS: usize = 10;
 const PULLS: usize = 5;
 const USER_PASSWORD: &str = "bench-user-password";
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn p50(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-/// Requests/s of `path` with the admin's Basic credentials, over keep-alive connections.
-async fn throughput(url: &str, path: &str) -> f64 {
-    let target = format!("{url}{path}");
-    let warm = reqwest::Client::new()
-        .get(&target)
-        .basic_auth("admin", Some(ADMIN_PASSWORD))
-        .send()
-        .await
-        .expect("warm-up");
-    assert_eq!(warm.status(), 200, "{target}");
-    let count = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(READ_SECONDS);
-    let started = Instant::now();
-    let workers: Vec<_> = (0..READ_CONCURRENCY)
-        .map(|_| {
-            let target = target.clone();
-            let count = Arc::clone(&count);
-            tokio::spawn(async move {
-                let c = reqwest::Client::new();
-                while Instant::now() < deadline {
-                    let r = c
-                        .get(&target)
-                        .basic_auth("admin", Some(ADMIN_PASSWORD))
-                        .send()
-                        .await
-                        .expect("request");
-                    assert_eq!(r.status(), 200);
-                    r.bytes().await.expect("body");
-                    count.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        w.await.expect("worker");
-    }
-    count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
-}
-
-fn token_server() -> (tempfile::TempDir, App) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let app = AppEnv::new(dir.path(), "http://127.0.0.1:9")
-        .set("AUTH_MODE", "token")
-        .set(
-            "REGISTRY_TOKEN_KEY",
-            &dir.path().join("auth/token.key").display().to_string(),
-        )
-        .set("BCRYPT_COST", "10")
-        .set("RUST_LOG", "warn")
-        .start();
-    (dir, app)
-}
 
 /// p50 of `PULLS` skopeo pulls of `name:v1` as `reader`, after one untimed pull.
 fn pull_time(pull: impl Fn() -> Result<(), String>) -> Duration {
@@ -112,11 +49,15 @@ fn main() {
     // 1. Token issue rate, against the same credentials' GET /users.
     let (tokens_per_s, users_per_s) = {
         let (_dir, app) = token_server();
-        let tokens = rt.block_on(throughput(
-            &app.url,
-            "/token?service=registry&scope=repository:bench/app:pull,push",
+        let admin = Credentials::basic("admin", ADMIN_PASSWORD);
+        let tokens = rt.block_on(read_rate(
+            &format!(
+                "{}/token?service=registry&scope=repository:bench/app:pull,push",
+                app.url
+            ),
+            admin.clone(),
         ));
-        let users = rt.block_on(throughput(&app.url, "/users"));
+        let users = rt.block_on(read_rate(&format!("{}/users", app.url), admin));
         (tokens, users)
     };
 

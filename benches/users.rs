@@ -12,11 +12,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::bench::{Credentials, READ_CONCURRENCY, READ_SECONDS, ms, read_rate};
 use common::{ADMIN_PASSWORD, App, AppEnv};
 const USERS_TO_ADD: usize = 120;
 const ADD_CONCURRENCY: usize = 8;
-const READ_SECONDS: u64 = 5;
-const READ_CONCURRENCY: usize = 8;
 
 /// registry-admin at the contract's default bcrypt cost; no registry is needed here.
 fn start_server() -> (tempfile::TempDir, App) {
@@ -34,10 +33,6 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     }
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 /// Median time of one cost-10 bcrypt hash, on this machine, now.
@@ -106,12 +101,6 @@ async fn add_storm(url: &str) -> (Duration, Vec<Duration>) {
     (elapsed, lat)
 }
 
-#[derive(Clone)]
-enum Auth {
-    Basic,
-    Bearer(String),
-}
-
 async fn token(url: &str) -> String {
     let r = reqwest::Client::new()
         .post(format!("{url}/auth/token"))
@@ -144,47 +133,6 @@ async fn failed_login_time(url: &str, names: &[String]) -> Duration {
     times[times.len() / 2]
 }
 
-async fn read_throughput(url: &str, auth: Auth) -> f64 {
-    let c = reqwest::Client::new();
-    let send = |c: &reqwest::Client, auth: &Auth| {
-        let req = c.get(format!("{url}/users"));
-        match auth {
-            Auth::Basic => req.basic_auth("admin", Some(ADMIN_PASSWORD)),
-            Auth::Bearer(t) => req.bearer_auth(t),
-        }
-    };
-    let warm = send(&c, &auth).send().await.expect("GET /users");
-    assert_eq!(warm.status(), 200);
-    let count = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(READ_SECONDS);
-    let started = Instant::now();
-    let readers: Vec<_> = (0..READ_CONCURRENCY)
-        .map(|_| {
-            let url = url.to_string();
-            let count = Arc::clone(&count);
-            let auth = auth.clone();
-            tokio::spawn(async move {
-                let c = reqwest::Client::new();
-                while Instant::now() < deadline {
-                    let req = c.get(format!("{url}/users"));
-                    let req = match &auth {
-                        Auth::Basic => req.basic_auth("admin", Some(ADMIN_PASSWORD)),
-                        Auth::Bearer(t) => req.bearer_auth(t),
-                    };
-                    let r = req.send().await.expect("GET /users");
-                    assert_eq!(r.status(), 200);
-                    r.bytes().await.expect("body");
-                    count.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    for r in readers {
-        r.await.expect("reader");
-    }
-    count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
-}
-
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` would pass nothing useful: run only
     // when asked to bench.
@@ -202,9 +150,15 @@ fn main() {
         .expect("runtime");
     let (elapsed, lat) = rt.block_on(add_storm(&server.url));
     let adds_per_s = USERS_TO_ADD as f64 / elapsed.as_secs_f64();
-    let reads_per_s = rt.block_on(read_throughput(&server.url, Auth::Basic));
+    let reads_per_s = rt.block_on(read_rate(
+        &format!("{}/users", server.url),
+        Credentials::basic("admin", ADMIN_PASSWORD),
+    ));
     let bearer = rt.block_on(token(&server.url));
-    let bearer_per_s = rt.block_on(read_throughput(&server.url, Auth::Bearer(bearer)));
+    let bearer_per_s = rt.block_on(read_rate(
+        &format!("{}/users", server.url),
+        Credentials::Bearer(bearer),
+    ));
     let known: Vec<String> = (0..10).map(|i| format!("bench{i}")).collect();
     let unknown: Vec<String> = (0..10).map(|i| format!("nobody{i}")).collect();
     let known_fail = rt.block_on(failed_login_time(&server.url, &known));

@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod auth;
+pub mod bench;
 pub mod gc;
 pub mod images;
 pub mod in_process;
