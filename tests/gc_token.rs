@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use common::auth::metric;
 use common::gc::{
-    PullLoop, multi_arch, named, pulled, start_gc, wait_for_job, wait_for_state, with_gc,
+    PullLoop, multi_arch, named, pulled, run_gc, start_gc, wait_for_job, wait_for_state, with_gc,
 };
 use common::images::{Layout, raw_manifest};
 use common::token_stack::{SERVICE, TokenStack, claims};
@@ -83,11 +83,9 @@ fn a_real_job_freezes_writes_reclaims_a_re_pushed_tag_s_old_manifest_and_keeps_i
 
     // A dry run counts the untagged manifest, deletes nothing and freezes nothing.
     let files = stack.registry.files();
-    let (status, job) = start_gc(&stack.app, json!({"untagged": true}));
-    assert_eq!(status, 202, "{job}");
-    let dry = wait_for_job(
+    let dry = run_gc(
         &stack.app,
-        job["id"].as_str().unwrap(),
+        json!({"untagged": true}),
         Duration::from_secs(60),
     );
     assert_eq!(
@@ -386,14 +384,9 @@ fn retention_then_an_untagged_pruning_job_reclaims_the_deleted_tags_and_empty_re
     assert_eq!(images["empty"], json!(["gone/app"]), "{images}");
 
     let blobs_before = stack.registry.blobs();
-    let (status, job) = start_gc(
+    let done = run_gc(
         &stack.app,
         json!({"dry_run": false, "untagged": true, "prune_empty": true}),
-    );
-    assert_eq!(status, 202, "{job}");
-    let done = wait_for_job(
-        &stack.app,
-        job["id"].as_str().unwrap(),
         Duration::from_secs(300),
     );
     assert_eq!(done["state"], "succeeded", "{done}");

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use common::gc::{multi_arch, start_gc, wait_for_job, with_gc};
+use common::gc::{multi_arch, run_gc, with_gc};
 use common::images::{Layout, copy_by_mount, pull_all, raw_manifest};
 use common::registry_lookup::{creds, digest_of, host};
 use common::{ADMIN_PASSWORD, AppEnv, EVENTS_TOKEN, Registry, Stack, client, json};
@@ -587,11 +587,9 @@ fn empty_repositories_are_listed_and_a_gc_job_prunes_them() {
     assert_eq!(status, 400);
 
     // A dry run counts and removes nothing.
-    let (status, job) = start_gc(&stack.app, json!({"dry_run": true, "prune_empty": true}));
-    assert_eq!(status, 202, "{job}");
-    let job = wait_for_job(
+    let job = run_gc(
         &stack.app,
-        job["id"].as_str().unwrap(),
+        json!({"dry_run": true, "prune_empty": true}),
         Duration::from_secs(120),
     );
     assert_eq!(
@@ -603,11 +601,9 @@ fn empty_repositories_are_listed_and_a_gc_job_prunes_them() {
     assert_eq!(body["empty"], json!(["gone/app"]));
 
     stack.registry.make_read_only();
-    let (status, job) = start_gc(&stack.app, json!({"dry_run": false, "prune_empty": true}));
-    assert_eq!(status, 202, "{job}");
-    let job = wait_for_job(
+    let job = run_gc(
         &stack.app,
-        job["id"].as_str().unwrap(),
+        json!({"dry_run": false, "prune_empty": true}),
         Duration::from_secs(120),
     );
     assert_eq!(

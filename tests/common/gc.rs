@@ -115,6 +115,14 @@ pub fn wait_for_job(app: &App, id: &str, limit: Duration) -> Value {
     poll_job(app, id, "the GC job to finish", limit, finished)
 }
 
+/// Starts a job with `body`, which must be accepted (202), and waits for it to finish.
+pub fn run_gc(app: &App, body: Value, limit: Duration) -> Value {
+    let (status, job) = start_gc(app, body);
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_str().expect("a job id");
+    wait_for_job(app, id, limit)
+}
+
 /// Polls `GET /gc/{id}` until the job is in `state`; returns it. Fails at once if the job
 /// finishes instead.
 pub fn wait_for_state(app: &App, id: &str, state: &str, limit: Duration) -> Value {
