@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::token_stack::{SERVICE, TokenStack};
 use common::volume::SmallVolume;
-use common::{ADMIN_PASSWORD, AppEnv, Stack, json};
+use common::{AppEnv, OptionalJson, Stack, json, json_or_no_content};
 use reqwest::Method;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -1032,18 +1032,9 @@ fn pull_token(stack: &TokenStack, user: &str, secret: &str) -> (u16, bool) {
 
 /// A request as the admin, with `body` as JSON unless it is `Value::Null`.
 fn admin_call(stack: &TokenStack, method: Method, path: &str, body: Value) -> (u16, Value) {
-    let mut req = stack
-        .app
-        .request(method, path)
-        .basic_auth("admin", Some(ADMIN_PASSWORD));
-    if !body.is_null() {
-        req = req.json(&body);
-    }
-    let resp = req.send().unwrap();
-    if resp.status() == 204 {
-        return (204, Value::Null);
-    }
-    json(resp)
+    let body = (!body.is_null()).then_some(body);
+    let req = stack.app.as_admin(method, path).optional_json(body);
+    json_or_no_content(req.send().unwrap())
 }
 
 #[test]

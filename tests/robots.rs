@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use common::auth::metrics_text;
 use common::token_stack::{SERVICE, TokenStack, claims};
-use common::{ADMIN_PASSWORD, OptionalJson, Stack, json, wait_until};
+use common::{ADMIN_PASSWORD, OptionalJson, Stack, json, json_or_no_content, wait_until};
 
 const PW: &str = "user-password-1";
 
@@ -40,10 +40,7 @@ fn call(
         .optional_json(body)
         .send()
         .expect("request");
-    if resp.status() == 204 {
-        return (204, Value::Null);
-    }
-    json(resp)
+    json_or_no_content(resp)
 }
 
 /// `POST /robots` as `user`; the robot and its secret.

@@ -587,6 +587,14 @@ impl OptionalJson for RequestBuilder {
     }
 }
 
+/// `(204, Value::Null)` for a 204 No Content (which has no body), otherwise [`json`].
+pub fn json_or_no_content(resp: Response) -> (u16, Value) {
+    if resp.status() == 204 {
+        return (204, Value::Null);
+    }
+    json(resp)
+}
+
 pub fn json(resp: Response) -> (u16, Value) {
     let status = resp.status().as_u16();
     let ct = resp
