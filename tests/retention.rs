@@ -65,6 +65,20 @@ fn put_variant(stack: &Stack, base: &[u8], name: &str, tag: &str, variant: &str)
     digest_of(stack, name, tag)
 }
 
+/// A pruning GC job, dry or not, that succeeds and counts one emptied repository.
+fn prune_the_one_empty_repository(stack: &Stack, dry_run: bool) {
+    let job = run_gc(
+        &stack.app,
+        json!({"dry_run": dry_run, "prune_empty": true}),
+        Duration::from_secs(120),
+    );
+    assert_eq!(
+        (job["state"].as_str(), job["repositories_pruned"].as_u64()),
+        (Some("succeeded"), Some(1)),
+        "{job}"
+    );
+}
+
 static EVENT_ID: AtomicU64 = AtomicU64::new(0);
 
 fn ago(seconds: i64) -> DateTime<Utc> {
@@ -587,30 +601,12 @@ fn empty_repositories_are_listed_and_a_gc_job_prunes_them() {
     assert_eq!(status, 400);
 
     // A dry run counts and removes nothing.
-    let job = run_gc(
-        &stack.app,
-        json!({"dry_run": true, "prune_empty": true}),
-        Duration::from_secs(120),
-    );
-    assert_eq!(
-        (job["state"].as_str(), job["repositories_pruned"].as_u64()),
-        (Some("succeeded"), Some(1)),
-        "{job}"
-    );
+    prune_the_one_empty_repository(&stack, true);
     let (_, body) = stack.app.admin_json(Method::GET, "/images");
     assert_eq!(body["empty"], json!(["gone/app"]));
 
     stack.registry.make_read_only();
-    let job = run_gc(
-        &stack.app,
-        json!({"dry_run": false, "prune_empty": true}),
-        Duration::from_secs(120),
-    );
-    assert_eq!(
-        (job["state"].as_str(), job["repositories_pruned"].as_u64()),
-        (Some("succeeded"), Some(1)),
-        "{job}"
-    );
+    prune_the_one_empty_repository(&stack, false);
     let (_, body) = stack.app.admin_json(Method::GET, "/images");
     assert_eq!(
         body,
