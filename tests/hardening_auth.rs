@@ -133,11 +133,14 @@ fn a_concurrent_burst_gets_ten_checks_and_the_right_password_in_it_gets_nowhere(
     assert_eq!(count(0), 0, "every request answered");
     // GET /users/{user} is for admins, so the right password, if it was checked, is a 403.
     let evaluated = count(401) + count(403);
-    assert!(evaluated <= 10, "{evaluated} checks ran: {statuses:?}");
+    // A success resets its pair (README, "Authentication"): when the right password happens to
+    // be among the first ten checked (a 403 here), at most ten more guesses may follow it.
+    let limit = if count(403) > 0 { 20 } else { 10 };
+    assert!(evaluated <= limit, "{evaluated} checks ran: {statuses:?}");
     assert_eq!(count(429), 100 - evaluated, "{statuses:?}");
     let spent = metric(app, VERIFY) - before;
     assert!(
-        spent <= 10.0,
+        spent <= limit as f64,
         "{spent} bcrypt verifications for a throttled burst"
     );
     let after = common::client()
