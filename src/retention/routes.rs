@@ -5,8 +5,10 @@
 
 use std::sync::Arc;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use serde::Deserialize;
+use std::future::{Ready, ready};
 use utoipa::ToSchema;
 
 use super::apply::{ApplyReport, DEFAULT_MAX_DELETE, MAX_MAX_DELETE};
@@ -34,17 +36,26 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/retention/plans/{id}/apply", web::post().to(apply_plan));
 }
 
-fn services(
-    registry: web::Data<RegistryClient>,
-    locks: web::Data<TagDeletes>,
-    freeze: web::Data<WriteFreeze>,
-    audit: web::Data<AuditLog>,
-) -> Services {
-    Services {
-        registry: registry.into_inner(),
-        locks: locks.into_inner(),
-        freeze: freeze.into_inner(),
-        audit: audit.into_inner(),
+/// What making and applying a plan use, taken from the app's shared services, so the handlers
+/// name one argument instead of four.
+impl FromRequest for Services {
+    type Error = ApiError;
+    type Future = Ready<Result<Services, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        fn shared<T: 'static>(req: &HttpRequest) -> Result<Arc<T>, ApiError> {
+            req.app_data::<web::Data<T>>()
+                .map(|d| d.clone().into_inner())
+                .ok_or_else(|| ApiError::Internal("a retention service is missing".into()))
+        }
+        ready((|| {
+            Ok(Services {
+                registry: shared::<RegistryClient>(req)?,
+                locks: shared::<TagDeletes>(req)?,
+                freeze: shared::<WriteFreeze>(req)?,
+                audit: shared::<AuditLog>(req)?,
+            })
+        })())
     }
 }
 
@@ -110,15 +121,11 @@ pub struct PlanRequest {
     responses((status = 201, description = "the plan", body = Plan),
         (status = 409, description = "`maintenance`", body = crate::error::ErrorBodyDoc)),
     security(("basic" = []), ("bearer" = [])))]
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn make_plan(
     req: HttpRequest,
     _admin: Admin,
     retention: web::Data<Retention>,
-    registry: web::Data<RegistryClient>,
-    locks: web::Data<TagDeletes>,
-    freeze: web::Data<WriteFreeze>,
-    audit_log: web::Data<AuditLog>,
+    services: Services,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let request: PlanRequest = optional_body(&body)?;
@@ -128,7 +135,6 @@ pub(crate) async fn make_plan(
         .map(Pattern::parse)
         .transpose()
         .map_err(|e| ApiError::InvalidRequest(format!("repositories: {e}")))?;
-    let services = services(registry, locks, freeze, audit_log);
     let plan = retention.into_inner().make_plan(&services, only).await?;
     audit::api::note(&req, |n| {
         n.detail = Some(format!(
@@ -179,15 +185,11 @@ pub struct ApplyRequest {
     responses((status = 200, description = "what was deleted and skipped", body = ApplyReport),
         (status = 409, description = "`maintenance`", body = crate::error::ErrorBodyDoc)),
     security(("basic" = []), ("bearer" = [])))]
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn apply_plan(
     req: HttpRequest,
     admin: Admin,
     retention: web::Data<Retention>,
-    registry: web::Data<RegistryClient>,
-    locks: web::Data<TagDeletes>,
-    freeze: web::Data<WriteFreeze>,
-    audit_log: web::Data<AuditLog>,
+    services: Services,
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
@@ -204,7 +206,6 @@ pub(crate) async fn apply_plan(
         .plans
         .get(id)
         .ok_or_else(|| RetentionError::PlanNotFound(id.to_string()))?;
-    let services = services(registry, locks, freeze, audit_log);
     let report = retention
         .apply(&services, &plan, max_delete, &admin.0.username)
         .await?;
