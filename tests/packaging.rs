@@ -353,6 +353,7 @@ fn compose_cluster_runs_two_replicas_on_postgres_and_two_registries_behind_nginx
         "proxy_buffering off;",
         "proxy_next_upstream error timeout http_502;",
         "proxy_set_header Host $http_host;",
+        "proxy_set_header X-Forwarded-For $remote_addr;",
     ] {
         assert!(
             conf.contains(needed),
