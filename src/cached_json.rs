@@ -3,29 +3,14 @@
 //! holds (the htpasswd lock for both), so a change and the accounts it depends on are read and
 //! written in one critical section.
 
-use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::durable::{DurableError, JsonFile, LockGuard};
-
-/// (inode, size, mtime ns, ctime ns): changes with every replace.
-type Stamp = Option<(u64, u64, i64, i64)>;
-
-fn stamp(path: &Path) -> Stamp {
-    fs::metadata(path).ok().map(|m| {
-        (
-            m.ino(),
-            m.len(),
-            m.mtime() * 1_000_000_000 + m.mtime_nsec(),
-            m.ctime() * 1_000_000_000 + m.ctime_nsec(),
-        )
-    })
-}
+use crate::durable::{DurableError, JsonFile, LockGuard, Stamp};
+use crate::store::Place;
 
 pub struct CachedJsonFile<T> {
     file: JsonFile<T>,
@@ -34,8 +19,17 @@ pub struct CachedJsonFile<T> {
 
 impl<T: Serialize + DeserializeOwned + Default + PartialEq + Clone> CachedJsonFile<T> {
     pub fn new(path: impl Into<PathBuf>) -> CachedJsonFile<T> {
+        Self::of(JsonFile::new(path))
+    }
+
+    /// The document `name` where `place` keeps things.
+    pub fn at(place: &Place, name: &str) -> CachedJsonFile<T> {
+        Self::of(JsonFile::at(place, name))
+    }
+
+    fn of(file: JsonFile<T>) -> CachedJsonFile<T> {
         CachedJsonFile {
-            file: JsonFile::new(path),
+            file,
             cache: RwLock::new(None),
         }
     }
@@ -44,10 +38,10 @@ impl<T: Serialize + DeserializeOwned + Default + PartialEq + Clone> CachedJsonFi
         self.file.path()
     }
 
-    /// The document on disk; no file is `T::default()`. A file that does not parse is an
+    /// The document as stored; none is `T::default()`. A document that does not parse is an
     /// error, never a default that would look like a change.
     pub fn current(&self) -> Result<Arc<T>, DurableError> {
-        let now = stamp(self.file.path());
+        let now = self.file.document().stamp()?;
         if let Ok(guard) = self.cache.read()
             && let Some((seen, value)) = guard.as_ref()
             && *seen == now
@@ -92,6 +86,7 @@ mod tests {
             Ok::<_, DurableError>(())
         })
         .unwrap();
+        held.commit().unwrap();
         assert_eq!(*file.current().unwrap(), Doc::from([("a".into(), 1)]));
         // Replaced behind the store's back, as another process would.
         replace_atomically(&path, br#"{"b": 2}"#).unwrap();

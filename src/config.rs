@@ -73,6 +73,29 @@ pub struct Config {
     pub gc_untagged_grace: u64,
     /// `RETENTION_SCHEDULE`: when retention plans are made and applied; `None`: never.
     pub retention_schedule: Option<crate::retention::schedule::Schedule>,
+    /// `DATABASE_URL`: cluster mode, state in PostgreSQL; `None`: the files (the default).
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// Cluster mode's settings (`DATABASE_URL` and the settings that only matter with it).
+#[derive(Clone)]
+pub struct ClusterConfig {
+    /// Never printed: it may carry a password.
+    pub database_url: String,
+    /// This replica's name in heartbeats, jobs and logs.
+    pub replica_id: String,
+    /// Connections per replica.
+    pub pool_size: u32,
+}
+
+impl std::fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterConfig")
+            .field("database_url", &"<set>")
+            .field("replica_id", &self.replica_id)
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
 }
 
 /// A number of seconds within `range`, or the default.
@@ -258,7 +281,19 @@ impl Config {
             ));
         }
 
+        let cluster = match var("DATABASE_URL") {
+            None => None,
+            Some(url) => Some(cluster_settings(
+                &var,
+                url,
+                auth_mode,
+                &token_secret,
+                bind_addr,
+            )?),
+        };
+
         Ok(Config {
+            cluster,
             trusted_proxies,
             token_secret,
             bind_addr,
@@ -288,6 +323,83 @@ impl Config {
             retention_schedule,
         })
     }
+}
+
+/// `DATABASE_URL` and what it needs: token mode (the registry must ask us, not read a file) and a
+/// `TOKEN_SECRET` every replica shares (an API token from one replica must work on the others).
+fn cluster_settings(
+    var: &impl Fn(&str) -> Option<String>,
+    url: String,
+    auth_mode: AuthMode,
+    token_secret: &Option<String>,
+    bind_addr: SocketAddr,
+) -> Result<ClusterConfig, ConfigError> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(bad(
+            "DATABASE_URL",
+            "must be a postgres:// or postgresql:// URL",
+        ));
+    }
+    if url.parse::<postgres::Config>().is_err() {
+        // Not the parser's message: it may quote the URL, password included.
+        return Err(bad(
+            "DATABASE_URL",
+            "is not a valid PostgreSQL connection URL",
+        ));
+    }
+    if auth_mode != AuthMode::Token {
+        return Err(bad(
+            "AUTH_MODE",
+            "must be \"token\" when DATABASE_URL is set (cluster mode): the registries ask the replicas, they cannot share an htpasswd file",
+        ));
+    }
+    if token_secret.is_none() {
+        return Err(bad(
+            "TOKEN_SECRET",
+            "must be set when DATABASE_URL is set (cluster mode): every replica must accept the API tokens the others sign",
+        ));
+    }
+    let replica_id = match var("REPLICA_ID") {
+        Some(id) => {
+            if id.len() > 64
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+            {
+                return Err(bad(
+                    "REPLICA_ID",
+                    "must be 1-64 characters of letters, digits, '-', '_', '.' or ':'",
+                ));
+            }
+            id
+        }
+        None => {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "replica".into());
+            format!("{host}:{}", bind_addr.port())
+        }
+    };
+    let pool_size = match var("DATABASE_POOL_SIZE") {
+        None => 8,
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| {
+                bad(
+                    "DATABASE_POOL_SIZE",
+                    format!("{v:?} is not a number from 1 to 100"),
+                )
+            })?,
+    };
+    Ok(ClusterConfig {
+        database_url: url,
+        replica_id,
+        pool_size,
+    })
 }
 
 /// The permission bits of the file at `path` when its group or others may read or write it;

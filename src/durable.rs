@@ -15,12 +15,13 @@
 //! A crash can leave a temp file behind; [`remove_leftovers`] deletes those of one file, and
 //! only under that file's lock, so it never races a writer that is still going.
 
+use std::cell::RefCell;
 use std::fs::{self, File, FileTimes, OpenOptions};
 use std::io::{self, Read, Write};
 use std::marker::PhantomData;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -29,6 +30,8 @@ use thiserror::Error;
 
 use crate::error::{ErrorCode, StatusCode};
 use crate::paths::parent_dir;
+use crate::store::rows::Transaction;
+use crate::store::{Database, DatabaseError, Place};
 use crate::sync::lock;
 
 /// Every temp file starts with this; [`remove_leftovers`] recognises them by it.
@@ -53,15 +56,31 @@ pub enum DurableError {
         line: usize,
         column: usize,
     },
+    /// Cluster mode: the document's database could not answer.
+    #[error("{0}")]
+    Database(#[from] DatabaseError),
 }
 
-/// A file that cannot be read or written is the server's problem: 500, details in the log.
+/// A file that cannot be read or written is the server's problem: 500, details in the log. A
+/// database that does not answer is a 503 the client may retry.
 impl ErrorCode for DurableError {
     fn status(&self) -> StatusCode {
-        StatusCode::INTERNAL_SERVER_ERROR
+        match self {
+            DurableError::Database(e) => e.status(),
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
     }
     fn code(&self) -> &'static str {
-        "internal"
+        match self {
+            DurableError::Database(e) => e.code(),
+            _ => "internal",
+        }
+    }
+    fn message(&self) -> String {
+        match self {
+            DurableError::Database(e) => e.message(),
+            other => other.to_string(),
+        }
     }
 }
 
@@ -103,18 +122,27 @@ pub fn lock_file(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
-/// An exclusive lock on a lock file, shared by every process using the same path.
+/// An exclusive lock on a lock file, shared by every process using the same path; in cluster
+/// mode, a PostgreSQL advisory lock of the same name, shared by every replica, held by a
+/// transaction that the documents written under it commit with.
 pub struct FileLock {
     path: PathBuf,
     in_process: Mutex<()>,
+    db: Option<Arc<Database>>,
 }
 
-/// Proof that a [`FileLock`] is held; the lock is released when this is dropped.
+/// Proof that a [`FileLock`] is held; the lock is released when this is dropped. In cluster
+/// mode the writes made under it count only once [`LockGuard::commit`] says so.
 pub struct LockGuard<'a> {
     // Field order is drop order: release the file lock before letting the next thread in.
-    _file: File,
+    held: Held,
     _in_process: MutexGuard<'a, ()>,
     lock: &'a FileLock,
+}
+
+enum Held {
+    File(#[expect(dead_code, reason = "held open for its lock")] File),
+    Rows(RefCell<Option<Transaction>>),
 }
 
 impl FileLock {
@@ -122,6 +150,17 @@ impl FileLock {
         FileLock {
             path: path.into(),
             in_process: Mutex::new(()),
+            db: None,
+        }
+    }
+
+    /// The lock `name` (a lock file's name, e.g. `.htpasswd.lock`) where `place` keeps things.
+    pub fn at(place: &Place, name: &str) -> FileLock {
+        let (path, db) = place.locate(name);
+        FileLock {
+            path,
+            in_process: Mutex::new(()),
+            db,
         }
     }
 
@@ -133,14 +172,27 @@ impl FileLock {
     /// Blocking: call it from a blocking thread.
     pub fn acquire(&self) -> Result<LockGuard<'_>, DurableError> {
         let in_process = lock(&self.in_process);
-        let dir = parent_dir(&self.path);
-        fs::create_dir_all(dir).map_err(io_at(dir))?;
-        let file = lock_file(&self.path).map_err(io_at(&self.path))?;
+        let held = match &self.db {
+            Some(db) => Held::Rows(RefCell::new(Some(Transaction::begin(
+                db,
+                &self.path.to_string_lossy(),
+            )?))),
+            None => {
+                let dir = parent_dir(&self.path);
+                fs::create_dir_all(dir).map_err(io_at(dir))?;
+                Held::File(lock_file(&self.path).map_err(io_at(&self.path))?)
+            }
+        };
         Ok(LockGuard {
-            _file: file,
+            held,
             _in_process: in_process,
             lock: self,
         })
+    }
+
+    /// Cluster mode: the database this lock is in.
+    pub fn database(&self) -> Option<&Arc<Database>> {
+        self.db.as_ref()
     }
 }
 
@@ -148,6 +200,32 @@ impl LockGuard<'_> {
     /// The lock file this guard holds.
     pub fn lock_path(&self) -> &Path {
         &self.lock.path
+    }
+
+    /// Ends the critical section: in cluster mode commits what was written under it (files are
+    /// already in place when each write returns). Dropping the guard instead releases it and,
+    /// in cluster mode, discards the writes.
+    pub fn commit(self) -> Result<(), DurableError> {
+        if let Held::Rows(tx) = &self.held
+            && let Some(tx) = tx.borrow_mut().take()
+        {
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// The transaction of a cluster-mode guard, for a document's read or write under it.
+    fn with_rows<R>(
+        &self,
+        f: impl FnOnce(&mut Transaction) -> Result<R, DatabaseError>,
+    ) -> Option<Result<R, DurableError>> {
+        match &self.held {
+            Held::File(_) => None,
+            Held::Rows(tx) => Some(match tx.borrow_mut().as_mut() {
+                Some(tx) => f(tx).map_err(DurableError::from),
+                None => Err(DatabaseError("the change was already committed".into()).into()),
+            }),
+        }
     }
 }
 
@@ -314,55 +392,208 @@ pub fn read_bounded(path: &Path, max_bytes: u64) -> Result<Option<Vec<u8>>, Dura
     Ok(Some(bytes))
 }
 
-/// A JSON document of type `T` on disk. Reading needs no lock (files are only ever replaced
-/// whole); changing needs one, named by the caller, so several files can change in one
-/// critical section (a user's deletion and its grants).
-pub struct JsonFile<T> {
+/// What identifies one version of a document cheaply. For a file: a rename changes the inode,
+/// a write the mtime or size, and ctime also moves on writes that keep both. For a row: its
+/// version number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stamp {
+    Missing,
+    File {
+        ino: u64,
+        len: u64,
+        mtime_ns: i64,
+        ctime_ns: i64,
+    },
+    Row(i64),
+}
+
+/// The stamp of the file at `path` (`Missing` when it cannot be looked at).
+pub fn file_stamp(path: &Path) -> Stamp {
+    match fs::metadata(path) {
+        Ok(m) => Stamp::File {
+            ino: m.ino(),
+            len: m.len(),
+            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+            ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+        },
+        Err(_) => Stamp::Missing,
+    }
+}
+
+/// A document's bytes: a file replaced whole ([`replace_atomically`]), or in cluster mode the
+/// row of the same name. Reading needs no lock; writing needs the lock its store names.
+#[derive(Clone)]
+pub struct Document {
     path: PathBuf,
+    db: Option<Arc<Database>>,
+}
+
+impl Document {
+    pub fn new(path: impl Into<PathBuf>) -> Document {
+        Document {
+            path: path.into(),
+            db: None,
+        }
+    }
+
+    /// The document `name` (a file name such as `users.json`) where `place` keeps things.
+    pub fn at(place: &Place, name: &str) -> Document {
+        let (path, db) = place.locate(name);
+        Document { path, db }
+    }
+
+    /// The file's path; in cluster mode, the row's name.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn row(&self) -> String {
+        self.path.to_string_lossy().into_owned()
+    }
+
+    pub fn is_row(&self) -> bool {
+        self.db.is_some()
+    }
+
+    pub fn stamp(&self) -> Result<Stamp, DurableError> {
+        match &self.db {
+            None => Ok(file_stamp(&self.path)),
+            Some(db) => Ok(match db.documents.get(&self.row())? {
+                Some(d) => Stamp::Row(d.version),
+                None => Stamp::Missing,
+            }),
+        }
+    }
+
+    pub fn exists(&self) -> Result<bool, DurableError> {
+        Ok(self.stamp()? != Stamp::Missing)
+    }
+
+    fn bounded(&self, bytes: Vec<u8>, max_bytes: u64) -> Result<Vec<u8>, DurableError> {
+        if bytes.len() as u64 > max_bytes {
+            return Err(io_at(&self.path)(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                format!("larger than {max_bytes} bytes"),
+            )));
+        }
+        Ok(bytes)
+    }
+
+    /// The bytes, `None` when the document does not exist; an error above `max_bytes`.
+    /// Without a lock: in cluster mode, this replica's copy (at most a second old).
+    pub fn read(&self, max_bytes: u64) -> Result<Option<Vec<u8>>, DurableError> {
+        match &self.db {
+            None => read_bounded(&self.path, max_bytes),
+            Some(db) => match db.documents.get(&self.row())? {
+                Some(d) => self.bounded(d.body.as_ref().clone(), max_bytes).map(Some),
+                None => Ok(None),
+            },
+        }
+    }
+
+    /// [`Document::read`] under `held`: in cluster mode, what the database has committed.
+    pub fn read_locked(
+        &self,
+        held: &LockGuard<'_>,
+        max_bytes: u64,
+    ) -> Result<Option<Vec<u8>>, DurableError> {
+        if self.db.is_none() {
+            return read_bounded(&self.path, max_bytes);
+        }
+        let row = self.row();
+        match held.with_rows(|tx| tx.read(&row)) {
+            Some(Ok(Some(bytes))) => self.bounded(bytes, max_bytes).map(Some),
+            Some(Ok(None)) => Ok(None),
+            Some(Err(e)) => Err(e),
+            None => Err(DatabaseError("a file lock cannot guard a database row".into()).into()),
+        }
+    }
+
+    /// Replaces the document with `contents`; `held` is the lock that guards it.
+    pub fn write(&self, held: &LockGuard<'_>, contents: &[u8]) -> Result<(), DurableError> {
+        if self.db.is_none() {
+            return replace_atomically(&self.path, contents);
+        }
+        let row = self.row();
+        match held.with_rows(|tx| tx.write(&row, contents)) {
+            Some(result) => result,
+            None => Err(DatabaseError("a file lock cannot guard a database row".into()).into()),
+        }
+    }
+}
+
+/// A JSON document of type `T` ([`Document`]). Reading needs no lock (documents are only ever
+/// replaced whole); changing needs one, named by the caller, so several documents can change
+/// in one critical section (a user's deletion and its grants).
+pub struct JsonFile<T> {
+    doc: Document,
     max_bytes: u64,
     _type: PhantomData<fn() -> T>,
 }
 
 impl<T: Serialize + DeserializeOwned + Default + PartialEq + Clone> JsonFile<T> {
     pub fn new(path: impl Into<PathBuf>) -> JsonFile<T> {
+        Self::of(Document::new(path))
+    }
+
+    /// The document `name` where `place` keeps things.
+    pub fn at(place: &Place, name: &str) -> JsonFile<T> {
+        Self::of(Document::at(place, name))
+    }
+
+    fn of(doc: Document) -> JsonFile<T> {
         JsonFile {
-            path: path.into(),
+            doc,
             max_bytes: DEFAULT_MAX_BYTES,
             _type: PhantomData,
         }
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.doc.path()
     }
 
+    pub fn document(&self) -> &Document {
+        &self.doc
+    }
+
+    /// Whether the document exists; one that cannot be looked at counts as missing.
     pub fn exists(&self) -> bool {
-        self.path.exists()
+        self.doc.exists().unwrap_or(false)
     }
 
-    /// The document, or `T::default()` when the file does not exist.
-    pub fn read(&self) -> Result<T, DurableError> {
-        match read_bounded(&self.path, self.max_bytes)? {
+    fn parse(&self, bytes: Option<Vec<u8>>) -> Result<T, DurableError> {
+        match bytes {
             Some(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|e| DurableError::json(&self.path, &e))
+                serde_json::from_slice(&bytes).map_err(|e| DurableError::json(self.path(), &e))
             }
             None => Ok(T::default()),
         }
     }
 
-    /// The bytes [`JsonFile::write`] would put on disk.
-    fn render(&self, value: &T) -> Result<Vec<u8>, DurableError> {
-        serde_json::to_vec_pretty(value).map_err(|e| DurableError::json(&self.path, &e))
+    /// The document, or `T::default()` when it does not exist.
+    pub fn read(&self) -> Result<T, DurableError> {
+        self.parse(self.doc.read(self.max_bytes)?)
     }
 
-    /// Replaces the file with `value`; `_held` is the lock that guards it.
-    pub fn write(&self, _held: &LockGuard<'_>, value: &T) -> Result<(), DurableError> {
-        replace_atomically(&self.path, &self.render(value)?)
+    /// The document as the lock holder sees it (in cluster mode: committed, not cached).
+    pub fn read_locked(&self, held: &LockGuard<'_>) -> Result<T, DurableError> {
+        self.parse(self.doc.read_locked(held, self.max_bytes)?)
+    }
+
+    /// The bytes [`JsonFile::write`] would put on disk.
+    fn render(&self, value: &T) -> Result<Vec<u8>, DurableError> {
+        serde_json::to_vec_pretty(value).map_err(|e| DurableError::json(self.path(), &e))
+    }
+
+    /// Replaces the document with `value`; `held` is the lock that guards it.
+    pub fn write(&self, held: &LockGuard<'_>, value: &T) -> Result<(), DurableError> {
+        self.doc.write(held, &self.render(value)?)
     }
 
     /// Re-reads under `held`, applies `change`, checks the result with `validate`, and writes
-    /// it back if it differs (or the file did not exist). Nothing is written when `change` or
-    /// `validate` fails. For a caller that already holds the lock, e.g. inside
+    /// it back if it differs (or the document did not exist). Nothing is written when `change`
+    /// or `validate` fails. For a caller that already holds the lock, e.g. inside
     /// `UserStore::modify_with`.
     pub fn update<R, E: From<DurableError>>(
         &self,
@@ -370,17 +601,19 @@ impl<T: Serialize + DeserializeOwned + Default + PartialEq + Clone> JsonFile<T> 
         change: impl FnOnce(&mut T) -> Result<R, E>,
         validate: impl FnOnce(&T) -> Result<(), E>,
     ) -> Result<R, E> {
-        let old = self.read()?;
+        let bytes = self.doc.read_locked(held, self.max_bytes)?;
+        let existed = bytes.is_some();
+        let old = self.parse(bytes)?;
         let mut new = old.clone();
         let out = change(&mut new)?;
         validate(&new)?;
-        if new != old || !self.exists() {
+        if new != old || !existed {
             self.write(held, &new)?;
         }
         Ok(out)
     }
 
-    /// [`JsonFile::update`] under `lock`, taken here. Blocking.
+    /// [`JsonFile::update`] under `lock`, taken here and committed. Blocking.
     pub fn modify<R, E: From<DurableError>>(
         &self,
         lock: &FileLock,
@@ -388,7 +621,9 @@ impl<T: Serialize + DeserializeOwned + Default + PartialEq + Clone> JsonFile<T> 
         validate: impl FnOnce(&T) -> Result<(), E>,
     ) -> Result<R, E> {
         let held = lock.acquire()?;
-        self.update(&held, change, validate)
+        let out = self.update(&held, change, validate)?;
+        held.commit()?;
+        Ok(out)
     }
 }
 

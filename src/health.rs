@@ -24,6 +24,7 @@ use crate::config::Config;
 use crate::durable::DurableError;
 use crate::paths::parent_dir;
 use crate::registry::client::USER_AGENT;
+use crate::store::Database;
 use crate::sync::lock;
 use crate::users::htpasswd::is_bcrypt;
 use crate::users::store::{StoreError, UserStore};
@@ -60,10 +61,12 @@ pub(crate) async fn ready(
     store: web::Data<UserStore>,
     audit_log: web::Data<AuditLog>,
 ) -> HttpResponse {
-    let (reachable, local, audit) = futures_util::future::join3(
+    let database = store.place().database().cloned();
+    let (reachable, local, audit, database) = futures_util::future::join4(
         probe_registry(&config.registry_url),
         local_checks(&config, Arc::clone(&store)),
         audit_check(&audit_log),
+        database_check(database),
     )
     .await;
     let registry = match reachable {
@@ -71,13 +74,22 @@ pub(crate) async fn ready(
         Err(reason) => reason,
     };
     let htpasswd = local.htpasswd;
-    let all_ok = [&registry, &htpasswd, &audit]
-        .iter()
-        .all(|c| c.as_str() == "ok");
+    let all_ok = [
+        Some(&registry),
+        Some(&htpasswd),
+        Some(&audit),
+        database.as_ref(),
+    ]
+    .iter()
+    .flatten()
+    .all(|c| c.as_str() == "ok");
     let mut body = json!({
         "status": if all_ok { "ok" } else { "fail" },
         "checks": {"registry": registry, "htpasswd": htpasswd, "audit": audit},
     });
+    if let Some(database) = database {
+        body["checks"]["database"] = json!(database);
+    }
     if let Some(free) = local.audit_free
         && free < config.audit_min_free_bytes
     {
@@ -92,6 +104,21 @@ pub(crate) async fn ready(
     } else {
         HttpResponse::ServiceUnavailable().json(body)
     }
+}
+
+/// Cluster mode: one round trip to the database, within the local budget. `None` in files mode.
+async fn database_check(db: Option<Arc<Database>>) -> Option<String> {
+    let db = db?;
+    let work = web::block(move || db.check());
+    Some(match tokio::time::timeout(LOCAL_TIMEOUT, work).await {
+        Ok(Ok(Ok(()))) => "ok".into(),
+        Ok(Ok(Err(e))) => {
+            log::warn!("readiness: {e}");
+            "unreachable".into()
+        }
+        Ok(Err(_)) => "check failed".into(),
+        Err(_) => "check timed out".into(),
+    })
 }
 
 /// Whether audit entries can be written now: the same reservation state-changing requests make.
@@ -197,7 +224,11 @@ enum Upstream {
 }
 
 fn file_checks(store: &UserStore, credentials: Upstream, audit_dir: &Path) -> Local {
-    let htpasswd_dir: PathBuf = parent_dir(store.htpasswd_path()).to_path_buf();
+    let htpasswd_dir: Option<PathBuf> = store
+        .place()
+        .database()
+        .is_none()
+        .then(|| parent_dir(store.htpasswd_path()).to_path_buf());
     let (account, htpasswd) = match store.current() {
         Ok(accounts) => {
             let hash = |user: &str| accounts.htpasswd.get(user).map(str::to_string);
@@ -213,7 +244,9 @@ fn file_checks(store: &UserStore, credentials: Upstream, audit_dir: &Path) -> Lo
                         .into()
                 }
             };
-            (account, dir_writable(&htpasswd_dir))
+            // Cluster mode: the accounts are rows, readable is all there is to check.
+            let writable = htpasswd_dir.map_or_else(|| "ok".into(), |d| dir_writable(&d));
+            (account, writable)
         }
         // The htpasswd check reports the file; the registry itself still has its old list.
         Err(e) => ("ok".into(), accounts_problem(&e)),

@@ -22,6 +22,7 @@ pub mod registry;
 pub mod request_id;
 pub mod retention;
 pub mod robots;
+pub mod store;
 pub mod sync;
 pub mod token;
 pub mod ui;
@@ -118,8 +119,8 @@ impl AppState {
     ) -> Result<AppState, String> {
         let freeze = Arc::new(WriteFreeze::default());
         let metrics = Arc::new(Metrics::default());
-        let grants = GrantsStore::new(store.beside(grants::store::FILE_NAME));
-        let robots = Arc::new(RobotsStore::new(store.beside(robots::store::FILE_NAME)));
+        let grants = GrantsStore::at(store.place());
+        let robots = Arc::new(RobotsStore::at(store.place()));
         let addresses = Arc::new(ClientAddresses::new(config.trusted_proxies.clone()));
         let verifier = Verifier::new(Arc::clone(&store), config.bcrypt_cost, Arc::clone(&metrics))
             .map_err(|e| format!("bcrypt: {e}"))?;
@@ -159,7 +160,7 @@ impl AppState {
         )?;
         let gc_jobs = Arc::new(gc::Jobs::beside(&store));
         let retention = Arc::new(retention::Retention::new(
-            retention::store::PolicyStore::new(store.beside(retention::store::FILE_NAME)),
+            retention::store::PolicyStore::at(store.place()),
             retention::Facts::from_audit(audit.files()),
         ));
         Ok(AppState {

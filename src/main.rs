@@ -9,6 +9,8 @@ use clap::Parser;
 use registry_admin::audit::AuditLog;
 use registry_admin::bootstrap::{self, AdminOutcome, SERVICE_ACCOUNT, ServiceName};
 use registry_admin::config::{AuthMode, Config};
+use registry_admin::store::Database;
+use registry_admin::store::rows::spawn_refresh;
 use registry_admin::token::{CertificateStatus, KeySetup, TokenIssuer, load_or_generate};
 use registry_admin::users::store::UserStore;
 use registry_admin::{AppState, Upstream, serve};
@@ -90,6 +92,31 @@ fn token_mode_accounts(config: &Config, store: &UserStore) -> Result<(), String>
     Ok(())
 }
 
+/// The accounts and what changes with them: files beside htpasswd, or in cluster mode the
+/// database (migrated, and refreshed in the background from here on).
+fn open_accounts(config: &Config) -> Result<Arc<UserStore>, String> {
+    let Some(cluster) = &config.cluster else {
+        let store = Arc::new(UserStore::new(&config.htpasswd_path));
+        store.clean_leftovers().map_err(|e| e.to_string())?;
+        if let Some(warning) = registry_admin::config::htpasswd_exposure(&config.htpasswd_path) {
+            log::warn!("{warning}");
+        }
+        return Ok(store);
+    };
+    let db = Database::open(
+        &cluster.database_url,
+        &cluster.replica_id,
+        cluster.pool_size,
+    )
+    .map_err(|e| format!("DATABASE_URL: {e}"))?;
+    spawn_refresh(Arc::clone(&db));
+    log::info!(
+        "cluster mode: replica {:?}, state in PostgreSQL",
+        cluster.replica_id
+    );
+    Ok(Arc::new(UserStore::in_database(db)))
+}
+
 fn start(config: Config, token_key: Option<KeySetup>) -> Result<(), String> {
     if let Some(dir) = config
         .audit_log_path
@@ -98,11 +125,7 @@ fn start(config: Config, token_key: Option<KeySetup>) -> Result<(), String> {
     {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
-    let store = Arc::new(UserStore::new(&config.htpasswd_path));
-    store.clean_leftovers().map_err(|e| e.to_string())?;
-    if let Some(warning) = registry_admin::config::htpasswd_exposure(&config.htpasswd_path) {
-        log::warn!("{warning}");
-    }
+    let store = open_accounts(&config)?;
     let upstream = match token_key {
         Some(setup) => {
             report_token_key(&setup);
@@ -146,7 +169,10 @@ fn start(config: Config, token_key: Option<KeySetup>) -> Result<(), String> {
         AuditLog::open(&config.audit_log_path, config.audit_max_bytes)
             .map_err(|e| e.to_string())?,
     );
-    registry_admin::gc::recover(&store, &audit);
+    if store.place().database().is_none() {
+        // Files mode: nothing else runs jobs on these files once this process starts.
+        registry_admin::gc::recover(&store, &audit);
+    }
     let state = AppState::with_upstream(config, store, upstream, Arc::clone(&audit))?;
     let served = actix_web::rt::System::new().block_on(async move {
         let server = serve(state, listener).map_err(|e| e.to_string())?;

@@ -137,6 +137,14 @@ impl JobStore {
         }
     }
 
+    /// `gc.json` (and its lock) where `place` keeps things.
+    pub fn at(place: &crate::store::Place, name: &str) -> JobStore {
+        JobStore {
+            file: JsonFile::at(place, name),
+            lock: FileLock::at(place, &format!("{name}.lock")),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         self.file.path()
     }

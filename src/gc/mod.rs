@@ -94,7 +94,7 @@ impl Jobs {
     /// The jobs kept beside `store`'s htpasswd.
     pub fn beside(store: &UserStore) -> Jobs {
         Jobs {
-            store: JobStore::new(store.beside(FILE_NAME)),
+            store: JobStore::at(store.place(), FILE_NAME),
             live: Mutex::new(None),
         }
     }
@@ -161,7 +161,7 @@ impl Drop for Claim {
 /// At start-up: jobs a stopped process left unfinished are failed ("interrupted"), each with
 /// the `gc.finish` entry it never wrote. Nothing else remembers a freeze, so that ends it.
 pub fn recover(store: &UserStore, audit: &AuditLog) {
-    let jobs = JobStore::new(store.beside(FILE_NAME));
+    let jobs = JobStore::at(store.place(), FILE_NAME);
     let marked = match jobs.mark_interrupted(&format_time(Utc::now())) {
         Ok(m) => m,
         Err(e) => {

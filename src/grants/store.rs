@@ -22,6 +22,13 @@ impl GrantsStore {
         }
     }
 
+    /// `grants.json` where `place` keeps things.
+    pub fn at(place: &crate::store::Place) -> GrantsStore {
+        GrantsStore {
+            file: CachedJsonFile::at(place, FILE_NAME),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         self.file.path()
     }

@@ -42,7 +42,8 @@ impl ErrorCode for RetentionError {
             RetentionError::Upstream(u) => u.status(),
             RetentionError::Delete(d) => d.status(),
             RetentionError::Blocking(b) => b.status(),
-            RetentionError::Stored(_) | RetentionError::Audit(_) | RetentionError::Durable(_) => {
+            RetentionError::Durable(d) => d.status(),
+            RetentionError::Stored(_) | RetentionError::Audit(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         }
@@ -55,9 +56,8 @@ impl ErrorCode for RetentionError {
             RetentionError::Upstream(u) => u.code(),
             RetentionError::Delete(d) => d.code(),
             RetentionError::Blocking(b) => b.code(),
-            RetentionError::Stored(_) | RetentionError::Audit(_) | RetentionError::Durable(_) => {
-                "internal"
-            }
+            RetentionError::Durable(d) => d.code(),
+            RetentionError::Stored(_) | RetentionError::Audit(_) => "internal",
         }
     }
     fn message(&self) -> String {
@@ -65,6 +65,7 @@ impl ErrorCode for RetentionError {
             RetentionError::Upstream(u) => u.message(),
             RetentionError::Delete(d) => d.message(),
             RetentionError::Blocking(b) => b.message(),
+            RetentionError::Durable(d) => d.message(),
             other => other.to_string(),
         }
     }

@@ -27,6 +27,14 @@ impl PolicyStore {
         }
     }
 
+    /// `retention.json` (and its lock) where `place` keeps things.
+    pub fn at(place: &crate::store::Place) -> PolicyStore {
+        PolicyStore {
+            file: JsonFile::at(place, FILE_NAME),
+            lock: FileLock::at(place, &format!("{FILE_NAME}.lock")),
+        }
+    }
+
     /// The policies and their compiled form; none when the file does not exist. Blocking.
     pub fn current(&self) -> Result<(Policies, Compiled), RetentionError> {
         let policies = self.file.read()?;

@@ -30,6 +30,14 @@ impl RobotsStore {
         }
     }
 
+    /// `robots.json` where `place` keeps things.
+    pub fn at(place: &crate::store::Place) -> RobotsStore {
+        RobotsStore {
+            file: CachedJsonFile::at(place, FILE_NAME),
+            touched: Mutex::new(HashMap::new()),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         self.file.path()
     }

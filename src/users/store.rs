@@ -9,9 +9,7 @@
 //! be read, or was deleted after we saw it is an error (`StoreError::Htpasswd`, answered 503),
 //! and the cached snapshot is dropped.
 
-use std::fs;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -21,10 +19,11 @@ use thiserror::Error;
 use super::htpasswd::{Htpasswd, ParseError};
 use super::model::{Accounts, Metadata, Refusal};
 use crate::durable::{
-    self, DEFAULT_MAX_BYTES, DurableError, FileLock, JsonFile, LockGuard, read_bounded,
+    self, DEFAULT_MAX_BYTES, Document, DurableError, FileLock, JsonFile, LockGuard, Stamp,
 };
 use crate::error::{ErrorCode, StatusCode};
 use crate::paths::parent_dir;
+use crate::store::{Database, Place};
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -84,9 +83,8 @@ impl ErrorCode for StoreError {
                 StatusCode::CONFLICT
             }
             StoreError::Htpasswd { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            StoreError::WouldBreak { .. } | StoreError::File(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            StoreError::File(e) => e.status(),
+            StoreError::WouldBreak { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
     fn code(&self) -> &'static str {
@@ -96,7 +94,8 @@ impl ErrorCode for StoreError {
             StoreError::LastAdmin(_) => "last_admin",
             StoreError::Protected(_) => "protected_account",
             StoreError::Htpasswd { .. } => "htpasswd_invalid",
-            StoreError::WouldBreak { .. } | StoreError::File(_) => "internal",
+            StoreError::File(e) => e.code(),
+            StoreError::WouldBreak { .. } => "internal",
         }
     }
     /// A broken htpasswd is named without its path; accounts are unknown until it is fixed,
@@ -109,6 +108,7 @@ impl ErrorCode for StoreError {
             StoreError::Htpasswd { problem, .. } => format!(
                 "the htpasswd file cannot be used: {problem}; accounts are unavailable until it is fixed"
             ),
+            StoreError::File(e) => e.message(),
             other => other.to_string(),
         }
     }
@@ -125,38 +125,18 @@ impl From<Refusal> for StoreError {
     }
 }
 
-/// What identifies one version of a file cheaply: a rename changes the inode, a write the
-/// mtime or size, and ctime also moves on writes that keep both (same size, same mtime tick).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    ino: u64,
-    len: u64,
-    mtime: i64,
-    mtime_nsec: i64,
-    ctime: i64,
-    ctime_nsec: i64,
-}
-
-fn stamp(path: &Path) -> Option<Stamp> {
-    fs::metadata(path).ok().map(|m| Stamp {
-        ino: m.ino(),
-        len: m.len(),
-        mtime: m.mtime(),
-        mtime_nsec: m.mtime_nsec(),
-        ctime: m.ctime(),
-        ctime_nsec: m.ctime_nsec(),
-    })
-}
-
 struct Snapshot {
-    stamps: (Option<Stamp>, Option<Stamp>),
+    stamps: (Stamp, Stamp),
     accounts: Arc<Accounts>,
 }
 
 pub struct UserStore {
     htpasswd_path: PathBuf,
+    htpasswd: Document,
     meta: JsonFile<Metadata>,
     lock: FileLock,
+    /// Where the documents that change with the accounts live (grants, robots, …).
+    place: Place,
     /// Set once htpasswd has been on disk: from then on its absence is an error. Before (a
     /// first start), a missing file is an empty one that the bootstrap then creates.
     seen: AtomicBool,
@@ -164,20 +144,44 @@ pub struct UserStore {
 }
 
 impl UserStore {
+    /// Files mode: htpasswd at `htpasswd_path`, `users.json` and the other documents beside it.
     pub fn new(htpasswd_path: impl Into<PathBuf>) -> UserStore {
         let htpasswd_path = htpasswd_path.into();
-        let dir = parent_dir(&htpasswd_path);
+        let dir = parent_dir(&htpasswd_path).to_path_buf();
         let name = htpasswd_path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "htpasswd".into());
+        let place = Place::Files(dir);
         UserStore {
-            meta: JsonFile::new(dir.join("users.json")),
-            lock: FileLock::new(dir.join(format!(".{name}.lock"))),
+            meta: JsonFile::at(&place, "users.json"),
+            lock: FileLock::at(&place, &format!(".{name}.lock")),
+            htpasswd: Document::new(&htpasswd_path),
             htpasswd_path,
+            place,
             seen: AtomicBool::new(false),
             snapshot: RwLock::new(None),
         }
+    }
+
+    /// Cluster mode: the same documents as rows of `db` (`htpasswd`, `users.json`, …), under
+    /// the advisory lock `.htpasswd.lock`.
+    pub fn in_database(db: Arc<Database>) -> UserStore {
+        let place = Place::Database(db);
+        UserStore {
+            meta: JsonFile::at(&place, "users.json"),
+            lock: FileLock::at(&place, ".htpasswd.lock"),
+            htpasswd: Document::at(&place, "htpasswd"),
+            htpasswd_path: PathBuf::from("htpasswd"),
+            place,
+            seen: AtomicBool::new(false),
+            snapshot: RwLock::new(None),
+        }
+    }
+
+    /// Where this store's documents and those that change with them live.
+    pub fn place(&self) -> &Place {
+        &self.place
     }
 
     pub fn htpasswd_path(&self) -> &Path {
@@ -185,7 +189,8 @@ impl UserStore {
     }
 
     /// A file beside htpasswd (as configured, not beside a symlink's target), such as
-    /// `grants.json`: files that change with the accounts live with them.
+    /// `grants.json`: files that change with the accounts live with them. Files mode only;
+    /// stores find their documents through [`UserStore::place`].
     pub fn beside(&self, name: &str) -> PathBuf {
         parent_dir(&self.htpasswd_path).join(name)
     }
@@ -193,7 +198,7 @@ impl UserStore {
     /// The current accounts, re-read only when either file changed on disk (two `stat`s per call),
     /// so hand edits are seen at once, as registry:2 sees them.
     pub fn current(&self) -> Result<Arc<Accounts>, StoreError> {
-        let stamps = (stamp(&self.htpasswd_path), stamp(self.meta.path()));
+        let stamps = (self.htpasswd.stamp()?, self.meta.document().stamp()?);
         if let Ok(guard) = self.snapshot.read()
             && let Some(snap) = guard.as_ref()
             && snap.stamps == stamps
@@ -229,8 +234,12 @@ impl UserStore {
         }
     }
 
-    fn read_htpasswd(&self) -> Result<Htpasswd, StoreError> {
-        let bytes = match read_bounded(&self.htpasswd_path, DEFAULT_MAX_BYTES) {
+    fn read_htpasswd(&self, held: Option<&LockGuard<'_>>) -> Result<Htpasswd, StoreError> {
+        let read = match held {
+            Some(held) => self.htpasswd.read_locked(held, DEFAULT_MAX_BYTES),
+            None => self.htpasswd.read(DEFAULT_MAX_BYTES),
+        };
+        let bytes = match read {
             Ok(Some(bytes)) => bytes,
             Ok(None) if self.seen.load(Ordering::Relaxed) => {
                 return Err(self.htpasswd_error(HtpasswdProblem::Missing));
@@ -252,8 +261,16 @@ impl UserStore {
 
     fn read(&self) -> Result<Accounts, StoreError> {
         Ok(Accounts {
-            htpasswd: self.read_htpasswd()?,
+            htpasswd: self.read_htpasswd(None)?,
             meta: self.meta.read()?,
+        })
+    }
+
+    /// Under the lock: what is committed (in cluster mode, not this replica's copy).
+    fn read_locked(&self, held: &LockGuard<'_>) -> Result<Accounts, StoreError> {
+        Ok(Accounts {
+            htpasswd: self.read_htpasswd(Some(held))?,
+            meta: self.meta.read_locked(held)?,
         })
     }
 
@@ -278,12 +295,14 @@ impl UserStore {
         change: impl FnOnce(&mut Accounts, &LockGuard<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         let held = self.lock.acquire().map_err(StoreError::from)?;
-        let old = self.read()?;
+        let old = self.read_locked(&held)?;
         let mut new = old.clone();
         let out = change(&mut new, &held)?;
         self.write(&held, &old, new)?;
+        // Files: released after both renames. Cluster mode: every document written under the
+        // lock commits at once.
+        held.commit().map_err(StoreError::from)?;
         Ok(out)
-        // `held` is dropped here: the lock is released after both renames.
     }
 
     fn write(
@@ -314,8 +333,8 @@ impl UserStore {
             .iter()
             .any(|(u, h)| old_users.get(u) != Some(h));
         let write_htpasswd = || -> Result<(), StoreError> {
-            if htpasswd_changed || !self.htpasswd_path.exists() {
-                durable::replace_atomically(&self.htpasswd_path, htpasswd_text.as_bytes())?;
+            if htpasswd_changed || !self.htpasswd.exists()? {
+                self.htpasswd.write(held, htpasswd_text.as_bytes())?;
                 self.seen.store(true, Ordering::Relaxed);
             }
             Ok(())
@@ -341,7 +360,7 @@ impl UserStore {
     /// the lock, so another process's write in progress keeps its temp file. Returns how many
     /// files were removed. Blocking.
     pub fn clean_leftovers(&self) -> Result<usize, StoreError> {
-        if !parent_dir(&self.htpasswd_path).is_dir() {
+        if self.htpasswd.is_row() || !parent_dir(&self.htpasswd_path).is_dir() {
             return Ok(0);
         }
         let held = self.lock.acquire()?;

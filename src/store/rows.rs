@@ -1,0 +1,219 @@
+//! Documents as rows: htpasswd, users.json, grants.json, robots.json, retention.json and gc.json
+//! each live in one row of `documents`, with the same bytes as the file.
+//!
+//! - A change is one transaction under a PostgreSQL advisory lock named like the file lock it
+//!   replaces ([`Transaction`]): the same critical sections as files mode, across replicas.
+//! - A read outside a change comes from this replica's [`DocumentCache`], which a background
+//!   refresh keeps within [`REFRESH_EVERY`] of the database (a change on one replica is in force
+//!   on all within a second). When the refresh has not worked for [`STALE_AFTER`], reads fail
+//!   with 503 rather than serve accounts a replica can no longer check.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use super::database::{Connection, Database, DatabaseError};
+use crate::sync::lock;
+
+/// How often each replica looks for documents changed by others.
+pub const REFRESH_EVERY: Duration = Duration::from_millis(200);
+/// A cache not refreshed for this long is not used.
+pub const STALE_AFTER: Duration = Duration::from_secs(3);
+
+/// One version of a document as this replica last read it.
+#[derive(Clone)]
+pub struct CachedDocument {
+    pub version: i64,
+    pub body: Arc<Vec<u8>>,
+}
+
+#[derive(Default)]
+pub struct DocumentCache {
+    documents: RwLock<HashMap<String, CachedDocument>>,
+    refreshed: Mutex<Option<Instant>>,
+}
+
+impl DocumentCache {
+    /// Re-reads every document whose version moved. A handful of rows: the whole
+    /// (name, version) list is read each time, so a slow writer's commit is never skipped.
+    /// Blocking.
+    pub fn refresh(&self, db: &Database) -> Result<(), DatabaseError> {
+        let mut conn = db.connection()?;
+        let versions = conn.query("SELECT name, version FROM documents", &[])?;
+        let stale: Vec<String> = {
+            let known = self.documents.read().map_err(poisoned)?;
+            versions
+                .iter()
+                .filter_map(|row| {
+                    let (name, version): (String, i64) = (row.get(0), row.get(1));
+                    (known.get(&name).map(|d| d.version) != Some(version)).then_some(name)
+                })
+                .collect()
+        };
+        if !stale.is_empty() {
+            let rows = conn.query(
+                "SELECT name, version, body FROM documents WHERE name = ANY($1)",
+                &[&stale],
+            )?;
+            for row in rows {
+                self.offer(row.get(0), row.get(1), row.get(2));
+            }
+        }
+        *lock(&self.refreshed) = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Keeps `body` unless a newer version is already known (a local commit and the
+    /// background refresh can race).
+    fn offer(&self, name: String, version: i64, body: Vec<u8>) {
+        if let Ok(mut docs) = self.documents.write() {
+            let newer = docs.get(&name).is_none_or(|d| d.version < version);
+            if newer {
+                docs.insert(
+                    name,
+                    CachedDocument {
+                        version,
+                        body: Arc::new(body),
+                    },
+                );
+            }
+        }
+    }
+
+    /// The document as last seen; `None` when no replica ever wrote it.
+    pub fn get(&self, name: &str) -> Result<Option<CachedDocument>, DatabaseError> {
+        let fresh = lock(&self.refreshed).is_some_and(|t| t.elapsed() < STALE_AFTER);
+        if !fresh {
+            return Err(DatabaseError(
+                "documents have not been refreshed from the database recently".into(),
+            ));
+        }
+        Ok(self.documents.read().map_err(poisoned)?.get(name).cloned())
+    }
+}
+
+fn poisoned<T>(_: T) -> DatabaseError {
+    DatabaseError("document cache lock poisoned".into())
+}
+
+/// Refreshes `db`'s documents every [`REFRESH_EVERY`] until the process ends.
+pub fn spawn_refresh(db: Arc<Database>) {
+    let spawned = std::thread::Builder::new()
+        .name("documents-refresh".into())
+        .spawn(move || {
+            let mut failing = false;
+            loop {
+                std::thread::sleep(REFRESH_EVERY);
+                match db.documents.refresh(&db) {
+                    Ok(()) if failing => {
+                        log::info!("cluster mode: the database answers again");
+                        failing = false;
+                    }
+                    Ok(()) => {}
+                    Err(e) if !failing => {
+                        log::error!("cluster mode: cannot refresh documents: {e}");
+                        failing = true;
+                    }
+                    Err(_) => {}
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        log::error!("cluster mode: cannot start the document refresh: {e}");
+    }
+}
+
+/// The advisory-lock key of a lock name: the first 8 bytes of its SHA-256.
+fn lock_key(name: &str) -> i64 {
+    let digest = Sha256::digest(name.as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
+}
+
+/// A change in progress: one connection in a transaction holding the advisory lock `name`.
+/// Dropped without [`Transaction::commit`], it is rolled back and nothing it wrote remains.
+pub struct Transaction {
+    db: Arc<Database>,
+    conn: Option<Connection>,
+    written: Vec<(String, i64, Vec<u8>)>,
+}
+
+impl Transaction {
+    /// Blocks until the lock is ours (bounded by the statement timeout). Blocking.
+    pub fn begin(db: &Arc<Database>, lock_name: &str) -> Result<Transaction, DatabaseError> {
+        let mut conn = db.connection()?;
+        conn.batch_execute("BEGIN")?;
+        let mut tx = Transaction {
+            db: Arc::clone(db),
+            conn: None,
+            written: Vec::new(),
+        };
+        let locked = conn.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key(lock_name)]);
+        tx.conn = Some(conn);
+        locked?;
+        Ok(tx)
+    }
+
+    fn conn(&mut self) -> Result<&mut Connection, DatabaseError> {
+        self.conn
+            .as_mut()
+            .ok_or_else(|| DatabaseError("transaction already ended".into()))
+    }
+
+    /// The document as committed (or as this transaction wrote it).
+    pub fn read(&mut self, name: &str) -> Result<Option<Vec<u8>>, DatabaseError> {
+        let row = self
+            .conn()?
+            .query_opt("SELECT body FROM documents WHERE name = $1", &[&name])?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    pub fn write(&mut self, name: &str, body: &[u8]) -> Result<(), DatabaseError> {
+        let row = self.conn()?.query_one(
+            "INSERT INTO documents (name, body, version) VALUES ($1, $2, nextval('document_versions'))
+             ON CONFLICT (name) DO UPDATE SET body = excluded.body, version = excluded.version
+             RETURNING version",
+            &[&name, &body],
+        )?;
+        self.written
+            .push((name.to_string(), row.get(0), body.to_vec()));
+        Ok(())
+    }
+
+    /// Makes the writes durable and visible, this replica's cache first.
+    pub fn commit(mut self) -> Result<(), DatabaseError> {
+        let mut conn = self
+            .conn
+            .take()
+            .ok_or_else(|| DatabaseError("transaction already ended".into()))?;
+        conn.batch_execute("COMMIT")?;
+        for (name, version, body) in std::mem::take(&mut self.written) {
+            self.db.documents.offer(name, version, body);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        if let Some(mut conn) = self.conn.take()
+            && let Err(e) = conn.batch_execute("ROLLBACK")
+        {
+            log::warn!("cluster mode: rollback failed: {}", DatabaseError::from(e));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_keys_differ_per_name_and_are_stable() {
+        assert_eq!(lock_key(".htpasswd.lock"), lock_key(".htpasswd.lock"));
+        assert_ne!(lock_key(".htpasswd.lock"), lock_key(".gc.lock"));
+    }
+}
