@@ -650,9 +650,6 @@ fn database_down_is_503_and_recovers_without_restart() {
 /// the now non-empty database is refused and changes nothing.
 #[test]
 fn import_files_moves_a_files_mode_installation_in() {
-    if !ClusterNginx::installed() {
-        return;
-    }
     let Some(pg) = Postgres::start() else { return };
     let mut files = TokenStack::start();
     let (status, _) = json(files.app.create_user("carol", "carol-secret-1", "user"));
