@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests, the integration tests that start a real registry (htpasswd and
-# token mode, with skopeo, podman, Apache htpasswd and nginx), and the browser tests of the web UI.
+# token mode, with skopeo, podman, Apache htpasswd and nginx; cluster mode with PostgreSQL and
+# moto's S3 as well), and the browser tests of the web UI.
 # The registry tests run twice: against Debian's registry 2.8 (docker-registry), then against
 # Distribution 3 (registry:3) — the binary at REGISTRY3_BIN, by default ../shared/registry3/registry
 # beside this repository. Without that binary the second pass is skipped with a warning, except
 # under CI=true, where it is an error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh docker-registry skopeo apache2-utils podman nginx
+# PostgreSQL, nginx and moto's S3 server for the cluster tests (tests/cluster.rs), which skip
+# with a warning when one is missing — and fail instead under CI=true.
+scripts/install-deps.sh docker-registry skopeo apache2-utils podman nginx postgresql moto-server
 cargo test --locked "$@"
 
 # The test binaries that start a registry (tests/packaging.rs checks this list against tests/).
 registry_tests=(
-  artifacts audit audit_bounds cli concurrency gc gc_token grants_api hardening_auth
+  artifacts audit audit_bounds cli cluster concurrency gc gc_token grants_api hardening_auth
   hardening_events hardening_files harness htpasswd_interop images operations proxy retention
   robots security startup tag_delete token_mode token_registry users_api users_registry
 )

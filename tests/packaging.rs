@@ -258,3 +258,143 @@ fn every_test_binary_that_starts_a_registry_also_runs_against_registry_3() {
     }
     assert_eq!(listed, starting);
 }
+
+/// The lines of the block that `header` (a whole line) opens: those after it indented deeper
+/// than the header itself.
+fn block(text: &str, header: &str) -> String {
+    let indent = header.len() - header.trim_start().len();
+    text.lines()
+        .skip_while(|l| *l != header)
+        .skip(1)
+        .take_while(|l| l.is_empty() || l.len() - l.trim_start().len() > indent)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn compose_cluster_runs_two_replicas_on_postgres_and_two_registries_behind_nginx() {
+    let c = read("compose.cluster.yaml");
+    let admin = block(&c, "x-admin: &admin");
+    for needed in [
+        "DATABASE_URL: postgres://registry_admin:${POSTGRES_PASSWORD:?",
+        "@postgres:5432/registry_admin",
+        "AUTH_MODE: token",
+        // API bearer tokens from one replica verify on the other.
+        "TOKEN_SECRET: ${TOKEN_SECRET:?",
+        // One signing key for both, which the registries trust.
+        "REGISTRY_TOKEN_KEY: /app/auth/token.key",
+        "- token-key:/app/auth",
+        "- registry-data:/var/lib/registry",
+        "REGISTRY_IMAGE: ${REGISTRY_IMAGE:-registry:3}",
+        "EVENTS_TOKEN: ${EVENTS_TOKEN:?",
+    ] {
+        assert!(admin.contains(needed), "{needed} in x-admin:\n{admin}");
+    }
+    for (name, id) in [
+        ("admin-a", "REPLICA_ID: admin-a"),
+        ("admin-b", "REPLICA_ID: admin-b"),
+    ] {
+        let s = block(&c, &format!("  {name}:"));
+        assert!(s.contains("<<: *admin") && s.contains(id), "{name}:\n{s}");
+        assert!(
+            s.contains("postgres:\n        condition: service_healthy"),
+            "{name} waits for the database:\n{s}"
+        );
+    }
+    assert!(
+        block(&c, "  admin-b:").contains("admin-a:\n        condition: service_healthy"),
+        "the second replica starts once the first has written the shared key"
+    );
+
+    let registry = block(&c, "x-registry: &registry");
+    for needed in [
+        "REGISTRY_HTTP_SECRET: ${REGISTRY_HTTP_SECRET:?",
+        "REGISTRY_AUTH_TOKEN_REALM: ${TOKEN_REALM:-http://localhost:5000/token}",
+        "url: 'http://nginx:5000/events'",
+        "- token-key:/auth:ro",
+        "- registry-data:/var/lib/registry",
+        "- ./registry/config.yml:/etc/docker/registry/config.yml:ro",
+        "admin-a:\n      condition: service_healthy",
+        "user: \"10001:10001\"",
+    ] {
+        assert!(
+            registry.contains(needed),
+            "{needed} in x-registry:\n{registry}"
+        );
+    }
+    // The registry reads every REGISTRY_* variable as a config key: none of ours.
+    for ours in [
+        "REGISTRY_URL",
+        "REGISTRY_TOKEN_",
+        "REGISTRY_CONFIG",
+        "REGISTRY_BIN",
+    ] {
+        assert!(!registry.contains(ours), "{ours} given to the registries");
+    }
+    for name in ["registry-a", "registry-b"] {
+        assert!(block(&c, &format!("  {name}:")).contains("<<: *registry"));
+    }
+    // No blob-descriptor cache anywhere: GC leaves a shared one stale.
+    assert!(!c.contains("blobdescriptor") && !c.contains("REGISTRY_STORAGE_CACHE"));
+
+    let nginx = block(&c, "  nginx:");
+    assert!(nginx.contains("- ./deploy/nginx-cluster.conf:/etc/nginx/conf.d/default.conf:ro"));
+    assert!(nginx.contains("- \"5000:5000\""));
+    let conf = read("deploy/nginx-cluster.conf");
+    for needed in [
+        "server admin-a:5001",
+        "server admin-b:5001",
+        "server registry-a:5000",
+        "server registry-b:5000",
+        "listen 5000;",
+        "location /v2/ {\n        proxy_pass http://registries;",
+        "location / {\n        proxy_pass http://registry_admin;",
+        "client_max_body_size 0;",
+        "proxy_buffering off;",
+        "proxy_next_upstream error timeout http_502;",
+        "proxy_set_header Host $http_host;",
+        "proxy_set_header X-Forwarded-For $remote_addr;",
+    ] {
+        assert!(
+            conf.contains(needed),
+            "{needed} in deploy/nginx-cluster.conf"
+        );
+    }
+    let directives: Vec<&str> = conf
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect();
+    assert!(
+        !directives.iter().any(|l| l.contains("non_idempotent")),
+        "an upload must never be sent to a second registry"
+    );
+
+    // With docker-compose at hand (CI installs it), the anchors must also resolve.
+    let out = std::process::Command::new("docker-compose")
+        .args(["-f", "compose.cluster.yaml", "config"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("EVENTS_TOKEN", "packaging-test-0123456789abcdef0123456789")
+        .env("POSTGRES_PASSWORD", "packaging-test")
+        .env("TOKEN_SECRET", "packaging-test-token-secret-0123456789ab")
+        .env(
+            "REGISTRY_HTTP_SECRET",
+            "packaging-test-http-secret-0123456789",
+        )
+        .output();
+    match out {
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "docker-compose config: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let b = block(&text, "  admin-b:");
+            assert!(b.contains("REPLICA_ID: admin-b") && b.contains("DATABASE_URL: postgres://"));
+            assert!(block(&text, "  registry-b:").contains("REGISTRY_HTTP_SECRET: packaging-test"));
+        }
+        Err(_) => {
+            eprintln!("docker-compose not installed: only the text of compose.cluster.yaml checked")
+        }
+    }
+}

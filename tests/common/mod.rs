@@ -11,10 +11,14 @@
 
 pub mod auth;
 pub mod bench;
+pub mod cluster;
 pub mod gc;
 pub mod images;
 pub mod in_process;
 pub mod intercept;
+pub mod moto;
+pub mod nginx;
+pub mod postgres;
 pub mod proxy;
 pub mod registry_lookup;
 pub mod token;
@@ -171,14 +175,29 @@ impl Registry {
     pub fn launch(dir: &Path, port: u16, rest: &str) -> Result<Registry, PortTaken> {
         let data = dir.join("registry-data");
         std::fs::create_dir_all(&data).unwrap();
+        let storage = format!(
+            "storage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\n",
+            data = data.display(),
+        );
+        Self::launch_with_storage(dir, port, &storage, "", rest)
+    }
+
+    /// As [`Self::launch`] with `storage` as the whole `storage:` section and `http_extra`
+    /// appended to the `http:` section (each line indented by two spaces).
+    pub fn launch_with_storage(
+        dir: &Path,
+        port: u16,
+        storage: &str,
+        http_extra: &str,
+        rest: &str,
+    ) -> Result<Registry, PortTaken> {
         let config = dir.join("registry-config.yml");
         let text = format!(
             "version: 0.1\n\
              log:\n  level: info\n  accesslog:\n    disabled: true\n\
-             storage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\n\
-             http:\n  addr: 127.0.0.1:{port}\n\
+             {storage}\
+             http:\n  addr: 127.0.0.1:{port}\n{http_extra}\
              {rest}",
-            data = data.display(),
         );
         std::fs::write(&config, text).unwrap();
         let mut registry = Registry {

@@ -37,14 +37,19 @@ impl Registry {
             bundle.exists(),
             "token.crt must exist before the registry starts"
         );
-        let rest = format!(
-            "auth:\n  token:\n    realm: {realm}\n    service: {SERVICE}\n\
-             \x20   issuer: {ISSUER}\n    rootcertbundle: {bundle}\n{events}",
-            bundle = bundle.display(),
-            events = notifications(app),
-        );
-        Registry::launch(dir, port, &rest)
+        Registry::launch(dir, port, &token_auth(realm, bundle, app))
     }
+}
+
+/// The `auth:` and `notifications:` sections of a registry that sends clients to `realm`,
+/// trusts `bundle` and sends its events to registry-admin at `app`.
+pub fn token_auth(realm: &str, bundle: &Path, app: &str) -> String {
+    format!(
+        "auth:\n  token:\n    realm: {realm}\n    service: {SERVICE}\n\
+         \x20   issuer: {ISSUER}\n    rootcertbundle: {bundle}\n{events}",
+        bundle = bundle.display(),
+        events = notifications(app),
+    )
 }
 
 impl TokenStack {
