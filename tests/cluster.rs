@@ -259,7 +259,7 @@ fn disable_on_a_refuses_on_b() {
     assert_eq!(status_b(), 200);
     let bearer = api_token(c.b(), "leaver", "leaver-secret-1");
     assert_eq!(
-        bearer_status(c.b(), &bearer, Method::GET, "/users/leaver"),
+        bearer_status(c.b(), &bearer, Method::GET, "/users/leaver/grants"),
         200
     );
 
@@ -285,7 +285,7 @@ fn disable_on_a_refuses_on_b() {
     wait_until(
         "B to refuse the bearer token",
         Duration::from_secs(5),
-        || bearer_status(c.b(), &bearer, Method::GET, "/users/leaver") == 401,
+        || bearer_status(c.b(), &bearer, Method::GET, "/users/leaver/grants") == 401,
     );
     // And B says the account is disabled.
     let (status, user) = c.b().admin_json(Method::GET, "/users/leaver");
