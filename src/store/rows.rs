@@ -224,6 +224,9 @@ impl Transaction {
         )?;
         self.written
             .push((name.to_string(), row.get(0), body.to_vec()));
+        // Delivered to the other replicas when (and only if) the transaction commits.
+        self.conn()?
+            .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &name])?;
         Ok(())
     }
 
