@@ -27,7 +27,10 @@ const START_PATIENCE: Duration = Duration::from_secs(60);
 const MIGRATION_LOCK: i64 = 0x7265_6769_7374_7279; // "registry"
 
 /// Migrations, applied in order, each once, in one transaction each.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("schema/0001_cluster.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("schema/0001_cluster.sql")),
+    (10, include_str!("schema/0010_retention_plans.sql")),
+];
 
 pub type Connection = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
 
@@ -67,6 +70,8 @@ impl From<r2d2::Error> for DatabaseError {
 
 pub struct Database {
     pool: r2d2::Pool<PostgresConnectionManager<NoTls>>,
+    /// For the one connection outside the pool that waits for change notifications.
+    config: postgres::Config,
     replica_id: String,
     pub(crate) documents: super::rows::DocumentCache,
 }
@@ -91,7 +96,7 @@ impl Database {
                 "-c statement_timeout={} -c idle_in_transaction_session_timeout=30000",
                 STATEMENT_TIMEOUT.as_millis()
             ));
-        let manager = PostgresConnectionManager::new(config, NoTls);
+        let manager = PostgresConnectionManager::new(config.clone(), NoTls);
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
             .min_idle(Some(1))
@@ -99,6 +104,7 @@ impl Database {
             .build_unchecked(manager);
         let db = Database {
             pool,
+            config,
             replica_id: replica_id.to_string(),
             documents: super::rows::DocumentCache::default(),
         };
@@ -124,6 +130,12 @@ impl Database {
     /// A pooled connection, within [`WAIT`]. Blocking.
     pub fn connection(&self) -> Result<Connection, DatabaseError> {
         Ok(self.pool.get()?)
+    }
+
+    /// A connection of its own, outside the pool (the documents refresh keeps one to LISTEN on).
+    /// Blocking.
+    pub fn dedicated_connection(&self) -> Result<postgres::Client, DatabaseError> {
+        Ok(self.config.connect(NoTls)?)
     }
 
     /// Applies the migrations this database lacks, under an advisory lock so replicas
