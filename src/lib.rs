@@ -161,7 +161,7 @@ impl AppState {
         let gc_jobs = Arc::new(gc::Jobs::beside(&store));
         let retention = Arc::new(retention::Retention::new(
             retention::store::PolicyStore::at(store.place()),
-            retention::Facts::from_audit(audit.files()),
+            retention::Facts::from_source(audit.source()),
         ));
         Ok(AppState {
             config: Arc::new(config),
