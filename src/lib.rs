@@ -162,6 +162,10 @@ impl AppState {
         let retention = Arc::new(retention::Retention::new(
             retention::store::PolicyStore::at(store.place()),
             retention::Facts::from_source(audit.source()),
+            match store.place().database() {
+                Some(db) => retention::plan::PlanStore::Database(Arc::clone(db)),
+                None => retention::plan::PlanStore::default(),
+            },
         ));
         Ok(AppState {
             config: Arc::new(config),
