@@ -36,12 +36,10 @@ fn replica(dir: &Path, name: &str, database_url: &str) -> (App, AppEnv) {
 fn files_env(dir: &Path) -> AppEnv {
     std::fs::create_dir_all(dir.join("auth")).unwrap();
     std::fs::create_dir_all(dir.join("logs")).unwrap();
-    AppEnv::new(dir, NO_REGISTRY)
-        .set("AUTH_MODE", "token")
-        .set(
-            "REGISTRY_TOKEN_KEY",
-            &dir.join("auth/token.key").display().to_string(),
-        )
+    AppEnv::new(dir, NO_REGISTRY).set("AUTH_MODE", "token").set(
+        "REGISTRY_TOKEN_KEY",
+        &dir.join("auth/token.key").display().to_string(),
+    )
 }
 
 fn create_user(app: &App, name: &str) {
@@ -104,7 +102,11 @@ fn the_audit_table_refuses_update_delete_and_truncate_even_to_its_owner() {
     let dir = tempfile::tempdir().unwrap();
     let (a, _) = replica(dir.path(), "a", &url);
     create_user(&a, "tina");
-    let before = psql(&url, "SELECT string_agg(line, E'\\n' ORDER BY seq) FROM audit_log").unwrap();
+    let before = psql(
+        &url,
+        "SELECT string_agg(line, E'\\n' ORDER BY seq) FROM audit_log",
+    )
+    .unwrap();
     assert!(before.contains("\"user\":\"tina\""), "{before}");
 
     // DATABASE_URL's role here is the superuser that owns the table: the trigger still holds.
@@ -116,7 +118,11 @@ fn the_audit_table_refuses_update_delete_and_truncate_even_to_its_owner() {
         let refused = psql(&url, sql).expect_err(sql);
         assert!(refused.contains("append-only"), "{sql}: {refused}");
     }
-    let after = psql(&url, "SELECT string_agg(line, E'\\n' ORDER BY seq) FROM audit_log").unwrap();
+    let after = psql(
+        &url,
+        "SELECT string_agg(line, E'\\n' ORDER BY seq) FROM audit_log",
+    )
+    .unwrap();
     assert_eq!(after, before);
     assert_eq!(verify(&a)["ok"], true);
 }
@@ -181,9 +187,17 @@ fn two_replicas_writing_at_once_keep_one_chain_that_both_page_alike() {
     let first = page(&a, "?action=user.create&limit=7");
     let c = first["next_cursor"].as_str().expect("a cursor");
     let (status, body) = a.admin_json(Method::GET, &format!("/audit?limit=7&cursor={c}"));
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")), "{body}");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
     let (status, body) = a.admin_json(Method::GET, "/audit?cursor=not-a-cursor");
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")), "{body}");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
 }
 
 #[test]
@@ -203,7 +217,10 @@ fn export_audit_writes_the_chain_as_lines_that_verify_and_never_overwrites() {
     assert!(out.status.success(), "{}", text(&out));
     let mut lines = lines_of(&file);
     lines.reverse();
-    assert_eq!(lines, shown, "the file holds what /audit shows, oldest first");
+    assert_eq!(
+        lines, shown,
+        "the file holds what /audit shows, oldest first"
+    );
     let checked = verify_file(out_dir.path(), &file);
     assert_eq!(checked.status.code(), Some(0), "{}", text(&checked));
     assert!(
@@ -236,7 +253,11 @@ fn export_audit_writes_the_chain_as_lines_that_verify_and_never_overwrites() {
     let before = std::fs::read(&file).unwrap();
     let again = cli(&env, &["export-audit", &file.display().to_string()]);
     assert_eq!(again.status.code(), Some(1), "{}", text(&again));
-    assert!(text(&again).contains("never overwrites"), "{}", text(&again));
+    assert!(
+        text(&again).contains("never overwrites"),
+        "{}",
+        text(&again)
+    );
     assert_eq!(std::fs::read(&file).unwrap(), before);
 }
 
@@ -384,7 +405,11 @@ fn import_files_needs_a_database_and_an_installation() {
     assert!(text(&out).contains("does not exist"), "{}", text(&out));
     // Refused before the database was even touched.
     assert_eq!(
-        psql(&url, "SELECT count(*) FROM pg_tables WHERE tablename = 'audit_log'").unwrap(),
+        psql(
+            &url,
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'audit_log'"
+        )
+        .unwrap(),
         "0"
     );
 }

@@ -135,9 +135,7 @@ impl AuditSource {
             AuditSource::Files { files, max_bytes } => {
                 writer::append(files.current(), *max_bytes, entries)
             }
-            AuditSource::Database(db) => {
-                Ok(store_rows::append(db, entries)?)
-            }
+            AuditSource::Database(db) => Ok(store_rows::append(db, entries)?),
         }
     }
 

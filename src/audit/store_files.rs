@@ -301,4 +301,3 @@ pub fn reserve(path: impl Into<PathBuf>, max_bytes: u64) -> Result<(), AuditErro
     std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
     FileSink::new(files, max_bytes).reserve_room()
 }
-

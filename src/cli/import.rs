@@ -103,7 +103,11 @@ pub fn run() -> Result<ExitCode, CliError> {
     eprintln!(
         "registry-admin: imported {} and {entries} audit entries; the chain in the database {}",
         imported.join(", "),
-        if after.ok { "verifies" } else { "does NOT verify" }
+        if after.ok {
+            "verifies"
+        } else {
+            "does NOT verify"
+        }
     );
     println!(
         "{}",
