@@ -20,6 +20,8 @@ use crate::store::{Database, DatabaseError};
 
 /// Rows read per round trip.
 pub const PAGE: i64 = 500;
+/// Most rows one query statement of `GET /audit` looks at.
+const WINDOW: i64 = 20_000;
 /// What `first_bad_line.file` names in cluster mode; `line` is the row's `seq`.
 pub const TABLE: &str = "audit_log";
 /// The advisory lock every replica's writer holds while it appends ("audit_lo").
@@ -210,34 +212,45 @@ pub fn query(
     cursor: Option<&Cursor>,
 ) -> Result<Page, query::QueryError> {
     let before = match cursor {
-        None => i64::MAX,
+        None => {
+            let mut conn = db.connection()?;
+            let last: i64 = conn
+                .query_one("SELECT coalesce(max(seq), 0) FROM audit_log", &[])
+                .map_err(DatabaseError::from)?
+                .get(0);
+            last + 1
+        }
         Some(c) => c.seq().ok_or(query::CursorError::Outside)?,
     };
     let patterns: Vec<String> = filters.needles().iter().map(|n| like_pattern(n)).collect();
     let stop_before = query::stop_before(filters);
-    let mut conn = db.connection().map_err(query::QueryError::Database)?;
+    let mut conn = db.connection()?;
     let mut entries = Vec::new();
     let mut last_seq = None;
     let mut more = false;
+    // Entries before `upto` are still to be read; each statement looks at one window of
+    // `WINDOW` rows at most, so a filter that rarely matches never makes one statement scan
+    // the whole table (and run into the statement timeout).
     let mut upto = before;
-    'pages: loop {
+    'windows: while upto > 1 {
+        let floor = upto.saturating_sub(WINDOW).max(1);
         let rows = conn
             .query(
-                "SELECT seq, line FROM audit_log WHERE seq < $1 AND line LIKE ALL($2)
-                 ORDER BY seq DESC LIMIT $3",
-                &[&upto, &patterns, &PAGE],
+                "SELECT seq, line FROM audit_log
+                 WHERE seq < $1 AND seq >= $2 AND line LIKE ALL($3)
+                 ORDER BY seq DESC LIMIT $4",
+                &[&upto, &floor, &patterns, &PAGE],
             )
-            .map_err(|e| query::QueryError::Database(e.into()))?;
+            .map_err(DatabaseError::from)?;
         for row in &rows {
             let seq: i64 = row.get(0);
             let line: &str = row.get(1);
-            upto = seq;
             match query::judge(filters, stop_before, line.as_bytes()) {
                 Judged::Skip => {}
-                Judged::Stop => break 'pages,
+                Judged::Stop => break 'windows,
                 Judged::Take(_) if entries.len() == limit => {
                     more = true;
-                    break 'pages;
+                    break 'windows;
                 }
                 Judged::Take(v) => {
                     entries.push(v);
@@ -245,9 +258,10 @@ pub fn query(
                 }
             }
         }
-        if (rows.len() as i64) < PAGE {
-            break;
-        }
+        upto = match rows.last() {
+            Some(row) if rows.len() as i64 == PAGE => row.get(0),
+            _ => floor,
+        };
     }
     let next_cursor = match (more, last_seq) {
         (true, Some(seq)) => Some(Cursor::before_seq(seq, filters).encode()),

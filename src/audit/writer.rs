@@ -486,6 +486,25 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_database_that_does_not_take_entries_is_database_unavailable_without_the_driver_text() {
+        let e = AuditError::Database(DatabaseError(
+            "connection to 10.0.0.5 as role registry_admin refused".into(),
+        ));
+        // As it travels from the writer thread to each waiter.
+        let e = AuditError::from(Failure::of(&e));
+        assert_eq!(
+            (e.status().as_u16(), e.code(), e.message()),
+            (
+                503,
+                "database_unavailable",
+                "the database is unavailable; retry shortly".to_string()
+            )
+        );
+        let written = AuditError::from(Failure::of(&AuditError::Write("disk full".into())));
+        assert_eq!(written.code(), "audit_unavailable");
+    }
+
     fn entry(action: &str) -> Entry {
         Entry::new(action, "tester", Outcome::Success, Source::Api)
     }
