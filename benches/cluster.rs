@@ -89,11 +89,12 @@ fn main() {
         pin(&a, 0);
         pin(&b, 1);
         let one = rt.block_on(read_rate(&format!("{}{TOKEN_PATH}", a.url), admin()));
+        let (url_a, url_b) = (
+            format!("{}{TOKEN_PATH}", a.url),
+            format!("{}{TOKEN_PATH}", b.url),
+        );
         let (ra, rb) = rt.block_on(async {
-            tokio::join!(
-                read_rate(&format!("{}{TOKEN_PATH}", a.url), admin()),
-                read_rate(&format!("{}{TOKEN_PATH}", b.url), admin())
-            )
+            tokio::join!(read_rate(&url_a, admin()), read_rate(&url_b, admin()))
         });
         println!(
             "| GET /token, two replicas pinned to a core each, loaded together (load generator on the same cores) | {:.0} tokens/s ({ra:.0} + {rb:.0}) | one replica on one core {one:.0} tokens/s | {:.2} | >= 1.8 |",

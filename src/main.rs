@@ -200,10 +200,12 @@ fn start(
     if config.events_token.is_none() {
         log::warn!("EVENTS_TOKEN is unset: registry notifications to /events are refused");
     }
-    let audit = Arc::new(
-        AuditLog::open(&config.audit_log_path, config.audit_max_bytes)
-            .map_err(|e| e.to_string())?,
-    );
+    // Cluster mode: one chain in the database for every replica; AUDIT_LOG_PATH is not used.
+    let audit = match store.place().database() {
+        Some(db) => AuditLog::open_database(Arc::clone(db)),
+        None => AuditLog::open(&config.audit_log_path, config.audit_max_bytes),
+    };
+    let audit = Arc::new(audit.map_err(|e| e.to_string())?);
     if store.place().database().is_none() {
         // Files mode: nothing else runs jobs on these files once this process starts.
         registry_admin::gc::recover(&store, &audit);
