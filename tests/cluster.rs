@@ -432,10 +432,11 @@ fn gc_from_b_freezes_a_and_shrinks_s3() {
         );
     }
 
+    // A real run: the default is a dry run.
     let (status, job) = json(
         c.b()
             .as_admin(Method::POST, "/gc")
-            .json(&json!({}))
+            .json(&json!({"dry_run": false}))
             .send()
             .unwrap(),
     );
@@ -468,7 +469,7 @@ fn gc_from_b_freezes_a_and_shrinks_s3() {
     for d in &dropped {
         assert!(
             !keys_after.iter().any(|k| k.ends_with(&blob_key(d))),
-            "{d} still in S3"
+            "{d} still in S3 after the job: {done}"
         );
     }
     assert!(
@@ -492,10 +493,11 @@ fn killing_the_gc_runner_thaws_the_cluster() {
     };
     // A write token out keeps the job freezing for two minutes.
     c.push(&admin(), "thaw/app", "v1", 1).expect("push");
+    // A real run: the default is a dry run.
     let (status, job) = json(
         c.b()
             .as_admin(Method::POST, "/gc")
-            .json(&json!({}))
+            .json(&json!({"dry_run": false}))
             .send()
             .unwrap(),
     );
