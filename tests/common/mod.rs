@@ -21,6 +21,7 @@ pub mod nginx;
 pub mod postgres;
 pub mod proxy;
 pub mod registry_lookup;
+pub mod skip;
 pub mod token;
 pub mod token_stack;
 pub mod volume;

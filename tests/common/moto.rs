@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::postgres::component_missing;
+use super::skip::component_missing;
 use super::{PortTaken, client, on_free_port};
 
 pub const BUCKET: &str = "registry";
@@ -24,7 +24,7 @@ pub struct Moto {
 /// `MOTO_SERVER`, else `moto_server` on PATH or in pyenv's shims.
 fn moto_bin() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("MOTO_SERVER") {
-        return Some(PathBuf::from(p));
+        return Some(PathBuf::from(p)).filter(|p| p.exists());
     }
     let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())
@@ -45,7 +45,7 @@ impl Moto {
         let Some(bin) = moto_bin() else {
             component_missing(
                 "moto_server",
-                "install it with `pip install 'moto[server]'` (scripts/install-deps.sh does)",
+                "install it with `pipx install 'moto[server]'` (`scripts/install-deps.sh moto-server` does)",
             );
             return None;
         };

@@ -75,10 +75,7 @@ impl ClusterNginx {
         if Path::new(NGINX_BIN).exists() {
             return true;
         }
-        super::postgres::component_missing(
-            "nginx",
-            "install it with scripts/install-deps.sh nginx",
-        );
+        super::skip::component_missing("nginx", "install it with scripts/install-deps.sh nginx");
         false
     }
 

@@ -11,6 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use super::skip::component_missing;
 use super::{PortTaken, on_free_port, wait_until};
 
 pub const PSQL: &str = "/usr/bin/psql";
@@ -18,7 +19,7 @@ pub const PSQL: &str = "/usr/bin/psql";
 /// `PG_BIN`, else the newest Debian PostgreSQL's server binaries (15 on bookworm).
 fn pg_bin() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("PG_BIN") {
-        return Some(PathBuf::from(dir));
+        return Some(PathBuf::from(dir)).filter(|d| d.join("initdb").exists());
     }
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
@@ -32,21 +33,6 @@ fn pg_bin() -> Option<PathBuf> {
         .collect();
     versions.sort();
     versions.pop().map(|(_, bin)| bin)
-}
-
-/// How the cluster tests treat a missing component (PostgreSQL, nginx, moto_server): under
-/// `CI=true` the test fails; elsewhere it prints a loud banner and the test returns early, as
-/// scripts/test.sh does for a missing registry:3.
-pub fn component_missing(what: &str, hint: &str) -> bool {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{what} is missing ({hint}); CI must run the cluster tests");
-    }
-    eprintln!(
-        "\n  ************************************************************************\n  \
-         WARNING: cluster test SKIPPED — {what} is missing.\n  {hint}\n  \
-         ************************************************************************\n"
-    );
-    true
 }
 
 pub struct Postgres {
