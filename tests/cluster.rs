@@ -67,6 +67,18 @@ fn wait_for_account(app: &App, user: &str, password: &str) {
     );
 }
 
+/// Waits (bounded) until `app` knows GC job `id`, started on another replica: like any change,
+/// it is promised there within a second, not at once. Prints how long it took.
+fn wait_for_job_known(app: &App, id: &str) {
+    let start = Instant::now();
+    wait_until(
+        "the job to be known on the other replica",
+        Duration::from_secs(10),
+        || app.admin_json(Method::GET, &format!("/gc/{id}")).0 == 200,
+    );
+    eprintln!("job {id} known on {} after {:?}", app.url, start.elapsed());
+}
+
 /// `GET /audit/verify` on `app` as the admin.
 fn verify(app: &App) -> Value {
     let (status, body) = app.admin_json(Method::GET, "/audit/verify");
@@ -443,6 +455,7 @@ fn gc_from_b_freezes_a_and_shrinks_s3() {
     assert_eq!(status, 202, "{job}");
     let id = job["id"].as_str().expect("job id").to_string();
     // The delete's token is still out: the job freezes for its lifetime plus the leeway.
+    wait_for_job_known(c.a(), &id);
     wait_for_state(c.a(), &id, "freezing", Duration::from_secs(30));
     let (status, body) = json(
         c.a()
@@ -503,10 +516,12 @@ fn killing_the_gc_runner_thaws_the_cluster() {
     );
     assert_eq!(status, 202, "{job}");
     let id = job["id"].as_str().unwrap().to_string();
+    wait_for_job_known(c.a(), &id);
     wait_for_state(c.a(), &id, "freezing", Duration::from_secs(30));
     assert_eq!(
         ClusterStack::granted(&c.a().url, "thaw/app", "admin", ADMIN_PASSWORD),
-        vec!["pull".to_string()]
+        vec!["pull".to_string()],
+        "A grants no push during B's freeze"
     );
     c.kill_replica(1);
     let killed = Instant::now();
