@@ -25,7 +25,9 @@ pub fn main_config(dir: &Path, site: &Path) -> String {
          error_log {d}/error.log notice;\n\
          events {{ worker_connections 256; }}\n\
          http {{\n\
-         \x20   access_log {d}/access.log;\n\
+         \x20   log_format upstreams '$request_method $uri $status \
+         upstream=$upstream_addr upstream_status=$upstream_status';\n\
+         \x20   access_log {d}/access.log upstreams;\n\
          \x20   client_body_temp_path {d}/temp/body;\n\
          \x20   proxy_temp_path {d}/temp/proxy;\n\
          \x20   fastcgi_temp_path {d}/temp/fastcgi;\n\
