@@ -6,6 +6,7 @@ pub mod blocking;
 pub mod bootstrap;
 pub mod cached_json;
 pub mod config;
+pub mod directory;
 pub mod durable;
 pub mod error;
 pub mod freeze;
@@ -79,6 +80,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub addresses: Arc<ClientAddresses>,
     pub grants: Arc<GrantsStore>,
+    /// Accounts, grants and robots as one unit of work (the three stores above).
+    pub directory: Arc<directory::Directory>,
     /// `robots.json`, beside grants.json and written under the same lock.
     pub robots: Arc<RobotsStore>,
     pub freeze: Arc<WriteFreeze>,
@@ -120,7 +123,7 @@ impl AppState {
     ) -> Result<AppState, String> {
         let freeze = Arc::new(WriteFreeze::default());
         let metrics = Arc::new(Metrics::default());
-        let grants = GrantsStore::at(store.place());
+        let grants = Arc::new(GrantsStore::at(store.place()));
         let robots = Arc::new(RobotsStore::at(store.place()));
         let addresses = Arc::new(ClientAddresses::new(config.trusted_proxies.clone()));
         let verifier = Verifier::new(Arc::clone(&store), config.bcrypt_cost, Arc::clone(&metrics))
@@ -168,6 +171,11 @@ impl AppState {
                 None => retention::plan::PlanStore::default(),
             },
         ));
+        let directory = Arc::new(directory::Directory {
+            users: Arc::clone(&store),
+            grants: Arc::clone(&grants),
+            robots: Arc::clone(&robots),
+        });
         Ok(AppState {
             config: Arc::new(config),
             store,
@@ -178,7 +186,8 @@ impl AppState {
             seen_events: Arc::new(SeenEvents::default()),
             metrics,
             addresses,
-            grants: Arc::new(grants),
+            directory,
+            grants,
             robots,
             freeze,
             gc_jobs,
@@ -241,6 +250,7 @@ pub fn app(
         .app_data(web::Data::from(Arc::clone(&state.addresses)))
         .app_data(web::Data::from(Arc::clone(&state.grants)))
         .app_data(web::Data::from(Arc::clone(&state.robots)))
+        .app_data(web::Data::from(Arc::clone(&state.directory)))
         .app_data(web::Data::from(Arc::clone(&state.freeze)))
         .app_data(web::Data::from(Arc::clone(&state.gc_jobs)))
         .app_data(web::Data::from(Arc::clone(&state.refusals)))
