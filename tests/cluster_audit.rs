@@ -493,3 +493,57 @@ fn a_cluster_backup_is_one_snapshot_that_restores_into_files_and_imports_again()
         .collect();
     assert_eq!(newest, ["auth.token", "cluster.import", "backup.restore"]);
 }
+
+/// `reset-password USER` with `password` as the first line of stdin, in `env`.
+fn reset_password(env: &AppEnv, user: &str, password: &str) -> Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_registry-admin"));
+    cmd.env_clear()
+        .args(["reset-password", user])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in &env.vars {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("run registry-admin");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(format!("{password}\n").as_bytes()).unwrap();
+    drop(stdin);
+    child.wait_with_output().expect("reset-password")
+}
+
+#[test]
+fn reset_password_in_cluster_mode_changes_the_database_and_audits_in_its_chain() {
+    let Some(pg) = Postgres::start() else { return };
+    let url = pg.database("reset");
+    let dir = tempfile::tempdir().unwrap();
+    let (a, env) = replica(dir.path(), "a", &url);
+    create_user(&a, "hank");
+    let out = reset_password(&env, "hank", "hank-new-secret-2");
+    assert!(out.status.success(), "{}", text(&out));
+    api_token(&a, "hank", "hank-new-secret-2");
+    let (status, _) = json(
+        a.request(Method::POST, "/auth/token")
+            .basic_auth("hank", Some("audit-secret-1"))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 401, "the old password no longer works");
+    let changed: Vec<Value> = entries(&page(&a, "?action=user.password"));
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert_eq!(
+        (&changed[0]["user"], &changed[0]["source"]),
+        (&json!("hank"), &json!("cli"))
+    );
+    assert_eq!(verify(&a)["ok"], true);
+    // Nothing went to the files AUDIT_LOG_PATH names.
+    let log = env
+        .vars
+        .iter()
+        .find(|(k, _)| k == "AUDIT_LOG_PATH")
+        .map(|(_, v)| std::path::PathBuf::from(v))
+        .unwrap();
+    assert!(!log.exists(), "{}", log.display());
+}
