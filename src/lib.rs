@@ -22,6 +22,7 @@ pub mod registry;
 pub mod request_id;
 pub mod retention;
 pub mod robots;
+pub mod schedule;
 pub mod store;
 pub mod sync;
 pub mod token;

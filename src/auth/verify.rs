@@ -37,11 +37,7 @@ const MAX_CACHED: usize = 10_000;
 /// costlier still is hand-made and would let every failed login hold a thread for minutes.
 pub const MAX_FAILURE_COST: u32 = 16;
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Account {
-    pub username: String,
-    pub role: Role,
-}
+pub use crate::users::model::Account;
 
 #[derive(Debug, Error)]
 pub enum AuthError {
