@@ -137,9 +137,18 @@ pub fn for_each_row(
 /// [`for_each_row`] through `client`: inside a transaction, the rows of its snapshot.
 pub fn for_each_row_in(
     client: &mut impl postgres::GenericClient,
+    visit: impl FnMut(i64, &str, &str) -> bool,
+) -> Result<(), DatabaseError> {
+    for_each_row_after(client, 0, visit)
+}
+
+/// [`for_each_row_in`] from the row after `seq` on.
+pub fn for_each_row_after(
+    client: &mut impl postgres::GenericClient,
+    seq: i64,
     mut visit: impl FnMut(i64, &str, &str) -> bool,
 ) -> Result<(), DatabaseError> {
-    let mut after = 0i64;
+    let mut after = seq;
     loop {
         let rows = client.query(
             "SELECT seq, line, hash FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
