@@ -282,8 +282,9 @@ const g = await import("./lazy.js");
 
 /// Walks the scripts from the pages (index.html, api.html) and, for modules, their imports,
 /// through what the server answers: each must be served as JavaScript (a browser refuses a
-/// module of another type) and every JavaScript file under ui/ must be reached, so a file left
-/// out, a wrong path or a dead module fails here, not in a browser.
+/// module of another type), no module imports a page's entry script, and every JavaScript file
+/// under ui/ must be reached, so a file left out, a wrong path or a dead module fails here, not
+/// in a browser.
 #[actix_web::test]
 async fn every_script_and_import_from_the_pages_is_served_and_every_script_is_reached() {
     let mut queue = VecDeque::new();
@@ -294,6 +295,9 @@ async fn every_script_and_import_from_the_pages_is_served_and_every_script_is_re
             queue.push_back((page.to_string(), resolve(page, &src), module));
         }
     }
+    // The pages' own scripts (the shell, main.js): imports point down to the pages and helpers,
+    // never back up to a shell.
+    let entries: BTreeSet<String> = queue.iter().map(|(_, path, _)| path.clone()).collect();
     let mut reached = BTreeSet::new();
     let mut modules = 0;
     while let Some((from, path, module)) = queue.pop_front() {
@@ -312,7 +316,12 @@ async fn every_script_and_import_from_the_pages_is_served_and_every_script_is_re
             modules += 1;
             let text = String::from_utf8(a.body).unwrap();
             for specifier in imports_of(&text) {
-                queue.push_back((path.clone(), resolve(&path, &specifier), true));
+                let target = resolve(&path, &specifier);
+                assert!(
+                    !entries.contains(&target),
+                    "{path} imports the entry {target}"
+                );
+                queue.push_back((path.clone(), target, true));
             }
         }
     }
