@@ -117,7 +117,13 @@ impl AppState {
         upstream: Upstream,
         audit: Arc<AuditLog>,
     ) -> Result<AppState, String> {
-        let freeze = Arc::new(WriteFreeze::default());
+        // Cluster mode: the freeze, event ids and failed logins are shared through the
+        // database (each starts its own background reader).
+        let database = store.place().database().cloned();
+        let freeze = Arc::new(match &database {
+            Some(db) => WriteFreeze::clustered(Arc::clone(db)),
+            None => WriteFreeze::default(),
+        });
         let metrics = Arc::new(Metrics::default());
         let grants = GrantsStore::at(store.place());
         let robots = Arc::new(RobotsStore::at(store.place()));
@@ -130,7 +136,10 @@ impl AppState {
         );
         let auth = Arc::new(Authenticator {
             verifier,
-            limiter: Arc::new(FailureLimiter::default()),
+            limiter: Arc::new(match &database {
+                Some(db) => FailureLimiter::default().shared_with(Arc::clone(db)),
+                None => FailureLimiter::default(),
+            }),
             tokens,
             addresses: Arc::clone(&addresses),
         });
@@ -159,6 +168,19 @@ impl AppState {
             Arc::clone(&metrics),
         )?;
         let gc_jobs = Arc::new(gc::Jobs::beside(&store));
+        let seen_events = Arc::new(match &database {
+            Some(db) => {
+                audit::events::spawn_prune(Arc::clone(db));
+                gc::cluster::spawn_watch(
+                    Arc::clone(db),
+                    Arc::clone(&freeze),
+                    Arc::clone(&gc_jobs),
+                    Arc::clone(&audit),
+                );
+                SeenEvents::shared(Arc::clone(db))
+            }
+            None => SeenEvents::default(),
+        });
         let retention = Arc::new(retention::Retention::new(
             retention::store::PolicyStore::at(store.place()),
             retention::Facts::from_audit(audit.files()),
@@ -170,7 +192,7 @@ impl AppState {
             registry: Arc::new(registry),
             tag_deletes: Arc::new(TagDeletes::default()),
             audit,
-            seen_events: Arc::new(SeenEvents::default()),
+            seen_events,
             metrics,
             addresses,
             grants: Arc::new(grants),

@@ -4,6 +4,7 @@
 //! address; bearer tokens are not (see `check_bearer`).
 
 pub mod limit;
+pub mod shared_failures;
 pub mod token;
 pub mod verify;
 
@@ -156,6 +157,9 @@ async fn check_password(
     if let Some(wait) = state.limiter.throttled(ip, &user) {
         return Err(throttled(wait));
     }
+    if let Some(wait) = state.limiter.throttled_anywhere(ip, &user).await? {
+        return Err(throttled(wait));
+    }
     if !is_robot_name(&user)
         && let Some(account) = state.verifier.remembered(&user, &password)?
     {
@@ -177,10 +181,12 @@ async fn check_password(
     match result {
         Ok(account) => {
             slot.succeeded();
+            state.limiter.settled_anywhere(ip, &user, false).await;
             Ok(accept(req, account, Scheme::Basic))
         }
         Err(AuthError::Rejected) => {
             slot.failed();
+            state.limiter.settled_anywhere(ip, &user, true).await;
             req.extensions_mut().insert(AuthAttempt(user));
             Err(ApiError::CredentialsRejected)
         }
