@@ -184,6 +184,10 @@ impl AppState {
         let retention = Arc::new(retention::Retention::new(
             retention::store::PolicyStore::at(store.place()),
             retention::Facts::from_audit(audit.files()),
+            match store.place().database() {
+                Some(db) => retention::plan::PlanStore::Database(Arc::clone(db)),
+                None => retention::plan::PlanStore::default(),
+            },
         ));
         Ok(AppState {
             config: Arc::new(config),

@@ -34,7 +34,7 @@ pub const MAX_SCANNED_BLOBS: usize = 5_000_000;
 
 /// Every setting registry-admin reads (README "Settings"); these never reach registry:2.
 /// `own_settings_are_every_variable_config_reads` keeps the list whole.
-pub const OWN_SETTINGS: [&str; 27] = [
+pub const OWN_SETTINGS: [&str; 30] = [
     "BIND_ADDR",
     "REGISTRY_URL",
     "HTPASSWD_PATH",
@@ -60,6 +60,9 @@ pub const OWN_SETTINGS: [&str; 27] = [
     "REGISTRY_BIN",
     "GC_UNTAGGED_GRACE",
     "RETENTION_SCHEDULE",
+    "DATABASE_URL",
+    "REPLICA_ID",
+    "DATABASE_POOL_SIZE",
     "RUST_LOG",
     "RUST_BACKTRACE",
 ];

@@ -30,6 +30,8 @@ pub enum RetentionError {
     #[error(transparent)]
     Durable(#[from] DurableError),
     #[error(transparent)]
+    Database(#[from] crate::store::DatabaseError),
+    #[error(transparent)]
     Blocking(#[from] BlockingError),
 }
 
@@ -43,6 +45,7 @@ impl ErrorCode for RetentionError {
             RetentionError::Delete(d) => d.status(),
             RetentionError::Blocking(b) => b.status(),
             RetentionError::Durable(d) => d.status(),
+            RetentionError::Database(d) => d.status(),
             RetentionError::Stored(_) | RetentionError::Audit(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -57,6 +60,7 @@ impl ErrorCode for RetentionError {
             RetentionError::Delete(d) => d.code(),
             RetentionError::Blocking(b) => b.code(),
             RetentionError::Durable(d) => d.code(),
+            RetentionError::Database(d) => d.code(),
             RetentionError::Stored(_) | RetentionError::Audit(_) => "internal",
         }
     }
@@ -66,6 +70,7 @@ impl ErrorCode for RetentionError {
             RetentionError::Delete(d) => d.message(),
             RetentionError::Blocking(b) => b.message(),
             RetentionError::Durable(d) => d.message(),
+            RetentionError::Database(d) => d.message(),
             other => other.to_string(),
         }
     }

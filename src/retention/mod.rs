@@ -55,12 +55,20 @@ pub struct Services {
 }
 
 impl Retention {
-    pub fn new(store: PolicyStore, facts: Facts) -> Retention {
+    pub fn new(store: PolicyStore, facts: Facts, plans: PlanStore) -> Retention {
         Retention {
             store,
             facts: Arc::new(facts),
-            plans: PlanStore::default(),
+            plans,
         }
+    }
+
+    /// The plan `id`, unless unknown or expired.
+    pub async fn plan(self: &Arc<Self>, id: &str) -> Result<Arc<Plan>, RetentionError> {
+        let (me, key) = (Arc::clone(self), id.to_string());
+        run_blocking(move || me.plans.get(&key))
+            .await??
+            .ok_or_else(|| RetentionError::PlanNotFound(id.to_string()))
     }
 
     /// The policies in force. Blocking is done off the async workers.
@@ -119,6 +127,7 @@ impl Retention {
         repositories.retain(|r| !r.keep.is_empty() || !r.delete.is_empty());
         repositories.sort_by(|a, b| a.name.cmp(&b.name));
         let plan = Plan::new(only.map(|p| p.as_str().to_string()), repositories, now);
-        Ok(self.plans.insert(plan))
+        let me = Arc::clone(self);
+        Ok(run_blocking(move || me.plans.insert(plan)).await??)
     }
 }

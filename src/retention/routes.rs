@@ -163,10 +163,7 @@ pub(crate) async fn get_plan(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = plan_id(&id)?;
-    let plan = retention
-        .plans
-        .get(id)
-        .ok_or_else(|| RetentionError::PlanNotFound(id.to_string()))?;
+    let plan = retention.into_inner().plan(id).await?;
     Ok(HttpResponse::Ok().json(plan.as_ref()))
 }
 
@@ -202,10 +199,7 @@ pub(crate) async fn apply_plan(
     }
     let id = plan_id(&id)?;
     let retention = retention.into_inner();
-    let plan = retention
-        .plans
-        .get(id)
-        .ok_or_else(|| RetentionError::PlanNotFound(id.to_string()))?;
+    let plan = retention.plan(id).await?;
     let report = retention
         .apply(&services, &plan, max_delete, &admin.0.username)
         .await?;

@@ -27,7 +27,10 @@ const START_PATIENCE: Duration = Duration::from_secs(60);
 const MIGRATION_LOCK: i64 = 0x7265_6769_7374_7279; // "registry"
 
 /// Migrations, applied in order, each once, in one transaction each.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("schema/0001_cluster.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("schema/0001_cluster.sql")),
+    (10, include_str!("schema/0010_retention_plans.sql")),
+];
 
 pub type Connection = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
 

@@ -381,8 +381,10 @@ impl UserStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::durable::file_stamp as stamp;
     use crate::users::model::Role;
     use chrono::Utc;
+    use std::fs;
     use std::fs::OpenOptions;
     use std::io::Write;
 
