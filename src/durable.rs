@@ -140,6 +140,8 @@ pub struct LockGuard<'a> {
     lock: &'a FileLock,
 }
 
+// One guard per critical section, never stored in bulk: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Held {
     File(#[expect(dead_code, reason = "held open for its lock")] File),
     Rows(RefCell<Option<Transaction>>),
