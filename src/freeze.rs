@@ -139,10 +139,7 @@ impl WriteFreeze {
         };
         let mut conn = db.connection()?;
         let mut tx = conn.transaction()?;
-        let row = tx.query_one(
-            "SELECT job_id FROM maintenance WHERE id = 1 FOR SHARE",
-            &[],
-        )?;
+        let row = tx.query_one("SELECT job_id FROM maintenance WHERE id = 1 FOR SHARE", &[])?;
         let job: Option<String> = row.get(0);
         if job.is_some() {
             drop(tx);
@@ -248,7 +245,10 @@ mod tests {
         let exp = Utc::now() + chrono::Duration::seconds(30);
         assert!(f.admit_write_token(exp).unwrap());
         assert!(!f.frozen_elsewhere());
-        assert!(f.freeze(Utc::now()).is_some(), "the admitted token was noted");
+        assert!(
+            f.freeze(Utc::now()).is_some(),
+            "the admitted token was noted"
+        );
         assert!(!f.admit_write_token(exp).unwrap());
     }
 

@@ -93,9 +93,10 @@ pub fn others_done_by(
     db: &Database,
     frozen_at: DateTime<Utc>,
 ) -> Result<DateTime<Utc>, DatabaseError> {
-    let api_writes = frozen_at + chrono::Duration::from_std(OTHER_REPLICAS_WRITES).unwrap_or_default();
-    let tokens = write_tokens_until(db)?
-        .map(|t| t + chrono::Duration::seconds(REGISTRY_LEEWAY_SECS));
+    let api_writes =
+        frozen_at + chrono::Duration::from_std(OTHER_REPLICAS_WRITES).unwrap_or_default();
+    let tokens =
+        write_tokens_until(db)?.map(|t| t + chrono::Duration::seconds(REGISTRY_LEEWAY_SECS));
     Ok(tokens.map_or(api_writes, |t| t.max(api_writes)))
 }
 
@@ -145,10 +146,12 @@ fn watch_once(
     if unfinished {
         let live = live_replicas(db)?;
         let me = db.replica_id().to_string();
-        let marked = jobs.store.mark_interrupted_where(&format_time(Utc::now()), |j| {
-            let here = jobs.running_id();
-            abandoned(j, &me, here.as_deref(), &live)
-        })?;
+        let marked = jobs
+            .store
+            .mark_interrupted_where(&format_time(Utc::now()), |j| {
+                let here = jobs.running_id();
+                abandoned(j, &me, here.as_deref(), &live)
+            })?;
         for j in marked {
             log::warn!(
                 "gc: job {} of replica {:?} was interrupted (its runner stopped); marked failed",
@@ -250,8 +253,14 @@ mod tests {
     #[test]
     fn a_job_is_abandoned_when_its_runner_is_silent_or_restarted() {
         let live = vec!["a".to_string(), "b".to_string()];
-        assert!(!abandoned(&job("1", Some("b")), "a", None, &live), "b is alive");
-        assert!(abandoned(&job("1", Some("c")), "a", None, &live), "c is silent");
+        assert!(
+            !abandoned(&job("1", Some("b")), "a", None, &live),
+            "b is alive"
+        );
+        assert!(
+            abandoned(&job("1", Some("c")), "a", None, &live),
+            "c is silent"
+        );
         assert!(
             !abandoned(&job("1", Some("a")), "a", Some("1"), &live),
             "this process runs it"

@@ -200,10 +200,7 @@ impl JobStore {
         self.file.modify(
             &self.lock,
             |f: &mut JobFile| {
-                let running = f
-                    .jobs
-                    .iter()
-                    .any(|j| j.id == job.id && !j.state.finished());
+                let running = f.jobs.iter().any(|j| j.id == job.id && !j.state.finished());
                 if running {
                     f.upsert(job);
                 }
@@ -234,11 +231,7 @@ impl JobStore {
             &self.lock,
             |f: &mut JobFile| {
                 let mut marked = Vec::new();
-                for j in f
-                    .jobs
-                    .iter_mut()
-                    .filter(|j| !j.state.finished() && dead(j))
-                {
+                for j in f.jobs.iter_mut().filter(|j| !j.state.finished() && dead(j)) {
                     j.state = State::Failed;
                     j.finished_at = Some(now.to_string());
                     j.error = Some(INTERRUPTED.to_string());

@@ -272,7 +272,11 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        check(&serde_yaml::from_str(yaml).unwrap(), &env, CacheRule::NoCache)
+        check(
+            &serde_yaml::from_str(yaml).unwrap(),
+            &env,
+            CacheRule::NoCache,
+        )
     }
 
     fn parse_cluster(yaml: &str, env: &[(&str, &str)]) -> Result<RegistrySettings, String> {
@@ -280,7 +284,11 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        check(&serde_yaml::from_str(yaml).unwrap(), &env, CacheRule::RedisPurged)
+        check(
+            &serde_yaml::from_str(yaml).unwrap(),
+            &env,
+            CacheRule::RedisPurged,
+        )
     }
 
     #[test]
@@ -290,16 +298,25 @@ mod tests {
             &[],
         )
         .unwrap_err();
-        assert!(err.contains("inmemory") && err.contains("cluster mode"), "{err}");
+        assert!(
+            err.contains("inmemory") && err.contains("cluster mode"),
+            "{err}"
+        );
         let s = parse_cluster(
             "storage:\n  s3: {}\n  cache:\n    blobdescriptor: redis\nredis:\n  addr: 127.0.0.1:6379\n  password: s3cret\n  db: 2\n",
             &[],
         )
         .unwrap();
         let r = s.redis.expect("a redis cache");
-        assert_eq!((r.addrs.as_slice(), r.db), (&["127.0.0.1:6379".to_string()][..], 2));
+        assert_eq!(
+            (r.addrs.as_slice(), r.db),
+            (&["127.0.0.1:6379".to_string()][..], 2)
+        );
         assert_eq!(r.password.as_deref(), Some("s3cret"));
-        assert!(!format!("{r:?}").contains("s3cret"), "Debug hides the password");
+        assert!(
+            !format!("{r:?}").contains("s3cret"),
+            "Debug hides the password"
+        );
         // Registry 3's list, and the environment as registry applies it.
         let s = parse_cluster(
             "storage:\n  s3: {}\n  cache:\n    blobdescriptor: redis\nredis:\n  addrs: [a:1, b:2]\n",
@@ -307,7 +324,10 @@ mod tests {
         )
         .unwrap();
         let r = s.redis.unwrap();
-        assert_eq!((r.addrs, r.db), (vec!["a:1".to_string(), "b:2".to_string()], 1));
+        assert_eq!(
+            (r.addrs, r.db),
+            (vec!["a:1".to_string(), "b:2".to_string()], 1)
+        );
         let err = parse_cluster(
             "storage:\n  s3: {}\n  cache:\n    blobdescriptor: redis\n",
             &[],
@@ -315,7 +335,10 @@ mod tests {
         .unwrap_err();
         assert!(err.contains("redis.addr"), "{err}");
         // Without a cache, nothing to purge; files mode still refuses redis.
-        assert_eq!(parse_cluster("storage:\n  s3: {}\n", &[]).unwrap().redis, None);
+        assert_eq!(
+            parse_cluster("storage:\n  s3: {}\n", &[]).unwrap().redis,
+            None
+        );
         assert!(
             parse(
                 "storage:\n  s3: {}\n  cache:\n    blobdescriptor: redis\nredis:\n  addr: x:1\n",
