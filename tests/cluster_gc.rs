@@ -271,7 +271,10 @@ fn event_ids_and_failed_logins_count_across_replicas() {
 
     let r = c.a().create_user("carol", "carol-secret-1", "user");
     assert_eq!(r.status(), 201);
-    assert_eq!(login_status(c.b(), "carol", "carol-secret-1"), 200);
+    // In force on B within a second (the accounts are refreshed from the database).
+    wait_until("carol to log in on B", Duration::from_secs(10), || {
+        login_status(c.b(), "carol", "carol-secret-1") == 200
+    });
     // The pair's limit is ten failures (src/auth/limit.rs PAIR_FAILURES).
     for i in 0..10 {
         let app = if i % 2 == 0 { c.a() } else { c.b() };
