@@ -151,7 +151,7 @@ impl WriteFreeze {
              VALUES ($1, now(), to_timestamp($2::float8 / 1000))
              ON CONFLICT (id) DO UPDATE SET write_tokens_until =
                  GREATEST(replicas.write_tokens_until, excluded.write_tokens_until)",
-            &[&db.replica_id(), &expires_at.timestamp_millis()],
+            &[&db.replica_id(), &(expires_at.timestamp_millis() as f64)],
         )?;
         tx.commit()?;
         self.note_write_token(expires_at);

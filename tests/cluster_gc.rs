@@ -44,6 +44,15 @@ fn pull_token(app: &App, repository: &str) -> String {
         .to_string()
 }
 
+/// Waits until `app` knows job `id` (another replica's job reaches it within a second).
+fn known_on(app: &App, id: &str) {
+    wait_until(
+        "the job to reach the other replica",
+        Duration::from_secs(10),
+        || app.admin_json(Method::GET, &format!("/gc/{id}")).0 == 200,
+    );
+}
+
 /// The entries of `app`'s `GET /audit?action=ACTION`.
 fn audit(app: &App, action: &str) -> Vec<Value> {
     let (status, body) = app.admin_json(Method::GET, &format!("/audit?action={action}"));
@@ -87,6 +96,7 @@ fn gc_from_b_freezes_a_answers_gc_running_there_and_reclaims_s3() {
     let id = job["id"].as_str().expect("job id").to_string();
     assert_eq!(job["runner"], "replica-b", "{job}");
     // The pushes' tokens are still out: the job freezes for their life plus the leeway.
+    known_on(c.a(), &id);
     let seen_on_a = wait_for_state(c.a(), &id, "freezing", Duration::from_secs(60));
     assert_eq!(seen_on_a["runner"], "replica-b", "{seen_on_a}");
 
@@ -156,6 +166,7 @@ fn killing_the_gc_runner_fails_its_job_on_the_other_replica_and_thaws() {
     let (status, job) = start_gc(c.b(), json!({"dry_run": false}));
     assert_eq!(status, 202, "{job}");
     let id = job["id"].as_str().unwrap().to_string();
+    known_on(c.a(), &id);
     wait_for_state(c.a(), &id, "freezing", Duration::from_secs(60));
     assert_eq!(granted(c.a(), "thaw/app"), vec!["pull".to_string()]);
 
