@@ -361,3 +361,143 @@ fn an_inmemory_blob_cache_is_refused_in_cluster_mode_and_redis_is_accepted() {
     );
     assert_eq!(job["runner"], "replica-cache", "{job}");
 }
+
+/// Debian's redis-server on a free port, or `None` (after a loud banner) when not installed.
+struct RedisServer {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    fn start() -> Option<RedisServer> {
+        if !Path::new("/usr/bin/redis-server").exists() {
+            eprintln!(
+                "\n  ************************************************************************\n  \
+                 WARNING: the purge of a real Redis is SKIPPED — redis-server is missing.\n  \
+                 Install Debian's redis-server to run it.\n  \
+                 ************************************************************************\n"
+            );
+            return None;
+        }
+        Some(common::on_free_port(|port| {
+            let dir = tempfile::tempdir().unwrap();
+            let child = std::process::Command::new("/usr/bin/redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                ])
+                .arg("--dir")
+                .arg(dir.path())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("start redis-server");
+            let mut server = RedisServer {
+                child,
+                port,
+                _dir: dir,
+            };
+            let up = (0..100).any(|_| {
+                std::thread::sleep(Duration::from_millis(50));
+                server.command("PING").starts_with("+PONG")
+            });
+            if up {
+                Ok(server)
+            } else {
+                let _ = server.child.kill();
+                Err(common::PortTaken(port))
+            }
+        }))
+    }
+
+    /// One inline command; the first line of the answer ("" when there is none).
+    fn command(&self, line: &str) -> String {
+        use std::io::{BufRead, BufReader, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return String::new();
+        };
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        if s.write_all(format!("{line}\r\n").as_bytes()).is_err() {
+            return String::new();
+        }
+        let mut answer = String::new();
+        let _ = BufReader::new(s).read_line(&mut answer);
+        answer.trim_end().to_string()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A registry config on an empty filesystem storage with a Redis blob-descriptor cache at
+/// `addr`: `garbage-collect` runs on it without a registry process.
+fn redis_cached_config(dir: &Path, addr: &str) -> String {
+    let root = dir.join("storage");
+    std::fs::create_dir_all(&root).unwrap();
+    format!(
+        "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
+         cache:\n    blobdescriptor: redis\nredis:\n  addr: {addr}\n",
+        root.display()
+    )
+}
+
+/// A job that deletes purges the registries' shared Redis cache before it thaws: with the
+/// cache unreachable the job fails and says to flush it by hand; with Debian's redis-server
+/// (when installed) the job succeeds and the cache is empty afterwards. In cluster mode a job
+/// freezes for at least 122 s (README "GC in a cluster").
+#[test]
+fn a_job_that_deletes_purges_the_shared_redis_cache_before_it_thaws() {
+    let Some(pg) = Postgres::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let unreachable_dir = dir.path().join("unreachable");
+    std::fs::create_dir_all(&unreachable_dir).unwrap();
+    let unreachable = replica_with_registry_config(
+        &pg,
+        &unreachable_dir,
+        &redis_cached_config(&unreachable_dir, "127.0.0.1:1"),
+    );
+    let (status, failing) = start_gc(&unreachable, json!({"dry_run": false}));
+    assert_eq!(status, 202, "{failing}");
+
+    let redis = RedisServer::start();
+    let purged = redis.as_ref().map(|r| {
+        assert_eq!(r.command("SET blobs::sha256:abc stale"), "+OK");
+        let d = dir.path().join("redis");
+        std::fs::create_dir_all(&d).unwrap();
+        let app = replica_with_registry_config(
+            &pg,
+            &d,
+            &redis_cached_config(&d, &format!("127.0.0.1:{}", r.port)),
+        );
+        let (status, job) = start_gc(&app, json!({"dry_run": false}));
+        assert_eq!(status, 202, "{job}");
+        (app, job["id"].as_str().unwrap().to_string())
+    });
+
+    let job = wait_for_job(
+        &unreachable,
+        failing["id"].as_str().unwrap(),
+        Duration::from_secs(400),
+    );
+    assert_eq!(job["state"], "failed", "{job}");
+    let error = job["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("purging the registries' Redis blob-descriptor cache at 127.0.0.1:1")
+            && error.contains("FLUSHDB"),
+        "{error}"
+    );
+    if let (Some(r), Some((app, id))) = (redis.as_ref(), purged) {
+        let job = wait_for_job(&app, &id, Duration::from_secs(400));
+        assert_eq!(job["state"], "succeeded", "{job}");
+        assert_eq!(r.command("DBSIZE"), ":0", "the cache was flushed");
+    }
+}
