@@ -137,23 +137,26 @@ impl WriteFreeze {
             self.note_write_token(expires_at);
             return Ok(true);
         };
-        let mut conn = db.connection()?;
-        let mut tx = conn.transaction()?;
-        let row = tx.query_one("SELECT job_id FROM maintenance WHERE id = 1 FOR SHARE", &[])?;
-        let job: Option<String> = row.get(0);
-        if job.is_some() {
-            drop(tx);
+        // One statement, so one round trip and one transaction: the row lock of `FOR SHARE`
+        // is held until the expiry is committed, and a freeze (an UPDATE of the row) waits for
+        // it — or, committed first, is what this statement reads.
+        let row = db.connection()?.query_one(
+            "WITH m AS (SELECT job_id FROM maintenance WHERE id = 1 FOR SHARE),
+             noted AS (
+                 INSERT INTO replicas (id, heartbeat_at, write_tokens_until)
+                 SELECT $1, now(), to_timestamp($2::float8 / 1000)
+                 WHERE (SELECT job_id FROM m) IS NULL
+                 ON CONFLICT (id) DO UPDATE SET write_tokens_until =
+                     GREATEST(replicas.write_tokens_until, excluded.write_tokens_until)
+                 RETURNING 1)
+             SELECT (SELECT job_id FROM m), EXISTS (SELECT 1 FROM noted)",
+            &[&db.replica_id(), &(expires_at.timestamp_millis() as f64)],
+        )?;
+        let (job, noted): (Option<String>, bool) = (row.get(0), row.get(1));
+        if job.is_some() || !noted {
             self.observe(job);
             return Ok(false);
         }
-        tx.execute(
-            "INSERT INTO replicas (id, heartbeat_at, write_tokens_until)
-             VALUES ($1, now(), to_timestamp($2::float8 / 1000))
-             ON CONFLICT (id) DO UPDATE SET write_tokens_until =
-                 GREATEST(replicas.write_tokens_until, excluded.write_tokens_until)",
-            &[&db.replica_id(), &(expires_at.timestamp_millis() as f64)],
-        )?;
-        tx.commit()?;
         self.note_write_token(expires_at);
         Ok(true)
     }

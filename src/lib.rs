@@ -150,8 +150,11 @@ impl AppState {
             Upstream::SelfSigned(issuer) => {
                 // Push and delete tokens that an earlier process signed with this key may still
                 // be valid, and nothing recorded them: a garbage collection must assume one
-                // issued just before this start.
-                freeze.note_write_token(chrono::Utc::now() + issuer.ttl());
+                // issued just before this start. (In cluster mode every replica records its
+                // write tokens in the database before issuing them.)
+                if database.is_none() {
+                    freeze.note_write_token(chrono::Utc::now() + issuer.ttl());
+                }
                 (
                     Arc::new(SelfSignedAuth::new(
                         Arc::clone(&issuer),

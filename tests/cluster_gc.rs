@@ -318,6 +318,7 @@ fn replica_with_registry_config(pg: &Postgres, dir: &Path, yaml: &str) -> App {
         )
         .set("REGISTRY_CONFIG", &config.display().to_string())
         .set("REGISTRY_BIN", &registry_bin().display().to_string())
+        .set("REGISTRY_TOKEN_TTL", "60")
         .start()
 }
 

@@ -389,7 +389,9 @@ async fn save(ctx: &Context, job: &Job) {
     ctx.jobs.update(job);
     let jobs = Arc::clone(&ctx.jobs);
     let job = job.clone();
-    match run_blocking(move || jobs.store.save(&job)).await {
+    // Never over a finished state: in cluster mode another replica may have failed this job
+    // ("interrupted") when it took this replica for dead; that verdict stands.
+    match run_blocking(move || jobs.store.save_progress(&job)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => log::error!("gc: saving the job: {e}"),
         Err(e) => log::error!("gc: saving the job: {e}"),
@@ -471,7 +473,21 @@ async fn freeze_writes(ctx: &Context, job: &Job) -> Result<FreezeGuard, String> 
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("freezing writes across the cluster: {e}"))?;
             let max = max.max(cluster::OTHER_REPLICAS_WRITES + Duration::from_secs(5));
-            guard.wait_for_writes_and(max, floor).await
+            let waited = guard.wait_for_writes_and(max, floor).await;
+            // A replica cut off from the database for long is taken for dead by the others,
+            // which then fail its job and end its freeze: nothing may be swept then.
+            let (db, id) = (ctx.freeze.database().cloned(), job.id.clone());
+            let still = run_blocking(move || db.map(|db| cluster::frozen_by(&db)))
+                .await
+                .map_err(|e| e.to_string())?
+                .transpose()
+                .map_err(|e| format!("checking the cluster's freeze: {e}"))?;
+            if still.flatten().as_deref() != Some(id.as_str()) {
+                return Err("the cluster's freeze was ended by another replica (this replica \
+                            was taken for dead); nothing was collected"
+                    .into());
+            }
+            waited
         }
     };
     log::info!(
