@@ -11,6 +11,11 @@
 //!
 //! One job at a time per `gc.json`; the running job's live state (its log grows as the command
 //! prints) is kept in memory and shown in place of the file's copy.
+//!
+//! Cluster mode (`DATABASE_URL`, [`cluster`]): gc.json is a database row, so the one job is one
+//! for the whole cluster; the freeze is shared by every replica; a job whose replica died is
+//! failed by another; a blob-descriptor cache is accepted only when it is a Redis shared by the
+//! registries, which the job purges ([`redis`]) before it thaws.
 
 pub mod cluster;
 pub mod error;
@@ -483,9 +488,11 @@ async fn freeze_writes(ctx: &Context, job: &Job) -> Result<FreezeGuard, String> 
                 .transpose()
                 .map_err(|e| format!("checking the cluster's freeze: {e}"))?;
             if still.flatten().as_deref() != Some(id.as_str()) {
-                return Err("the cluster's freeze was ended by another replica (this replica \
+                return Err(
+                    "the cluster's freeze was ended by another replica (this replica \
                             was taken for dead); nothing was collected"
-                    .into());
+                        .into(),
+                );
             }
             waited
         }
@@ -513,7 +520,11 @@ async fn collect(ctx: &Context, plan: &Plan, job: &mut Job) -> Result<(), String
             .map_err(|e| e.to_string())
             .and_then(|r| r);
         match (&result, purged) {
-            (_, Ok(())) => jobs_log(ctx, "purged the registries' Redis blob-descriptor cache"),
+            (_, Ok(())) => {
+                const PURGED: &str = "purged the registries' Redis blob-descriptor cache";
+                jobs_log(ctx, PURGED);
+                job.log.push(PURGED.into());
+            }
             (Ok(()), Err(e)) => return Err(e),
             (Err(_), Err(e)) => log::error!("gc: job {}: {e}", job.id),
         }
