@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Runs every benchmark of the project in one go (users, images against a local registry:2,
-# audit on a generated 1M-entry log, token mode against htpasswd mode, GC; token and GC also on
+# audit on a generated 1M-entry log, cluster audit appends from two replicas into PostgreSQL against
+# the files, token mode against htpasswd mode, GC; token and GC also on
 # registry 3; robot secrets against passwords at /token, retention plan evaluation over 2,000 x 50
-# tags and a 1M-entry log, the web UI) and prints one table: each figure, its reference measured
+# tags and a 1M-entry log, cluster mode on PostgreSQL against files mode, the web UI) and prints one table: each figure, its reference measured
 # in the same run, the ratio, and the target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh docker-registry skopeo
+scripts/install-deps.sh docker-registry skopeo postgresql
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-for bench in users images audit token gc robots retention; do
+for bench in users images audit token gc robots retention cluster cluster_audit; do
   echo "running benchmark: $bench" >&2
   cargo bench --locked --bench "$bench" 2>/dev/null | tee -a "$out" >&2
 done

@@ -6,7 +6,10 @@
 //! setting a command does not use cannot stop it (a broken `REGISTRY_TOKEN_KEY` must not stand
 //! in the way of `restore`, which is how it gets fixed).
 
+mod audit_of;
 mod backup;
+mod export;
+mod import;
 mod reset;
 
 use std::io::IsTerminal;
@@ -17,10 +20,10 @@ use clap::{Parser, Subcommand};
 use thiserror::Error;
 
 use registry_admin::audit::entry::clean;
-use registry_admin::audit::files::AuditFiles;
-use registry_admin::audit::verify::verify;
+use registry_admin::audit::source::ReadError;
 use registry_admin::audit::writer::AuditError;
 use registry_admin::config::{Config, ConfigError};
+use registry_admin::store::DatabaseError;
 use registry_admin::users::store::StoreError;
 
 #[derive(Debug, Parser)]
@@ -57,7 +60,27 @@ pub enum Command {
     /// Check the audit log's hash chain
     ///
     /// The check of GET /audit/verify: prints its JSON report; exit 0 when intact, 1 when not.
+    /// With DATABASE_URL set (cluster mode) it checks the chain in the database, else the files
+    /// of AUDIT_LOG_PATH.
     VerifyAudit,
+    /// Write the whole audit chain to FILE as audit.log lines
+    ///
+    /// In cluster mode (DATABASE_URL set) the chain is read from the database; in files mode
+    /// audit.log's rotated files and audit.log are concatenated, oldest first. FILE must not
+    /// exist (it is never overwritten); it is written beside itself and renamed into place once
+    /// complete, and `AUDIT_LOG_PATH=FILE registry-admin verify-audit` checks it.
+    ExportAudit {
+        /// Where the lines go; must not exist.
+        file: PathBuf,
+    },
+    /// Load a files-mode installation into the empty database of DATABASE_URL
+    ///
+    /// Reads HTPASSWD_PATH and the documents beside it (users.json, grants.json, robots.json,
+    /// retention.json, gc.json) and the audit files of AUDIT_LOG_PATH, checks the files' audit
+    /// chain, and writes everything in one transaction into a database that has no document and
+    /// no audit entry yet (anything else is refused, exit 1, nothing changed). Run it before the
+    /// replicas first start.
+    ImportFiles,
     /// Copy the accounts, grants, robots, retention policies, token key and audit log into DIR
     ///
     /// Copies htpasswd, users.json, grants.json, robots.json, retention.json, the token key and
@@ -96,6 +119,10 @@ pub enum CliError {
     },
     #[error("bcrypt: {0}")]
     Bcrypt(#[from] bcrypt::BcryptError),
+    #[error("{0}")]
+    Database(#[from] DatabaseError),
+    #[error("reading the audit log: {0}")]
+    ReadAudit(#[from] ReadError),
 }
 
 impl CliError {
@@ -141,6 +168,8 @@ pub fn run(command: Command, serve: impl FnOnce() -> ExitCode) -> ExitCode {
             reset::run(&user, admin, from_terminal)
         }
         Command::VerifyAudit => verify_audit(),
+        Command::ExportAudit { file } => export::run(&file),
+        Command::ImportFiles => import::run(),
         Command::Backup { dir } => backup::backup(&dir),
         Command::Restore { dir } => backup::restore(&dir),
     };
@@ -154,9 +183,8 @@ pub fn run(command: Command, serve: impl FnOnce() -> ExitCode) -> ExitCode {
 }
 
 fn verify_audit() -> Result<ExitCode, CliError> {
-    let config = settings(&["AUDIT_LOG_PATH"])?;
-    let files = AuditFiles::new(&config.audit_log_path);
-    let report = verify(&files).map_err(io_err(&config.audit_log_path))?;
+    let config = settings(audit_of::SETTINGS)?;
+    let report = audit_of::open(&config)?.verify()?;
     let json = serde_json::to_string_pretty(&report).unwrap_or_default();
     println!("{json}");
     match &report.first_bad_line {

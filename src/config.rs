@@ -72,7 +72,7 @@ pub struct Config {
     /// Seconds an untagged manifest must exist before a GC job may delete it.
     pub gc_untagged_grace: u64,
     /// `RETENTION_SCHEDULE`: when retention plans are made and applied; `None`: never.
-    pub retention_schedule: Option<crate::retention::schedule::Schedule>,
+    pub retention_schedule: Option<crate::schedule::Schedule>,
     /// `DATABASE_URL`: cluster mode, state in PostgreSQL; `None`: the files (the default).
     pub cluster: Option<ClusterConfig>,
 }
@@ -190,10 +190,7 @@ impl Config {
         )?;
 
         let retention_schedule = var("RETENTION_SCHEDULE")
-            .map(|v| {
-                crate::retention::schedule::Schedule::parse(&v)
-                    .map_err(|e| bad("RETENTION_SCHEDULE", e))
-            })
+            .map(|v| crate::schedule::Schedule::parse(&v).map_err(|e| bad("RETENTION_SCHEDULE", e)))
             .transpose()?;
 
         let audit_max_bytes = match var("AUDIT_MAX_BYTES") {

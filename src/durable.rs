@@ -140,11 +140,10 @@ pub struct LockGuard<'a> {
     lock: &'a FileLock,
 }
 
-// One guard per critical section, never stored in bulk: its size does not matter.
-#[allow(clippy::large_enum_variant)]
 enum Held {
     File(#[expect(dead_code, reason = "held open for its lock")] File),
-    Rows(RefCell<Option<Transaction>>),
+    // Boxed: a transaction is far larger than a file handle.
+    Rows(Box<RefCell<Option<Transaction>>>),
 }
 
 impl FileLock {
@@ -175,10 +174,10 @@ impl FileLock {
     pub fn acquire(&self) -> Result<LockGuard<'_>, DurableError> {
         let in_process = lock(&self.in_process);
         let held = match &self.db {
-            Some(db) => Held::Rows(RefCell::new(Some(Transaction::begin(
+            Some(db) => Held::Rows(Box::new(RefCell::new(Some(Transaction::begin(
                 db,
                 &self.path.to_string_lossy(),
-            )?))),
+            )?)))),
             None => {
                 let dir = parent_dir(&self.path);
                 fs::create_dir_all(dir).map_err(io_at(dir))?;

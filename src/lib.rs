@@ -22,6 +22,7 @@ pub mod registry;
 pub mod request_id;
 pub mod retention;
 pub mod robots;
+pub mod schedule;
 pub mod store;
 pub mod sync;
 pub mod token;
@@ -186,7 +187,7 @@ impl AppState {
         });
         let retention = Arc::new(retention::Retention::new(
             retention::store::PolicyStore::at(store.place()),
-            retention::Facts::from_audit(audit.files()),
+            retention::Facts::from_source(audit.source()),
             match store.place().database() {
                 Some(db) => retention::plan::PlanStore::Database(Arc::clone(db)),
                 None => retention::plan::PlanStore::default(),

@@ -9,8 +9,8 @@ use clap::Parser;
 use registry_admin::audit::AuditLog;
 use registry_admin::bootstrap::{self, AdminOutcome, SERVICE_ACCOUNT, ServiceName};
 use registry_admin::config::{AuthMode, Config};
-use registry_admin::store::Database;
 use registry_admin::store::rows::spawn_refresh;
+use registry_admin::store::{Database, token_key};
 use registry_admin::token::{CertificateStatus, KeySetup, TokenIssuer, load_or_generate};
 use registry_admin::users::store::UserStore;
 use registry_admin::{AppState, Upstream, serve};
@@ -43,7 +43,41 @@ fn run_service() -> ExitCode {
             }
         },
     };
-    match start(config, token_key) {
+    // Cluster mode: the database, and the key every replica must share, before anything else.
+    let database = match &config.cluster {
+        None => None,
+        Some(cluster) => {
+            let db = match Database::open(
+                &cluster.database_url,
+                &cluster.replica_id,
+                cluster.pool_size,
+            ) {
+                Ok(db) => db,
+                Err(e) => {
+                    eprintln!("registry-admin: DATABASE_URL: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if let Some(setup) = &token_key {
+                match token_key::claim(&db, setup.key.kid()) {
+                    Ok(None) => {}
+                    Ok(Some(theirs)) => {
+                        eprintln!(
+                            "registry-admin: invalid setting REGISTRY_TOKEN_KEY: this replica's key (kid {}) is not the cluster's (kid {theirs}); give every replica the same key file",
+                            setup.key.kid()
+                        );
+                        return ExitCode::from(2);
+                    }
+                    Err(e) => {
+                        eprintln!("registry-admin: DATABASE_URL: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            Some(db)
+        }
+    };
+    match start(config, token_key, database) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("registry-admin: {e}");
@@ -94,8 +128,11 @@ fn token_mode_accounts(config: &Config, store: &UserStore) -> Result<(), String>
 
 /// The accounts and what changes with them: files beside htpasswd, or in cluster mode the
 /// database (migrated, and refreshed in the background from here on).
-fn open_accounts(config: &Config) -> Result<Arc<UserStore>, String> {
-    let Some(cluster) = &config.cluster else {
+fn open_accounts(
+    config: &Config,
+    database: Option<Arc<Database>>,
+) -> Result<Arc<UserStore>, String> {
+    let (Some(cluster), Some(db)) = (&config.cluster, database) else {
         let store = Arc::new(UserStore::new(&config.htpasswd_path));
         store.clean_leftovers().map_err(|e| e.to_string())?;
         if let Some(warning) = registry_admin::config::htpasswd_exposure(&config.htpasswd_path) {
@@ -103,12 +140,6 @@ fn open_accounts(config: &Config) -> Result<Arc<UserStore>, String> {
         }
         return Ok(store);
     };
-    let db = Database::open(
-        &cluster.database_url,
-        &cluster.replica_id,
-        cluster.pool_size,
-    )
-    .map_err(|e| format!("DATABASE_URL: {e}"))?;
     spawn_refresh(Arc::clone(&db));
     log::info!(
         "cluster mode: replica {:?}, state in PostgreSQL",
@@ -117,7 +148,11 @@ fn open_accounts(config: &Config) -> Result<Arc<UserStore>, String> {
     Ok(Arc::new(UserStore::in_database(db)))
 }
 
-fn start(config: Config, token_key: Option<KeySetup>) -> Result<(), String> {
+fn start(
+    config: Config,
+    token_key: Option<KeySetup>,
+    database: Option<Arc<Database>>,
+) -> Result<(), String> {
     if let Some(dir) = config
         .audit_log_path
         .parent()
@@ -125,7 +160,7 @@ fn start(config: Config, token_key: Option<KeySetup>) -> Result<(), String> {
     {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
-    let store = open_accounts(&config)?;
+    let store = open_accounts(&config, database)?;
     let upstream = match token_key {
         Some(setup) => {
             report_token_key(&setup);
@@ -165,10 +200,12 @@ fn start(config: Config, token_key: Option<KeySetup>) -> Result<(), String> {
     if config.events_token.is_none() {
         log::warn!("EVENTS_TOKEN is unset: registry notifications to /events are refused");
     }
-    let audit = Arc::new(
-        AuditLog::open(&config.audit_log_path, config.audit_max_bytes)
-            .map_err(|e| e.to_string())?,
-    );
+    // Cluster mode: one chain in the database for every replica; AUDIT_LOG_PATH is not used.
+    let audit = match store.place().database() {
+        Some(db) => AuditLog::open_database(Arc::clone(db)),
+        None => AuditLog::open(&config.audit_log_path, config.audit_max_bytes),
+    };
+    let audit = Arc::new(audit.map_err(|e| e.to_string())?);
     if store.place().database().is_none() {
         // Files mode: nothing else runs jobs on these files once this process starts.
         registry_admin::gc::recover(&store, &audit);

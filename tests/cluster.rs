@@ -259,7 +259,7 @@ fn disable_on_a_refuses_on_b() {
     assert_eq!(status_b(), 200);
     let bearer = api_token(c.b(), "leaver", "leaver-secret-1");
     assert_eq!(
-        bearer_status(c.b(), &bearer, Method::GET, "/users/leaver"),
+        bearer_status(c.b(), &bearer, Method::GET, "/users/leaver/grants"),
         200
     );
 
@@ -285,7 +285,7 @@ fn disable_on_a_refuses_on_b() {
     wait_until(
         "B to refuse the bearer token",
         Duration::from_secs(5),
-        || bearer_status(c.b(), &bearer, Method::GET, "/users/leaver") == 401,
+        || bearer_status(c.b(), &bearer, Method::GET, "/users/leaver/grants") == 401,
     );
     // And B says the account is disabled.
     let (status, user) = c.b().admin_json(Method::GET, "/users/leaver");
@@ -704,4 +704,48 @@ fn database_url_requires_token_mode_and_a_token_secret() {
             "no secret in the message"
         );
     }
+}
+
+/// Every replica must sign with the cluster's key: a replica started with another key is
+/// refused with exit code 2 naming REGISTRY_TOKEN_KEY, and the first key stays the cluster's.
+/// A retention plan made through one replica is read and applied through the other.
+#[test]
+fn a_replica_with_another_key_is_refused_and_plans_are_shared() {
+    let Some(pg) = Postgres::start() else {
+        return;
+    };
+    let url = pg.database("keys");
+    let dir = tempfile::tempdir().unwrap();
+    let env = |name: &str, key: &str| {
+        let own = dir.path().join(name);
+        std::fs::create_dir_all(&own).unwrap();
+        AppEnv::new(&own, "http://127.0.0.1:9")
+            .set("AUTH_MODE", "token")
+            .set("DATABASE_URL", &url)
+            .set("TOKEN_SECRET", common::cluster::TOKEN_SECRET)
+            .set("REPLICA_ID", name)
+            .set(
+                "REGISTRY_TOKEN_KEY",
+                &dir.path().join(key).display().to_string(),
+            )
+    };
+    let a = env("a", "one.key").start();
+    let (code, stderr) = env("b", "other.key").run_to_exit();
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("REGISTRY_TOKEN_KEY"), "{stderr}");
+    let b = env("b", "one.key").start();
+
+    // A plan lives in the database: made on A, shown and applied on B (no policy: empty plan).
+    let (status, plan) = a.admin_json(Method::POST, "/retention/plans");
+    assert_eq!(status, 201, "{plan}");
+    let id = plan["id"].as_str().expect("plan id").to_string();
+    let (status, seen) = b.admin_json(Method::GET, &format!("/retention/plans/{id}"));
+    assert_eq!(status, 200, "{seen}");
+    assert_eq!(seen["id"], plan["id"]);
+    assert_eq!(seen["created_at"], plan["created_at"]);
+    let (status, unknown) = b.admin_json(Method::GET, "/retention/plans/0123456789abcdef01234567");
+    assert_eq!(
+        (status, unknown["error"].as_str()),
+        (404, Some("not_found"))
+    );
 }

@@ -67,6 +67,19 @@ pub fn fit(entry: &mut Entry, prev: &str) -> bool {
     true
 }
 
+/// The line for `entry` chained after `prev`, cut to `MAX_ENTRY_BYTES` when it is larger, and
+/// its hash: what every writer stores, in files or in the database.
+pub fn seal_within(entry: &Entry, prev: &str) -> (Vec<u8>, String) {
+    let mut e = entry.clone();
+    let sealed = seal(&mut e, prev);
+    // Sealed once; only an oversized entry is cut and sealed again.
+    if sealed.0.len() > MAX_ENTRY_BYTES && fit(&mut e, prev) {
+        log::warn!("audit entry {} cut to {MAX_ENTRY_BYTES} bytes", e.action);
+        return seal(&mut e, prev);
+    }
+    sealed
+}
+
 /// The first `keep` bytes of `detail` (fewer, to end on a character), and what was cut.
 fn cut_note(detail: &str, keep: usize) -> String {
     let mut keep = keep.min(detail.len());

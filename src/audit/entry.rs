@@ -12,10 +12,12 @@ use sha2::{Digest, Sha256};
 /// Every action an entry can carry; `GET /audit?action=` accepts these only, so a typo is a 400
 /// that lists them instead of a silently empty answer.
 pub const ACTIONS: &[&str] = &[
+    "audit.export",
     "audit.torn_line",
     "auth.failure",
     "auth.token",
     "backup.restore",
+    "cluster.import",
     "gc.finish",
     "gc.start",
     "grants.update",

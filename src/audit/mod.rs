@@ -9,7 +9,10 @@ pub mod entry;
 pub mod events;
 pub mod files;
 pub mod query;
+pub mod source;
 pub mod space;
+pub mod store_files;
+pub mod store_rows;
 pub mod verify;
 pub mod writer;
 
@@ -151,17 +154,18 @@ pub(crate) async fn list(
         .map(|c| Cursor::decode(c, &filters))
         .transpose()
         .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
-    let files = audit.files().clone();
-    let page = run_blocking(move || query::query(&files, &filters, limit, cursor.as_ref()))
+    let source = audit.source().clone();
+    let page = run_blocking(move || source.query(&filters, limit, cursor.as_ref()))
         .await?
         .map_err(|e| match e {
             query::QueryError::Cursor(c) => ApiError::InvalidRequest(c.to_string()),
             query::QueryError::Io(e) => ApiError::Internal(format!("reading the audit log: {e}")),
+            query::QueryError::Database(e) => e.into(),
         })?;
     Ok(HttpResponse::Ok().json(json!({"entries": page.entries, "next_cursor": page.next_cursor})))
 }
 
-/// Checks the hash chain of every audit file.
+/// Checks the hash chain of every audit file (in cluster mode, of the `audit_log` table).
 #[utoipa::path(get, path = "/audit/verify", tag = "audit",
     responses((status = 200, description = "the report", body = verify::Report)),
     security(("basic" = []), ("bearer" = [])))]
@@ -169,9 +173,12 @@ pub(crate) async fn verify_chain(
     _admin: Admin,
     audit: web::Data<AuditLog>,
 ) -> Result<HttpResponse, ApiError> {
-    let files = audit.files().clone();
-    let report = run_blocking(move || verify::verify(&files))
+    let source = audit.source().clone();
+    let report = run_blocking(move || source.verify())
         .await?
-        .map_err(|e| ApiError::Internal(format!("reading the audit log: {e}")))?;
+        .map_err(|e| match e {
+            source::ReadError::Database(e) => e.into(),
+            other => ApiError::Internal(format!("reading the audit log: {other}")),
+        })?;
     Ok(HttpResponse::Ok().json(report))
 }

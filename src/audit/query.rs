@@ -40,7 +40,7 @@ impl Filters {
     }
 
     /// Byte strings every matching line must contain.
-    fn needles(&self) -> Vec<Vec<u8>> {
+    pub(crate) fn needles(&self) -> Vec<Vec<u8>> {
         let quoted = |s: &str| serde_json::to_string(s).unwrap_or_default();
         let mut n = Vec::new();
         if let Some(u) = &self.user {
@@ -101,9 +101,26 @@ pub enum QueryError {
     Cursor(#[from] CursorError),
     #[error(transparent)]
     Io(#[from] io::Error),
+    #[error(transparent)]
+    Database(#[from] crate::store::DatabaseError),
 }
 
 impl Cursor {
+    /// A cursor of the database backend: entries before `seq`. File number 0 is never a
+    /// file's, so a cursor of one backend is refused by the other.
+    pub(crate) fn before_seq(seq: i64, filters: &Filters) -> Cursor {
+        Cursor {
+            file: 0,
+            offset: seq.max(0) as u64,
+            fingerprint: filters.fingerprint(),
+        }
+    }
+
+    /// The `seq` a database cursor stands before; `None` for a cursor of the files.
+    pub(crate) fn seq(&self) -> Option<i64> {
+        (self.file == 0).then(|| i64::try_from(self.offset).ok())?
+    }
+
     pub fn encode(&self) -> String {
         URL_SAFE_NO_PAD.encode(format!(
             "{}.{}.{}",
@@ -222,6 +239,49 @@ fn check_offset(file: &File, offset: u64, len: u64) -> Result<(), QueryError> {
     Ok(())
 }
 
+/// What a newest-first scan does with one line that contains every needle.
+pub(crate) enum Judged {
+    /// Not a match (or a torn line): go on.
+    Skip,
+    /// Well before `since`: nothing older can match.
+    Stop,
+    Take(Value),
+}
+
+/// The time before which a newest-first scan for `filters` stops.
+pub(crate) fn stop_before(filters: &Filters) -> Option<DateTime<Utc>> {
+    filters
+        .since
+        .map(|s| s - Duration::minutes(SINCE_GRACE_MINUTES))
+}
+
+/// The one rule of both backends for whether a line is in a page.
+pub(crate) fn judge(filters: &Filters, stop_before: Option<DateTime<Utc>>, line: &[u8]) -> Judged {
+    let Ok(v) = serde_json::from_slice::<Value>(line) else {
+        return Judged::Skip; // a torn line
+    };
+    let time = v
+        .get("time")
+        .and_then(Value::as_str)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc));
+    // Only our own entries are stamped at append time; a registry event keeps the
+    // registry's timestamp and may arrive late, so it never ends the scan.
+    let appended_at = time.filter(|_| v.get("source").and_then(Value::as_str) == Some("api"));
+    if let (Some(t), Some(stop)) = (appended_at, stop_before)
+        && t < stop
+    {
+        return Judged::Stop;
+    }
+    let in_range = time.is_some_and(|t| {
+        filters.since.is_none_or(|s| t >= s) && filters.until.is_none_or(|u| t <= u)
+    });
+    if !in_range || !filters.matches(&v) {
+        return Judged::Skip;
+    }
+    Judged::Take(v)
+}
+
 /// Up to `limit` entries matching `filters`, newest first, continuing from `cursor`.
 pub fn query(
     files: &AuditFiles,
@@ -236,9 +296,7 @@ pub fn query(
         .skip(1)
         .map(|n| Finder::new(n.as_slice()))
         .collect();
-    let stop_before = filters
-        .since
-        .map(|s| s - Duration::minutes(SINCE_GRACE_MINUTES));
+    let stop_before = stop_before(filters);
 
     let all = files.all();
     let current = all.last().map_or(1, |(n, _)| *n);
@@ -271,36 +329,19 @@ pub fn query(
             if !others.iter().all(|f| f.find(line).is_some()) {
                 return Flow::Continue;
             }
-            let Ok(v) = serde_json::from_slice::<Value>(line) else {
-                return Flow::Continue; // a torn line
-            };
-            let time = v
-                .get("time")
-                .and_then(Value::as_str)
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                .map(|t| t.with_timezone(&Utc));
-            // Only our own entries are stamped at append time; a registry event keeps the
-            // registry's timestamp and may arrive late, so it never ends the scan.
-            let appended_at =
-                time.filter(|_| v.get("source").and_then(Value::as_str) == Some("api"));
-            if let (Some(t), Some(stop)) = (appended_at, stop_before)
-                && t < stop
-            {
-                return Flow::Stop;
+            match judge(filters, stop_before, line) {
+                Judged::Skip => Flow::Continue,
+                Judged::Stop => Flow::Stop,
+                Judged::Take(_) if entries.len() == limit => {
+                    more = true;
+                    Flow::Stop
+                }
+                Judged::Take(v) => {
+                    entries.push(v);
+                    last_pos = Some((*number, offset));
+                    Flow::Continue
+                }
             }
-            let in_range = time.is_some_and(|t| {
-                filters.since.is_none_or(|s| t >= s) && filters.until.is_none_or(|u| t <= u)
-            });
-            if !in_range || !filters.matches(&v) {
-                return Flow::Continue;
-            }
-            if entries.len() == limit {
-                more = true;
-                return Flow::Stop;
-            }
-            entries.push(v);
-            last_pos = Some((*number, offset));
-            Flow::Continue
         })?;
         if let Flow::Stop = flow {
             break;

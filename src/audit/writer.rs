@@ -1,23 +1,20 @@
-//! The one writer of the audit log in this process. A dedicated thread owns the file and the
-//! chain: callers send entries and wait until their line is on disk. Entries that arrive together
-//! are written with one write and one fsync (group commit), so durability does not cost a flush
-//! per request.
+//! The one writer of the audit log in this process. A dedicated thread owns the chain: callers
+//! send entries and wait until their line is stored. Entries that arrive together are stored in
+//! one group commit (one write and one fsync in files, one transaction in the database), so
+//! durability does not cost a flush per request.
 //!
-//! Other processes append too (the host-side commands in `cli`), so every batch is written under
-//! an exclusive lock on a file beside the log (`.audit.log.lock`), and under that lock the writer
-//! first checks that `audit.log` is still the file, and the size, it last wrote. When it is not
-//! (another process appended, or rotated it), the tail is read again, so `prev` is always the hash
-//! of the real last entry and the chain never forks.
+//! Where the lines go is the thread's [`Sink`]: the audit files (`store_files`, shared with the
+//! host-side commands under a file lock) or, in cluster mode, the `audit_log` table
+//! (`store_rows`, shared with the other replicas under an advisory lock). Either way `prev` is
+//! the hash of the real last entry, so the chain never forks.
 //!
 //! The writer also keeps the log bounded and fail-closed: each entry is cut to 4 KiB
 //! (`bound`), identical `token.issue` and `image.pull` successes within a minute are coalesced
 //! (`coalesce`), and `reserve` lets a state-changing request find out, before it changes
-//! anything, that its entry will have room on disk (`space`).
+//! anything, that its entry can be stored (`space` for files; the database answering for rows).
 
 use crate::sync::lock;
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::MetadataExt;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -27,17 +24,18 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::sync::oneshot;
 
-use super::bound;
 use super::coalesce::Coalescer;
-use super::entry::{Entry, GENESIS, Outcome, Source, seal, unseal};
+use super::entry::Entry;
 use super::files::AuditFiles;
+use super::source::AuditSource;
 use super::space;
+use super::store_files::FileSink;
+use super::store_rows::RowSink;
 use crate::error::{ErrorCode, StatusCode};
+use crate::store::{Database, DatabaseError};
 
 /// Most entries one group commit takes.
 const MAX_BATCH: usize = 4096;
-/// How far back the writer looks for the last whole line.
-const TAIL_WINDOW: u64 = 1 << 20;
 /// Longest wait for a reservation before the request is refused.
 const RESERVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a reservation the writer made stands for further requests without asking it again,
@@ -60,6 +58,9 @@ pub enum AuditError {
     Closed,
     #[error("audit log write failed: {0}")]
     Write(String),
+    /// Cluster mode: the database did not take the entries (or did not answer).
+    #[error("audit log: {0}")]
+    Database(#[from] DatabaseError),
 }
 
 impl AuditError {
@@ -69,24 +70,60 @@ impl AuditError {
             AuditError::Io { source, .. } => source.to_string(),
             AuditError::Closed => "the audit log is closed".into(),
             AuditError::Write(reason) => reason.clone(),
+            // Not the driver's text: it can name hosts and roles.
+            AuditError::Database(_) => "the database is unavailable".into(),
         }
     }
 }
 
 /// The audit log cannot take entries (disk full, I/O error), so nothing that would need one is
 /// done: 503, with the reason but not the file's path.
+/// In cluster mode a database that does not answer is `database_unavailable`, as for every other
+/// call that needs it.
 impl ErrorCode for AuditError {
     fn status(&self) -> StatusCode {
         StatusCode::SERVICE_UNAVAILABLE
     }
     fn code(&self) -> &'static str {
-        "audit_unavailable"
+        match self {
+            AuditError::Database(e) => e.code(),
+            _ => "audit_unavailable",
+        }
     }
     fn message(&self) -> String {
-        format!(
-            "the audit log cannot be written ({}); nothing was changed: retry once it can be",
-            self.reason()
-        )
+        match self {
+            AuditError::Database(e) => e.message(),
+            _ => format!(
+                "the audit log cannot be written ({}); nothing was changed: retry once it can be",
+                self.reason()
+            ),
+        }
+    }
+}
+
+/// Why a batch or a reservation failed, as the writer thread tells every waiter (a copy each).
+#[derive(Debug, Clone)]
+struct Failure {
+    reason: String,
+    database: bool,
+}
+
+impl Failure {
+    fn of(e: &AuditError) -> Failure {
+        Failure {
+            reason: e.reason(),
+            database: matches!(e, AuditError::Database(_)),
+        }
+    }
+}
+
+impl From<Failure> for AuditError {
+    fn from(f: Failure) -> AuditError {
+        if f.database {
+            AuditError::Database(DatabaseError(f.reason))
+        } else {
+            AuditError::Write(f.reason)
+        }
     }
 }
 
@@ -97,7 +134,7 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> AuditError + '_ {
     }
 }
 
-type Done = oneshot::Sender<Result<(), String>>;
+type Done = oneshot::Sender<Result<(), Failure>>;
 
 enum Job {
     /// Write this entry; answered once it is on disk (or counted, when it is a repeat).
@@ -124,7 +161,7 @@ struct Fresh {
 }
 
 pub struct AuditLog {
-    files: AuditFiles,
+    source: AuditSource,
     tx: Mutex<Option<mpsc::Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     counters: Arc<Counters>,
@@ -132,116 +169,36 @@ pub struct AuditLog {
     fresh: Arc<Mutex<Option<Fresh>>>,
 }
 
-/// Where the chain stands in the existing files.
-struct Tail {
-    prev: String,
-    /// (line number, byte length) of a last line cut short by a crash.
-    torn: Option<(usize, usize)>,
+/// Where a writer stores sealed entries: the audit files (`store_files`) or the cluster's
+/// database (`store_rows`). The writer thread around it (batching, coalescing, reservations,
+/// counters) is the same for both.
+pub(crate) trait Sink: Send + 'static {
+    /// One group commit: seals `entries` after the chain's real last entry and stores them all
+    /// or none.
+    fn write_batch(&mut self, entries: &[Entry]) -> Result<Stored, AuditError>;
+    /// Makes sure the next entries can be stored.
+    fn reserve(&mut self) -> Result<(), AuditError>;
 }
 
-/// The hash of the last whole entry, looked for in the current file, then in the rotated ones.
-fn read_tail(files: &AuditFiles) -> Result<Tail, AuditError> {
-    let mut torn = None;
-    let mut candidates: Vec<PathBuf> = vec![files.current().to_path_buf()];
-    candidates.extend(files.rotated().into_iter().rev().map(|n| files.numbered(n)));
-    for (i, path) in candidates.iter().enumerate() {
-        let mut f = match File::open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(io_err(path)(e)),
-        };
-        let len = f.metadata().map_err(io_err(path))?.len();
-        let start = len.saturating_sub(TAIL_WINDOW);
-        f.seek(SeekFrom::Start(start)).map_err(io_err(path))?;
-        let mut buf = Vec::new();
-        f.take(TAIL_WINDOW)
-            .read_to_end(&mut buf)
-            .map_err(io_err(path))?;
-        let mut whole = &buf[..];
-        if i == 0 && !buf.is_empty() && !buf.ends_with(b"\n") {
-            let cut = memchr::memrchr(b'\n', &buf).map_or(0, |p| p + 1);
-            let lines_before = if start == 0 {
-                memchr::memchr_iter(b'\n', &buf).count()
-            } else {
-                count_lines(path)?
-            };
-            torn = Some((lines_before + 1, buf.len() - cut));
-            whole = &buf[..cut];
-        }
-        for line in whole.split(|&b| b == b'\n').rev() {
-            if let Some(u) = unseal(line) {
-                return Ok(Tail { prev: u.hash, torn });
-            }
-        }
-    }
-    Ok(Tail {
-        prev: GENESIS.to_string(),
-        torn,
-    })
+/// What one group commit stored.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Stored {
+    pub entries: u64,
+    pub bytes: u64,
 }
 
-fn count_lines(path: &Path) -> Result<usize, AuditError> {
-    let bytes = std::fs::read(path).map_err(io_err(path))?;
-    Ok(memchr::memchr_iter(b'\n', &bytes).count())
-}
-
-fn open_append(path: &Path) -> io::Result<File> {
-    super::files::open_append(path)
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// The lock file every appender takes, beside the log: `.audit.log.lock`.
-pub fn lock_path(files: &AuditFiles) -> PathBuf {
-    let name = AuditFiles::display_name(files.current());
-    files.dir().join(format!(".{name}.lock"))
-}
-
-/// Held while a process writes to (or copies) the audit files; released when dropped.
-pub struct AuditLock {
-    _file: File,
-}
-
-/// Takes the exclusive lock that every appender, in any process, writes under. Blocking.
-pub fn lock_files(files: &AuditFiles) -> Result<AuditLock, AuditError> {
-    let dir = files.dir();
-    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-    let path = lock_path(files);
-    let file = crate::durable::lock_file(&path).map_err(io_err(&path))?;
-    Ok(AuditLock { _file: file })
-}
-
-/// The file this writer appends to, as it was after the writer's own last write.
-struct Open {
-    file: File,
-    dev: u64,
-    ino: u64,
-    size: u64,
-    prev: String,
-}
-
-struct Writer {
-    files: AuditFiles,
-    /// `None` until the first batch, and again after a failure: the next batch reads the disk.
-    open: Option<Open>,
-    /// The entry recording a torn line found at the tail, written with the next batch.
-    torn_note: Option<Entry>,
-    max_bytes: u64,
+struct Writer<S: Sink> {
+    sink: S,
     coalescer: Coalescer,
     counters: Arc<Counters>,
     last_error: Arc<Mutex<Option<String>>>,
     fresh: Arc<Mutex<Option<Fresh>>>,
 }
 
-impl Writer {
-    fn new(files: AuditFiles, max_bytes: u64) -> Writer {
+impl<S: Sink> Writer<S> {
+    fn new(sink: S) -> Writer<S> {
         Writer {
-            files,
-            open: None,
-            torn_note: None,
-            max_bytes,
+            sink,
             coalescer: Coalescer::default(),
             counters: Arc::default(),
             last_error: Arc::new(Mutex::new(None)),
@@ -249,143 +206,14 @@ impl Writer {
         }
     }
 
-    /// Under the lock: makes sure `open` is the file at the log's path with the chain's real
-    /// last hash, re-reading the tail when another process appended or rotated since our last
-    /// write. A torn last line is ended with a newline and noted for the next batch.
-    fn catch_up(&mut self) -> Result<(), AuditError> {
-        let path = self.files.current();
-        let on_disk = match std::fs::metadata(path) {
-            Ok(m) => Some((m.dev(), m.ino(), m.len())),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(io_err(path)(e)),
-        };
-        if let (Some(o), Some(disk)) = (&self.open, on_disk)
-            && (o.dev, o.ino, o.size) == disk
-        {
-            return Ok(());
-        }
-        let tail = read_tail(&self.files)?;
-        let mut file = open_append(path).map_err(io_err(path))?;
-        if let Some((line, bytes)) = tail.torn {
-            // End the fragment so the next entry starts on a line of its own; the fragment
-            // itself stays, as evidence.
-            file.write_all(b"\n").map_err(io_err(path))?;
-            let name = AuditFiles::display_name(path);
-            log::warn!("audit log: line {line} of {name} was cut short by a crash ({bytes} bytes)");
-            let mut e = Entry::new(
-                TORN_LINE_ACTION,
-                "registry-admin",
-                Outcome::Failure,
-                Source::Api,
-            );
-            e.detail = Some(format!(
-                "line {line} of {name} ({bytes} bytes) was cut short by a crash; the chain continues from the entry before it"
-            ));
-            self.torn_note = Some(e);
-        }
-        let m = file.metadata().map_err(io_err(path))?;
-        self.open = Some(Open {
-            file,
-            dev: m.dev(),
-            ino: m.ino(),
-            size: m.len(),
-            prev: tail.prev,
-        });
-        Ok(())
-    }
-
-    /// Renames `audit.log` to the next number and starts a new one; the chain simply goes on.
-    fn rotate(files: &AuditFiles, open: &mut Open) -> io::Result<()> {
-        open.file.sync_all()?;
-        let target = files.numbered(files.current_number());
-        std::fs::rename(files.current(), &target)?;
-        open.file = open_append(files.current())?;
-        let m = open.file.metadata()?;
-        (open.dev, open.ino, open.size) = (m.dev(), m.ino(), 0);
-        sync_dir(&files.dir())
-    }
-
-    /// One group commit: lock, catch up with the disk, one write, one fdatasync.
     fn write_batch(&mut self, entries: &[Entry]) -> Result<(), AuditError> {
-        let _lock = lock_files(&self.files)?;
-        self.catch_up()?;
-        let result = self.append(entries);
-        if result.is_err() {
-            // Whatever happened on disk, the next batch must look at it afresh.
-            self.open = None;
-        }
-        result
-    }
-
-    /// Under the lock: room for the next entries, allocated to the file (`space::reserve`).
-    fn reserve(&mut self) -> Result<(), AuditError> {
-        let _lock = lock_files(&self.files)?;
-        self.catch_up()?;
-        let dir = self.files.dir();
-        let Some(open) = self.open.as_ref() else {
-            return Err(AuditError::Write("audit log is not open".into()));
-        };
-        let path = self.files.current().to_path_buf();
-        // A failed reservation wrote nothing, so the file is as the writer knows it: no need
-        // to read its tail again (which a flood of refused requests would make costly).
-        space::reserve(&open.file, open.size, &dir).map_err(io_err(&path))
-    }
-
-    fn append(&mut self, entries: &[Entry]) -> Result<(), AuditError> {
-        let Some(open) = self.open.as_mut() else {
-            return Err(AuditError::Write("audit log is not open".into()));
-        };
-        let path = self.files.current().to_path_buf();
-        let mut buf = Vec::with_capacity((entries.len() + 1) * 320);
-        let mut prev = open.prev.clone();
-        let mut count = 0u64;
-        for e in self.torn_note.iter().chain(entries) {
-            let mut e = e.clone();
-            let mut sealed = seal(&mut e, &prev);
-            // Sealed once; only an oversized entry is cut and sealed again.
-            if sealed.0.len() > bound::MAX_ENTRY_BYTES && bound::fit(&mut e, &prev) {
-                log::warn!(
-                    "audit entry {} cut to {} bytes",
-                    e.action,
-                    bound::MAX_ENTRY_BYTES
-                );
-                sealed = seal(&mut e, &prev);
-            }
-            let (line, hash) = sealed;
-            buf.extend_from_slice(&line);
-            buf.push(b'\n');
-            prev = hash;
-            count += 1;
-        }
-        if buf.is_empty() {
-            return Ok(());
-        }
-        // A torn fragment and the entry naming it stay in one file, as verification expects.
-        if self.torn_note.is_none()
-            && open.size > 0
-            && open.size + buf.len() as u64 > self.max_bytes
-        {
-            Self::rotate(&self.files, open).map_err(io_err(&path))?;
-        }
-        let written = open
-            .file
-            .write_all(&buf)
-            .and_then(|()| open.file.sync_data());
-        if let Err(e) = written {
-            // Bytes of a failed write were never acknowledged: cut them off so the next
-            // entry does not land in the middle of a half line.
-            if let Err(t) = open.file.set_len(open.size) {
-                log::error!("audit log: could not cut back a failed write: {t}");
-            }
-            return Err(io_err(&path)(e));
-        }
-        open.size += buf.len() as u64;
-        open.prev = prev;
-        self.torn_note = None;
-        self.counters.written.fetch_add(count, Ordering::Relaxed);
+        let stored = self.sink.write_batch(entries)?;
+        self.counters
+            .written
+            .fetch_add(stored.entries, Ordering::Relaxed);
         self.counters
             .since_reserve
-            .fetch_add(buf.len() as u64, Ordering::Relaxed);
+            .fetch_add(stored.bytes, Ordering::Relaxed);
         Ok(())
     }
 
@@ -447,7 +275,7 @@ impl Writer {
         }
         let fail = |e: AuditError| {
             log::error!("audit log write failed: {e}");
-            e.reason()
+            Failure::of(&e)
         };
         let written = if entries.is_empty() {
             Ok(())
@@ -462,9 +290,13 @@ impl Writer {
         let reserved = match (&written, reserving.is_empty()) {
             (_, true) => Ok(()),
             (Err(e), false) => Err(e.clone()),
-            (Ok(()), false) => self.reserve().map_err(fail),
+            (Ok(()), false) => self.sink.reserve().map_err(fail),
         };
-        *lock(&self.last_error) = written.clone().err().or_else(|| reserved.clone().err());
+        *lock(&self.last_error) = written
+            .clone()
+            .err()
+            .or_else(|| reserved.clone().err())
+            .map(|f| f.reason);
         if written.is_err() || reserved.is_err() {
             *lock(&self.fresh) = None;
         } else if !reserving.is_empty() {
@@ -483,28 +315,7 @@ impl Writer {
     }
 }
 
-/// Appends `entries` to the log at `path` and returns once they are on disk, without a writer
-/// thread: for a short-lived process (the host-side commands). Safe while the service runs.
-pub fn append(
-    path: impl Into<PathBuf>,
-    max_bytes: u64,
-    entries: &[Entry],
-) -> Result<(), AuditError> {
-    let files = AuditFiles::new(path);
-    let dir = files.dir();
-    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-    Writer::new(files, max_bytes).write_batch(entries)
-}
-
-/// Makes sure an entry appended to the log at `path` will have room, as `AuditLog::reserve`
-/// does for the service, without a writer thread: a host-side command asks this before it
-/// changes anything, so a change is never made that the trail cannot record.
-pub fn reserve(path: impl Into<PathBuf>, max_bytes: u64) -> Result<(), AuditError> {
-    let files = AuditFiles::new(path);
-    let dir = files.dir();
-    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-    Writer::new(files, max_bytes).reserve()
-}
+pub use super::store_files::{AuditLock, append, lock_files, lock_path, reserve};
 
 impl AuditLog {
     /// Opens the log, continues the chain from the last whole entry, records a torn last line
@@ -512,10 +323,22 @@ impl AuditLog {
     pub fn open(path: impl Into<PathBuf>, max_bytes: u64) -> Result<AuditLog, AuditError> {
         let files = AuditFiles::new(path);
         std::fs::create_dir_all(files.dir()).map_err(io_err(&files.dir()))?;
-        let mut writer = Writer::new(files.clone(), max_bytes);
+        let mut writer = Writer::new(FileSink::new(files.clone(), max_bytes));
         // An empty batch creates the file, finds the chain's end and writes a torn-line note,
         // so a log that cannot be written stops start-up.
         writer.write_batch(&[])?;
+        Self::start(writer, AuditSource::Files { files, max_bytes })
+    }
+
+    /// Cluster mode: the chain is the `audit_log` table of `db`, one for every replica. A
+    /// database that does not answer stops start-up. Blocking.
+    pub fn open_database(db: Arc<Database>) -> Result<AuditLog, AuditError> {
+        db.check()?;
+        let writer = Writer::new(RowSink::new(Arc::clone(&db)));
+        Self::start(writer, AuditSource::Database(db))
+    }
+
+    fn start<S: Sink>(writer: Writer<S>, source: AuditSource) -> Result<AuditLog, AuditError> {
         let counters = Arc::clone(&writer.counters);
         let last_error = Arc::clone(&writer.last_error);
         let fresh = Arc::clone(&writer.fresh);
@@ -523,9 +346,9 @@ impl AuditLog {
         let thread = std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || writer.run(rx))
-            .map_err(io_err(files.current()))?;
+            .map_err(|e| AuditError::Write(format!("cannot start the audit writer: {e}")))?;
         Ok(AuditLog {
-            files,
+            source,
             tx: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
             counters,
@@ -534,8 +357,9 @@ impl AuditLog {
         })
     }
 
-    pub fn files(&self) -> &AuditFiles {
-        &self.files
+    /// Where the chain is: what `/audit`, `/audit/verify` and retention read.
+    pub fn source(&self) -> &AuditSource {
+        &self.source
     }
 
     /// Why the last write or reservation failed, if it did (cleared by the next that works).
@@ -561,7 +385,7 @@ impl AuditLog {
     fn send(
         &self,
         job: impl FnOnce(Done) -> Job,
-    ) -> Result<oneshot::Receiver<Result<(), String>>, AuditError> {
+    ) -> Result<oneshot::Receiver<Result<(), Failure>>, AuditError> {
         let (done, rx) = oneshot::channel();
         let guard = lock(&self.tx);
         let tx = guard.as_ref().ok_or(AuditError::Closed)?;
@@ -569,7 +393,7 @@ impl AuditLog {
         Ok(rx)
     }
 
-    fn submit(&self, entry: Entry) -> Result<oneshot::Receiver<Result<(), String>>, AuditError> {
+    fn submit(&self, entry: Entry) -> Result<oneshot::Receiver<Result<(), Failure>>, AuditError> {
         self.send(|done| Job::Entry {
             entry: Box::new(entry),
             done,
@@ -610,15 +434,15 @@ impl AuditLog {
                 ))
             })?
             .map_err(|_| AuditError::Closed)?
-            .map_err(AuditError::Write)
+            .map_err(AuditError::from)
     }
 
-    /// Appends `entry` and returns once it is on disk.
+    /// Appends `entry` and returns once it is stored.
     pub async fn record(&self, entry: Entry) -> Result<(), AuditError> {
         let rx = self.submit(entry)?;
         rx.await
             .map_err(|_| AuditError::Closed)?
-            .map_err(AuditError::Write)
+            .map_err(AuditError::from)
     }
 
     /// Stops taking entries, writes those already queued and waits for the writer to finish.
@@ -639,7 +463,12 @@ impl Drop for AuditLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::bound;
+    use crate::audit::entry::{Outcome, Source};
+    use crate::audit::store_files::{append, lock_path};
     use crate::audit::verify::verify;
+    use std::io::Write;
+    use std::os::unix::fs::MetadataExt;
 
     #[test]
     fn an_unwritable_log_is_a_503_that_names_the_reason_but_not_the_path() {
@@ -655,6 +484,25 @@ mod tests {
                 "the audit log cannot be written (No space left on device); nothing was changed: retry once it can be".to_string()
             )
         );
+    }
+
+    #[test]
+    fn a_database_that_does_not_take_entries_is_database_unavailable_without_the_driver_text() {
+        let e = AuditError::Database(DatabaseError(
+            "connection to 10.0.0.5 as role registry_admin refused".into(),
+        ));
+        // As it travels from the writer thread to each waiter.
+        let e = AuditError::from(Failure::of(&e));
+        assert_eq!(
+            (e.status().as_u16(), e.code(), e.message()),
+            (
+                503,
+                "database_unavailable",
+                "the database is unavailable; retry shortly".to_string()
+            )
+        );
+        let written = AuditError::from(Failure::of(&AuditError::Write("disk full".into())));
+        assert_eq!(written.code(), "audit_unavailable");
     }
 
     fn entry(action: &str) -> Entry {
@@ -682,7 +530,7 @@ mod tests {
         )
         .unwrap();
         record(&log, "user.delete");
-        let report = verify(log.files()).unwrap();
+        let report = verify(log.source().files().unwrap()).unwrap();
         assert_eq!((report.ok, report.entries), (true, 4), "{report:?}");
     }
 
@@ -696,7 +544,7 @@ mod tests {
         append(&path, 1, &[entry("user.password")]).unwrap();
         record(&log, "user.delete");
         record(&log, "user.enable");
-        let files = log.files();
+        let files = log.source().files().unwrap();
         assert_eq!(files.rotated(), vec![1]);
         let current = std::fs::read_to_string(&path).unwrap();
         assert_eq!(current.lines().count(), 3, "{current}");
@@ -717,7 +565,7 @@ mod tests {
         f.write_all(b"{\"time\":\"2026").unwrap();
         drop(f);
         record(&log, "user.delete");
-        let report = verify(log.files()).unwrap();
+        let report = verify(log.source().files().unwrap()).unwrap();
         assert!(report.ok, "{report:?}");
         assert_eq!(report.torn_lines.len(), 1, "{report:?}");
         let text = std::fs::read_to_string(&path).unwrap();
@@ -742,7 +590,7 @@ mod tests {
             lines[0].len()
         );
         assert!(lines[0].contains(" more bytes cut)"));
-        let report = verify(log.files()).unwrap();
+        let report = verify(log.source().files().unwrap()).unwrap();
         assert_eq!((report.ok, report.entries), (true, 2), "{report:?}");
     }
 

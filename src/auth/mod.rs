@@ -4,6 +4,7 @@
 //! address; bearer tokens are not (see `check_bearer`).
 
 pub mod limit;
+pub mod robot;
 pub mod shared_failures;
 pub mod token;
 pub mod verify;
@@ -22,7 +23,7 @@ use crate::error::ApiError;
 use crate::net::ClientAddresses;
 use crate::request_id::AccountName;
 use crate::robots::RobotCaller;
-use crate::robots::auth::is_robot_name;
+use crate::robots::caller::is_robot_name;
 use crate::users::model::Role;
 use crate::users::store::UserStore;
 use limit::{FailureLimiter, Throttled};
@@ -169,7 +170,7 @@ async fn check_password(
     let slot = state.limiter.reserve(ip, &user).map_err(throttled)?;
     let result = if is_robot_name(&user) {
         // A robot's secret costs no bcrypt, but its failures count against the same slots.
-        crate::robots::auth::verify(req, &user, &password)
+        robot::verify(req, &user, &password)
             .await
             .map(|(account, robot)| {
                 req.extensions_mut().insert(robot);

@@ -37,11 +37,7 @@ const MAX_CACHED: usize = 10_000;
 /// costlier still is hand-made and would let every failed login hold a thread for minutes.
 pub const MAX_FAILURE_COST: u32 = 16;
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Account {
-    pub username: String,
-    pub role: Role,
-}
+pub use crate::users::model::Account;
 
 #[derive(Debug, Error)]
 pub enum AuthError {
@@ -221,8 +217,32 @@ impl Verifier {
     /// The account these credentials belong to, or `Rejected`, after a bcrypt. Disabled
     /// accounts have no htpasswd line and so fail like unknown ones; the service account
     /// cannot use the API.
+    ///
+    /// In cluster mode a failure is checked once more after re-reading the accounts: an
+    /// account created or a password set through another replica a moment ago must work at
+    /// once (a script creates a user, then logs in through the load balancer).
     pub async fn verify(&self, user: &str, password: &str) -> Result<Account, AuthError> {
         let accounts = self.store.current()?;
+        match self.verify_against(&accounts, user, password).await {
+            Err(AuthError::Rejected) => {}
+            decided => return decided,
+        }
+        let store = Arc::clone(&self.store);
+        let refreshed = run_blocking(move || store.refresh_now()).await??;
+        let now = self.store.current()?;
+        if !refreshed || Arc::ptr_eq(&now, &accounts) {
+            return Err(AuthError::Rejected);
+        }
+        self.verify_against(&now, user, password).await
+    }
+
+    async fn verify_against(
+        &self,
+        accounts: &Arc<Accounts>,
+        user: &str,
+        password: &str,
+    ) -> Result<Account, AuthError> {
+        let accounts = Arc::clone(accounts);
         let failure_cost = self.failure_cost(&accounts);
         let found = usable(&accounts, user).filter(|_| password.len() <= MAX_PASSWORD_BYTES);
         let Some((account, hash)) = found else {

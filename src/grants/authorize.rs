@@ -14,11 +14,11 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use super::model::{Action, Grant, Grants};
 use super::policy::{Principal, allows};
 use super::store::GrantsStore;
-use crate::auth::Account;
 use crate::durable::DurableError;
 use crate::error::ApiError;
 use crate::freeze::WriteFreeze;
 use crate::robots::RobotCaller;
+use crate::users::model::Account;
 use crate::users::model::Role;
 
 /// Whether `principal` may do `action` on `repo` (a valid repository name). Admins may do

@@ -19,6 +19,8 @@ use serde::Deserialize;
 
 use crate::audit::entry::{Entry, Source};
 use crate::audit::files::AuditFiles;
+use crate::audit::source::AuditSource;
+use crate::audit::store_rows;
 
 /// Most (repository, tag) plus (repository, digest) pairs remembered (about 100 bytes each):
 /// ten times 2,000 repositories of 50 tags, pushed and pulled.
@@ -128,6 +130,32 @@ impl Facts {
         facts
     }
 
+    /// The facts of whichever audit chain this configuration has (in cluster mode the
+    /// `audit_log` table, read a page at a time). Unreadable, it is skipped with a warning, as
+    /// an unreadable file is. Blocking.
+    pub fn from_source(source: &AuditSource) -> Facts {
+        let Some(db) = source.database() else {
+            return source.files().map(Facts::from_audit).unwrap_or_default();
+        };
+        let facts = Facts::default();
+        let push = memchr::memmem::Finder::new(PUSH_OR_PULL);
+        let mut index = match facts.index.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let read = store_rows::for_each_row(db, |_, line, _| {
+            if push.find(line.as_bytes()).is_some() {
+                take_line(&mut index, line.as_bytes());
+            }
+            true
+        });
+        drop(index);
+        if let Err(e) = read {
+            log::warn!("retention: reading the audit log: {e}");
+        }
+        facts
+    }
+
     fn scan(&self, path: &Path) -> io::Result<()> {
         let mut reader = BufReader::with_capacity(256 * 1024, File::open(path)?);
         let mut line = Vec::with_capacity(4096);
@@ -135,7 +163,7 @@ impl Facts {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        let push = memchr::memmem::Finder::new(b"\"action\":\"image.pu");
+        let push = memchr::memmem::Finder::new(PUSH_OR_PULL);
         loop {
             line.clear();
             let (read, too_long) = read_line_bounded(&mut reader, &mut line)?;
@@ -145,18 +173,7 @@ impl Facts {
             if too_long || push.find(&line).is_none() {
                 continue;
             }
-            let Ok(l) = serde_json::from_slice::<Line>(&line) else {
-                continue;
-            };
-            apply(
-                &mut index,
-                &l.action,
-                l.source,
-                &l.time,
-                l.image.as_deref(),
-                l.tag.as_deref(),
-                l.digest.as_deref(),
-            );
+            take_line(&mut index, &line);
         }
     }
 
@@ -229,6 +246,25 @@ fn apply(
 
 /// One line into `buf` (without its newline); a line longer than `MAX_LINE` is consumed but
 /// not kept, and reported as too long. Returns the bytes read (0 at the end).
+/// What every line worth parsing contains (`image.push`, `image.pull`).
+const PUSH_OR_PULL: &[u8] = b"\"action\":\"image.pu";
+
+/// Notes one audit line, when it parses.
+fn take_line(index: &mut Index, line: &[u8]) {
+    let Ok(l) = serde_json::from_slice::<Line>(line) else {
+        return;
+    };
+    apply(
+        index,
+        &l.action,
+        l.source,
+        &l.time,
+        l.image.as_deref(),
+        l.tag.as_deref(),
+        l.digest.as_deref(),
+    );
+}
+
 fn read_line_bounded(r: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<(usize, bool)> {
     let mut total = 0;
     let mut too_long = false;

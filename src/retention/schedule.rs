@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveTime, Utc};
+use chrono::Utc;
 
 use super::apply::DEFAULT_MAX_DELETE;
 use super::{Retention, Services};
@@ -16,34 +16,7 @@ use crate::gc;
 /// The actor scheduled runs are audited as.
 pub const ACTOR: &str = "retention-schedule";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Schedule {
-    /// Time of day, UTC.
-    pub at: NaiveTime,
-}
-
-impl Schedule {
-    pub fn parse(text: &str) -> Result<Schedule, String> {
-        let bad =
-            || format!("{text:?} is not a schedule: write daily@HH:MM (UTC), e.g. daily@03:00");
-        let time = text.strip_prefix("daily@").ok_or_else(bad)?;
-        if time.len() != 5 {
-            return Err(bad());
-        }
-        let at = NaiveTime::parse_from_str(time, "%H:%M").map_err(|_| bad())?;
-        Ok(Schedule { at })
-    }
-
-    /// The first run strictly after `now`.
-    pub fn next_after(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        let today = now.date_naive().and_time(self.at).and_utc();
-        if today > now {
-            today
-        } else {
-            today + chrono::Duration::days(1)
-        }
-    }
-}
+pub use crate::schedule::Schedule;
 
 fn entry(action: &str, outcome: Outcome, detail: String) -> Entry {
     let mut e = Entry::new(action, ACTOR, outcome, Source::Api);
@@ -152,34 +125,5 @@ pub async fn run(
         log::info!("retention schedule: next run at {next}");
         tokio::time::sleep(wait).await;
         run_once(&retention, &services, gc_ctx.clone()).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn daily_at_a_time() {
-        let s = Schedule::parse("daily@03:00").unwrap();
-        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
-        assert_eq!(
-            s.next_after(t("2026-01-01T02:00:00Z")),
-            t("2026-01-01T03:00:00Z")
-        );
-        assert_eq!(
-            s.next_after(t("2026-01-01T03:00:00Z")),
-            t("2026-01-02T03:00:00Z")
-        );
-        for bad in [
-            "",
-            "daily",
-            "daily@3:00",
-            "daily@24:00",
-            "weekly@03:00",
-            "daily@03:00 ",
-        ] {
-            assert!(Schedule::parse(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -5,7 +5,7 @@
 //! Token mode only: in htpasswd mode registry:2 checks passwords itself and could not enforce a
 //! robot's scope, so every `/robots` call there is 409 `token_mode_required`.
 
-pub mod auth;
+pub mod caller;
 pub mod cover;
 pub mod error;
 pub mod metrics;
@@ -14,7 +14,7 @@ pub mod routes;
 pub mod secret;
 pub mod store;
 
-pub use auth::RobotCaller;
+pub use caller::RobotCaller;
 pub use error::RobotError;
 pub use model::{ROBOT_PREFIX, Robot, RobotView, Robots};
 pub use routes::routes;

@@ -21,7 +21,6 @@ use super::model::{
 use super::secret;
 use super::store::RobotsStore;
 use crate::audit;
-use crate::auth::Account;
 use crate::blocking::run_blocking;
 use crate::config::{AuthMode, Config};
 use crate::error::ApiError;
@@ -29,6 +28,7 @@ use crate::grants::authorize::{is_self_or_admin, principal_of};
 use crate::grants::model::validate_list;
 use crate::grants::{Grant, GrantSpec, Grants, GrantsStore};
 use crate::http::extract::JsonBody;
+use crate::users::model::Account;
 use crate::users::model::{Accounts, Role};
 use crate::users::store::UserStore;
 

@@ -70,6 +70,8 @@ impl From<r2d2::Error> for DatabaseError {
 
 pub struct Database {
     pool: r2d2::Pool<PostgresConnectionManager<NoTls>>,
+    /// For the one connection outside the pool that waits for change notifications.
+    config: postgres::Config,
     replica_id: String,
     pub(crate) documents: super::rows::DocumentCache,
 }
@@ -94,7 +96,7 @@ impl Database {
                 "-c statement_timeout={} -c idle_in_transaction_session_timeout=30000",
                 STATEMENT_TIMEOUT.as_millis()
             ));
-        let manager = PostgresConnectionManager::new(config, NoTls);
+        let manager = PostgresConnectionManager::new(config.clone(), NoTls);
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
             .min_idle(Some(1))
@@ -102,6 +104,7 @@ impl Database {
             .build_unchecked(manager);
         let db = Database {
             pool,
+            config,
             replica_id: replica_id.to_string(),
             documents: super::rows::DocumentCache::default(),
         };
@@ -127,6 +130,12 @@ impl Database {
     /// A pooled connection, within [`WAIT`]. Blocking.
     pub fn connection(&self) -> Result<Connection, DatabaseError> {
         Ok(self.pool.get()?)
+    }
+
+    /// A connection of its own, outside the pool (the documents refresh keeps one to LISTEN on).
+    /// Blocking.
+    pub fn dedicated_connection(&self) -> Result<postgres::Client, DatabaseError> {
+        Ok(self.config.connect(NoTls)?)
     }
 
     /// Applies the migrations this database lacks, under an advisory lock so replicas

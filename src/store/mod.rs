@@ -14,6 +14,7 @@
 
 pub mod database;
 pub mod rows;
+pub mod token_key;
 
 use std::path::PathBuf;
 use std::sync::Arc;

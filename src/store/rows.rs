@@ -3,10 +3,12 @@
 //!
 //! - A change is one transaction under a PostgreSQL advisory lock named like the file lock it
 //!   replaces ([`Transaction`]): the same critical sections as files mode, across replicas.
-//! - A read outside a change comes from this replica's [`DocumentCache`], which a background
-//!   refresh keeps within [`REFRESH_EVERY`] of the database (a change on one replica is in force
-//!   on all within a second). When the refresh has not worked for [`STALE_AFTER`], reads fail
-//!   with 503 rather than serve accounts a replica can no longer check.
+//! - A read outside a change comes from this replica's [`DocumentCache`]. Every write sends a
+//!   notification on [`CHANNEL`] at commit; each replica listens and re-reads at once, and also
+//!   every [`REFRESH_EVERY`] in case a notification is lost (a change on one replica is in force
+//!   on all within a second, usually within milliseconds). When the refresh has not worked for
+//!   [`STALE_AFTER`], reads fail with 503 rather than serve accounts a replica can no longer
+//!   check.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -17,8 +19,10 @@ use sha2::{Digest, Sha256};
 use super::database::{Connection, Database, DatabaseError};
 use crate::sync::lock;
 
-/// How often each replica looks for documents changed by others.
+/// How often each replica looks for documents changed by others without being told.
 pub const REFRESH_EVERY: Duration = Duration::from_millis(200);
+/// The notification channel a document write is announced on.
+pub const CHANNEL: &str = "registry_admin_documents";
 /// A cache not refreshed for this long is not used.
 pub const STALE_AFTER: Duration = Duration::from_secs(3);
 
@@ -98,14 +102,16 @@ fn poisoned<T>(_: T) -> DatabaseError {
     DatabaseError("document cache lock poisoned".into())
 }
 
-/// Refreshes `db`'s documents every [`REFRESH_EVERY`] until the process ends.
+/// Refreshes `db`'s documents whenever another replica announces a write, and every
+/// [`REFRESH_EVERY`] in any case, until the process ends.
 pub fn spawn_refresh(db: Arc<Database>) {
     let spawned = std::thread::Builder::new()
         .name("documents-refresh".into())
         .spawn(move || {
+            let mut listener: Option<postgres::Client> = None;
             let mut failing = false;
             loop {
-                std::thread::sleep(REFRESH_EVERY);
+                wait_for_news(&db, &mut listener);
                 match db.documents.refresh(&db) {
                     Ok(()) if failing => {
                         log::info!("cluster mode: the database answers again");
@@ -122,6 +128,44 @@ pub fn spawn_refresh(db: Arc<Database>) {
         });
     if let Err(e) = spawned {
         log::error!("cluster mode: cannot start the document refresh: {e}");
+    }
+}
+
+/// Waits up to [`REFRESH_EVERY`] for a write notification (then takes every other one already
+/// queued, so a burst costs one refresh). Without a listening connection, (re)opens one; when
+/// that fails, just waits.
+fn wait_for_news(db: &Database, listener: &mut Option<postgres::Client>) {
+    use postgres::fallible_iterator::FallibleIterator;
+    if listener.is_none() {
+        match db.dedicated_connection() {
+            Ok(mut conn) => match conn.batch_execute(&format!("LISTEN {CHANNEL}")) {
+                Ok(()) => *listener = Some(conn),
+                Err(e) => log::debug!("cluster mode: cannot listen: {e}"),
+            },
+            Err(e) => log::debug!("cluster mode: cannot listen: {e}"),
+        }
+    }
+    let Some(conn) = listener.as_mut() else {
+        std::thread::sleep(REFRESH_EVERY);
+        return;
+    };
+    let broken = {
+        let mut notifications = conn.notifications();
+        let waited = notifications.timeout_iter(REFRESH_EVERY).next();
+        match waited {
+            Ok(Some(_)) => {
+                // Drain what is already there without waiting.
+                while let Ok(Some(_)) = notifications.iter().next() {}
+                false
+            }
+            Ok(None) => false,
+            Err(_) => true,
+        }
+    };
+    if broken {
+        // The connection broke (a database restart): open a new one next time.
+        *listener = None;
+        std::thread::sleep(REFRESH_EVERY);
     }
 }
 
@@ -180,6 +224,9 @@ impl Transaction {
         )?;
         self.written
             .push((name.to_string(), row.get(0), body.to_vec()));
+        // Delivered to the other replicas when (and only if) the transaction commits.
+        self.conn()?
+            .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &name])?;
         Ok(())
     }
 

@@ -9,6 +9,14 @@ use utoipa::ToSchema;
 
 use super::htpasswd::Htpasswd;
 
+/// Who a request is, once authenticated: an account's name and role as they stand now (a robot
+/// acts as role `user` under its own name).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Account {
+    pub username: String,
+    pub role: Role,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {

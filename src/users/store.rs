@@ -179,6 +179,20 @@ impl UserStore {
         }
     }
 
+    /// Cluster mode: re-reads what other replicas changed, now, instead of within the next
+    /// refresh; returns whether there is a database at all. Blocking.
+    pub fn refresh_now(&self) -> Result<bool, StoreError> {
+        match &self.place {
+            Place::Files(_) => Ok(false),
+            Place::Database(db) => {
+                db.documents
+                    .refresh(db)
+                    .map_err(|e| StoreError::File(e.into()))?;
+                Ok(true)
+            }
+        }
+    }
+
     /// Where this store's documents and those that change with them live.
     pub fn place(&self) -> &Place {
         &self.place

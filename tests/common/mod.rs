@@ -454,6 +454,11 @@ impl AppEnv {
 }
 
 impl App {
+    /// The process id, e.g. to pin it to a CPU in a benchmark.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn get(&self, path: &str) -> RequestBuilder {
         client().get(format!("{}{path}", self.url))
     }
