@@ -121,7 +121,13 @@ impl AppState {
         upstream: Upstream,
         audit: Arc<AuditLog>,
     ) -> Result<AppState, String> {
-        let freeze = Arc::new(WriteFreeze::default());
+        // Cluster mode: the freeze, event ids and failed logins are shared through the
+        // database (each starts its own background reader).
+        let database = store.place().database().cloned();
+        let freeze = Arc::new(match &database {
+            Some(db) => WriteFreeze::clustered(Arc::clone(db)),
+            None => WriteFreeze::default(),
+        });
         let metrics = Arc::new(Metrics::default());
         let grants = Arc::new(GrantsStore::at(store.place()));
         let robots = Arc::new(RobotsStore::at(store.place()));
@@ -134,7 +140,10 @@ impl AppState {
         );
         let auth = Arc::new(Authenticator {
             verifier,
-            limiter: Arc::new(FailureLimiter::default()),
+            limiter: Arc::new(match &database {
+                Some(db) => FailureLimiter::default().shared_with(Arc::clone(db)),
+                None => FailureLimiter::default(),
+            }),
             tokens,
             addresses: Arc::clone(&addresses),
         });
@@ -145,8 +154,11 @@ impl AppState {
             Upstream::SelfSigned(issuer) => {
                 // Push and delete tokens that an earlier process signed with this key may still
                 // be valid, and nothing recorded them: a garbage collection must assume one
-                // issued just before this start.
-                freeze.note_write_token(chrono::Utc::now() + issuer.ttl());
+                // issued just before this start. (In cluster mode every replica records its
+                // write tokens in the database before issuing them.)
+                if database.is_none() {
+                    freeze.note_write_token(chrono::Utc::now() + issuer.ttl());
+                }
                 (
                     Arc::new(SelfSignedAuth::new(
                         Arc::clone(&issuer),
@@ -163,6 +175,19 @@ impl AppState {
             Arc::clone(&metrics),
         )?;
         let gc_jobs = Arc::new(gc::Jobs::beside(&store));
+        let seen_events = Arc::new(match &database {
+            Some(db) => {
+                audit::events::spawn_prune(Arc::clone(db));
+                gc::cluster::spawn_watch(
+                    Arc::clone(db),
+                    Arc::clone(&freeze),
+                    Arc::clone(&gc_jobs),
+                    Arc::clone(&audit),
+                );
+                SeenEvents::shared(Arc::clone(db))
+            }
+            None => SeenEvents::default(),
+        });
         let retention = Arc::new(retention::Retention::new(
             retention::store::PolicyStore::at(store.place()),
             retention::Facts::from_source(audit.source()),
@@ -183,7 +208,7 @@ impl AppState {
             registry: Arc::new(registry),
             tag_deletes: Arc::new(TagDeletes::default()),
             audit,
-            seen_events: Arc::new(SeenEvents::default()),
+            seen_events,
             metrics,
             addresses,
             directory,

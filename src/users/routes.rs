@@ -219,14 +219,19 @@ async fn check_current_password(
         return Ok(());
     }
     let ip = auth.addresses.client_ip(req);
+    if let Some(wait) = auth.limiter.throttled_anywhere(ip, user).await? {
+        return Err(retry_after(wait));
+    }
     let slot = auth.limiter.reserve(ip, user).map_err(retry_after)?;
     match auth.verifier.verify(user, &current).await {
         Ok(_) => {
             slot.succeeded();
+            auth.limiter.settled_anywhere(ip, user, false).await;
             Ok(())
         }
         Err(AuthError::Rejected) => {
             slot.failed();
+            auth.limiter.settled_anywhere(ip, user, true).await;
             Err(ApiError::ForbiddenBecause(
                 "\"current_password\" is not the account's password".into(),
             ))
