@@ -11,6 +11,9 @@ COPY Cargo.toml Cargo.lock ./
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && cargo build --release --locked \
     && rm -rf src
+# build.rs embeds every file under ui/ into the binary.
+COPY build.rs ./
+COPY ui ./ui
 COPY src ./src
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked
 

@@ -15,7 +15,7 @@ cargo test --locked "$@"
 
 # The test binaries that start a registry (tests/packaging.rs checks this list against tests/).
 registry_tests=(
-  artifacts audit audit_bounds cli cluster concurrency gc gc_token grants_api hardening_auth
+  artifacts audit audit_bounds cli cluster cluster_gc concurrency gc gc_token grants_api hardening_auth
   hardening_events hardening_files harness htpasswd_interop images operations proxy retention
   robots security startup tag_delete token_mode token_registry users_api users_registry
 )

@@ -55,6 +55,16 @@ impl<T: Serialize + DeserializeOwned + Default + PartialEq + Clone> CachedJsonFi
         Ok(value)
     }
 
+    /// Re-reads under `held`, applies `change`, writes only a real change (no empty document
+    /// is created).
+    pub fn update_when_changed<R, E: From<DurableError>>(
+        &self,
+        held: &LockGuard<'_>,
+        change: impl FnOnce(&mut T) -> Result<R, E>,
+    ) -> Result<R, E> {
+        self.file.update_when_changed(held, change)
+    }
+
     /// Re-reads under `held`, applies `change`, writes if it changed.
     pub fn update<R, E: From<DurableError>>(
         &self,

@@ -86,7 +86,8 @@ pub enum Command {
     /// Copies htpasswd, users.json, grants.json, robots.json, retention.json, the token key and
     /// certificate and the audit files (those that exist) into DIR (empty or new) with a manifest
     /// (backup.json), under the service's locks, so the copy is consistent while the service
-    /// runs. Registry blobs are not included.
+    /// runs. Registry blobs are not included. In cluster mode (DATABASE_URL set) the accounts,
+    /// documents and audit chain come from one snapshot of the database, in the same format.
     Backup {
         /// Where the copy goes; must be empty or not exist.
         dir: PathBuf,

@@ -614,6 +614,22 @@ impl<T: Serialize + DeserializeOwned + Default + PartialEq + Clone> JsonFile<T> 
         Ok(out)
     }
 
+    /// [`JsonFile::update`] that writes only a real change: a document that does not exist and
+    /// stays empty is not created.
+    pub fn update_when_changed<R, E: From<DurableError>>(
+        &self,
+        held: &LockGuard<'_>,
+        change: impl FnOnce(&mut T) -> Result<R, E>,
+    ) -> Result<R, E> {
+        let old = self.read_locked(held)?;
+        let mut new = old.clone();
+        let out = change(&mut new)?;
+        if new != old {
+            self.write(held, &new)?;
+        }
+        Ok(out)
+    }
+
     /// [`JsonFile::update`] under `lock`, taken here and committed. Blocking.
     pub fn modify<R, E: From<DurableError>>(
         &self,

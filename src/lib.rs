@@ -6,6 +6,7 @@ pub mod blocking;
 pub mod bootstrap;
 pub mod cached_json;
 pub mod config;
+pub mod directory;
 pub mod durable;
 pub mod error;
 pub mod freeze;
@@ -79,6 +80,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub addresses: Arc<ClientAddresses>,
     pub grants: Arc<GrantsStore>,
+    /// Accounts, grants and robots as one unit of work (the three stores above).
+    pub directory: Arc<directory::Directory>,
     /// `robots.json`, beside grants.json and written under the same lock.
     pub robots: Arc<RobotsStore>,
     pub freeze: Arc<WriteFreeze>,
@@ -118,9 +121,15 @@ impl AppState {
         upstream: Upstream,
         audit: Arc<AuditLog>,
     ) -> Result<AppState, String> {
-        let freeze = Arc::new(WriteFreeze::default());
+        // Cluster mode: the freeze, event ids and failed logins are shared through the
+        // database (each starts its own background reader).
+        let database = store.place().database().cloned();
+        let freeze = Arc::new(match &database {
+            Some(db) => WriteFreeze::clustered(Arc::clone(db)),
+            None => WriteFreeze::default(),
+        });
         let metrics = Arc::new(Metrics::default());
-        let grants = GrantsStore::at(store.place());
+        let grants = Arc::new(GrantsStore::at(store.place()));
         let robots = Arc::new(RobotsStore::at(store.place()));
         let addresses = Arc::new(ClientAddresses::new(config.trusted_proxies.clone()));
         let verifier = Verifier::new(Arc::clone(&store), config.bcrypt_cost, Arc::clone(&metrics))
@@ -131,7 +140,10 @@ impl AppState {
         );
         let auth = Arc::new(Authenticator {
             verifier,
-            limiter: Arc::new(FailureLimiter::default()),
+            limiter: Arc::new(match &database {
+                Some(db) => FailureLimiter::default().shared_with(Arc::clone(db)),
+                None => FailureLimiter::default(),
+            }),
             tokens,
             addresses: Arc::clone(&addresses),
         });
@@ -142,8 +154,11 @@ impl AppState {
             Upstream::SelfSigned(issuer) => {
                 // Push and delete tokens that an earlier process signed with this key may still
                 // be valid, and nothing recorded them: a garbage collection must assume one
-                // issued just before this start.
-                freeze.note_write_token(chrono::Utc::now() + issuer.ttl());
+                // issued just before this start. (In cluster mode every replica records its
+                // write tokens in the database before issuing them.)
+                if database.is_none() {
+                    freeze.note_write_token(chrono::Utc::now() + issuer.ttl());
+                }
                 (
                     Arc::new(SelfSignedAuth::new(
                         Arc::clone(&issuer),
@@ -160,6 +175,19 @@ impl AppState {
             Arc::clone(&metrics),
         )?;
         let gc_jobs = Arc::new(gc::Jobs::beside(&store));
+        let seen_events = Arc::new(match &database {
+            Some(db) => {
+                audit::events::spawn_prune(Arc::clone(db));
+                gc::cluster::spawn_watch(
+                    Arc::clone(db),
+                    Arc::clone(&freeze),
+                    Arc::clone(&gc_jobs),
+                    Arc::clone(&audit),
+                );
+                SeenEvents::shared(Arc::clone(db))
+            }
+            None => SeenEvents::default(),
+        });
         let retention = Arc::new(retention::Retention::new(
             retention::store::PolicyStore::at(store.place()),
             retention::Facts::from_source(audit.source()),
@@ -168,6 +196,11 @@ impl AppState {
                 None => retention::plan::PlanStore::default(),
             },
         ));
+        let directory = Arc::new(directory::Directory {
+            users: Arc::clone(&store),
+            grants: Arc::clone(&grants),
+            robots: Arc::clone(&robots),
+        });
         Ok(AppState {
             config: Arc::new(config),
             store,
@@ -175,10 +208,11 @@ impl AppState {
             registry: Arc::new(registry),
             tag_deletes: Arc::new(TagDeletes::default()),
             audit,
-            seen_events: Arc::new(SeenEvents::default()),
+            seen_events,
             metrics,
             addresses,
-            grants: Arc::new(grants),
+            directory,
+            grants,
             robots,
             freeze,
             gc_jobs,
@@ -241,6 +275,7 @@ pub fn app(
         .app_data(web::Data::from(Arc::clone(&state.addresses)))
         .app_data(web::Data::from(Arc::clone(&state.grants)))
         .app_data(web::Data::from(Arc::clone(&state.robots)))
+        .app_data(web::Data::from(Arc::clone(&state.directory)))
         .app_data(web::Data::from(Arc::clone(&state.freeze)))
         .app_data(web::Data::from(Arc::clone(&state.gc_jobs)))
         .app_data(web::Data::from(Arc::clone(&state.refusals)))

@@ -2,6 +2,9 @@
 // how long until the repositories page is usable in headless chromium — from navigation start
 // until the list is rendered and counted — and how many bytes the UI's files weigh. Prints
 // markdown rows in the format of scripts/bench.sh.
+import { readdirSync, statSync } from "node:fs";
+import { join, sep } from "node:path";
+import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 const BASE = process.env.BASE_URL;
@@ -69,10 +72,14 @@ for (let i = 0; i < RUNS; i++) {
 }
 await browser.close();
 
-// Every embedded file, as served.
+// Every embedded file, as served: build.rs embeds every file under ui/ but hidden ones.
+const uiDir = fileURLToPath(new URL("../ui/", import.meta.url));
+const files = readdirSync(uiDir, { recursive: true }).filter((f) => !f.split(sep).some((p) => p.startsWith(".")) && statSync(join(uiDir, f)).isFile());
 let total = 0;
-for (const f of ["index.html", "app.js", "app.css", "favicon.svg", "api.html", "api.js", "vendor/swagger-ui-bundle.js", "vendor/swagger-ui.css", "vendor/LICENSE", "vendor/VERSION"]) {
-  total += (await (await fetch(BASE + "/ui/" + f)).arrayBuffer()).byteLength;
+for (const f of files) {
+  const r = await fetch(BASE + "/ui/" + f.split(sep).join("/"));
+  if (!r.ok) throw new Error("/ui/" + f + ": " + r.status);
+  total += (await r.arrayBuffer()).byteLength;
 }
 const ms = (x) => x.toFixed(0) + " ms";
 const kib = (x) => (x / 1024).toFixed(1) + " KiB";

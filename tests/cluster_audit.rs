@@ -413,3 +413,137 @@ fn import_files_needs_a_database_and_an_installation() {
         "0"
     );
 }
+
+#[test]
+fn a_cluster_backup_is_one_snapshot_that_restores_into_files_and_imports_again() {
+    let Some(pg) = Postgres::start() else { return };
+    let url = pg.database("backup");
+    let dir = tempfile::tempdir().unwrap();
+    let (a, env) = replica(dir.path(), "a", &url);
+    create_user(&a, "gina");
+    let (status, body) = json(
+        a.as_admin(Method::PUT, "/users/gina/grants")
+            .json(&json!({"grants": [{"repository": "gina/**", "actions": ["pull"]}]}))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let shown = entries(&page(&a, "?limit=1000"));
+
+    let bk = dir.path().join("bk");
+    let out = cli(&env, &["backup", &bk.display().to_string()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let mut names: Vec<String> = std::fs::read_dir(&bk)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "audit.log",
+            "backup.json",
+            "grants.json",
+            "htpasswd",
+            "token.crt",
+            "token.key",
+            "users.json"
+        ]
+    );
+    let mut lines = lines_of(&bk.join("audit.log"));
+    lines.reverse();
+    assert_eq!(lines, shown, "the chain as it stood");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(bk.join("backup.json")).unwrap()).unwrap();
+    assert_eq!(manifest["audit_entries"], shown.len());
+
+    // Restore writes files: refused in cluster mode, nothing changed.
+    let refused = cli(&env, &["restore", &bk.display().to_string()]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("import-files"),
+        "{}",
+        text(&refused)
+    );
+
+    // Into files mode, then into a new database.
+    let home = dir.path().join("home");
+    let files = files_env(&home);
+    let restored = cli(&files, &["restore", &bk.display().to_string()]);
+    assert!(restored.status.success(), "{}", text(&restored));
+    let url2 = pg.database("restored");
+    let imported = cli(
+        &files
+            .clone()
+            .set("DATABASE_URL", &url2)
+            .set("TOKEN_SECRET", TOKEN_SECRET),
+        &["import-files"],
+    );
+    assert!(imported.status.success(), "{}", text(&imported));
+    let (b, _) = replica(&home, "b", &url2);
+    api_token(&b, "gina", "audit-secret-1");
+    let checked = verify(&b);
+    assert_eq!(checked["ok"], true, "{checked}");
+    // The same chain, continued by the restore's and the import's entries, then gina's login.
+    let again = entries(&page(&b, "?limit=1000"));
+    assert_eq!(again[again.len() - shown.len()..], shown[..]);
+    let newest: Vec<&str> = again[..again.len() - shown.len()]
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert_eq!(newest, ["auth.token", "cluster.import", "backup.restore"]);
+}
+
+/// `reset-password USER` with `password` as the first line of stdin, in `env`.
+fn reset_password(env: &AppEnv, user: &str, password: &str) -> Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_registry-admin"));
+    cmd.env_clear()
+        .args(["reset-password", user])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in &env.vars {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("run registry-admin");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(format!("{password}\n").as_bytes()).unwrap();
+    drop(stdin);
+    child.wait_with_output().expect("reset-password")
+}
+
+#[test]
+fn reset_password_in_cluster_mode_changes_the_database_and_audits_in_its_chain() {
+    let Some(pg) = Postgres::start() else { return };
+    let url = pg.database("reset");
+    let dir = tempfile::tempdir().unwrap();
+    let (a, env) = replica(dir.path(), "a", &url);
+    create_user(&a, "hank");
+    let out = reset_password(&env, "hank", "hank-new-secret-2");
+    assert!(out.status.success(), "{}", text(&out));
+    api_token(&a, "hank", "hank-new-secret-2");
+    let (status, _) = json(
+        a.request(Method::POST, "/auth/token")
+            .basic_auth("hank", Some("audit-secret-1"))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 401, "the old password no longer works");
+    let changed: Vec<Value> = entries(&page(&a, "?action=user.password"));
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert_eq!(
+        (&changed[0]["user"], &changed[0]["source"]),
+        (&json!("hank"), &json!("cli"))
+    );
+    assert_eq!(verify(&a)["ok"], true);
+    // Nothing went to the files AUDIT_LOG_PATH names.
+    let log = env
+        .vars
+        .iter()
+        .find(|(k, _)| k == "AUDIT_LOG_PATH")
+        .map(|(_, v)| std::path::PathBuf::from(v))
+        .unwrap();
+    assert!(!log.exists(), "{}", log.display());
+}

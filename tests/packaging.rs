@@ -62,6 +62,20 @@ fn dockerfile_is_multi_stage_cached_non_root_and_health_checked() {
         "dependencies build in a layer before the sources"
     );
     assert!(build.iter().any(|i| i.contains("--locked")));
+    // What the crate compiles in from outside src/ must be in the image's build context too:
+    // build.rs, and the ui/ files it embeds.
+    for needed in ["build.rs", "ui"] {
+        let copied = build
+            .iter()
+            .any(|i| i.starts_with("COPY ") && i.split_whitespace().nth(1) == Some(needed));
+        assert!(copied, "the build stage copies {needed}");
+        assert!(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(needed)
+                .exists(),
+            "{needed} exists"
+        );
+    }
 
     assert!(runtime[0].contains("slim"), "slim runtime: {}", runtime[0]);
     let user = runtime

@@ -9,7 +9,7 @@
 use crate::sync::lock;
 use std::collections::{HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::http::{StatusCode, header};
@@ -26,10 +26,12 @@ use super::burst::{BurstTracker, Verdict, Who, summary_detail};
 use super::entry::{Entry, Outcome, Source, clean, format_time};
 use super::writer::AuditLog;
 use crate::auth::Authenticator;
+use crate::blocking::run_blocking;
 use crate::bootstrap::SERVICE_ACCOUNT;
 use crate::config::{AuthMode, Config};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::store::{Database, DatabaseError};
 
 /// Notifications carry every layer of a manifest as a reference, so they may be larger than
 /// API bodies; refusing one would stall the registry's queue, which retries forever.
@@ -57,13 +59,58 @@ const MANIFEST_TYPES: [&str; 6] = [
     "application/vnd.docker.distribution.manifest.v1+prettyjws",
 ];
 
-/// Event ids already recorded, oldest forgotten first.
+/// Cluster mode: how long an event id is remembered in `seen_events`. registry:2 retries an
+/// event until it is accepted, from a queue that lives only as long as the registry process;
+/// a day covers any retry of a registry that is still up.
+pub const SHARED_IDS_KEPT: Duration = Duration::from_secs(24 * 3600);
+/// How often old ids are removed from `seen_events`.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Event ids already recorded, oldest forgotten first. In cluster mode the ids are the
+/// database's `seen_events`, so a retry delivered to another replica is recognised too.
 #[derive(Default)]
 pub struct SeenEvents {
     inner: Mutex<(HashSet<String>, VecDeque<String>)>,
+    database: Option<Arc<Database>>,
 }
 
 impl SeenEvents {
+    /// Cluster mode: ids in the database (and pruned there by [`spawn_prune`]).
+    pub fn shared(database: Arc<Database>) -> SeenEvents {
+        SeenEvents {
+            inner: Mutex::default(),
+            database: Some(database),
+        }
+    }
+
+    /// [`Self::claim`], across replicas in cluster mode: one `INSERT … ON CONFLICT DO
+    /// NOTHING`, so of several deliveries of one event, wherever they arrive, one gets `true`.
+    async fn claim_anywhere(&self, id: &str) -> Result<bool, ApiError> {
+        let Some(db) = self.database.clone() else {
+            return Ok(self.claim(id));
+        };
+        let id = id.to_string();
+        Ok(run_blocking(move || claim_shared(&db, &id)).await??)
+    }
+
+    /// [`Self::release`], across replicas in cluster mode.
+    async fn release_anywhere(&self, id: &str) {
+        let Some(db) = self.database.clone() else {
+            return self.release(id);
+        };
+        let id = id.to_string();
+        let released = run_blocking(move || {
+            db.connection()?
+                .execute("DELETE FROM seen_events WHERE id = $1", &[&id])
+                .map_err(DatabaseError::from)
+        })
+        .await;
+        if !matches!(released, Ok(Ok(_))) {
+            // The retry will be taken for a repeat; the log says which event was lost.
+            log::error!("could not release a registry event id after a failed write");
+        }
+    }
+
     /// Marks `id` as recorded; false when it already was. One lock around the check and the
     /// insert, so of several concurrent deliveries of one event exactly one gets `true`.
     fn claim(&self, id: &str) -> bool {
@@ -89,6 +136,40 @@ impl SeenEvents {
         {
             g.1.remove(pos);
         }
+    }
+}
+
+fn claim_shared(db: &Database, id: &str) -> Result<bool, DatabaseError> {
+    let inserted = db.connection()?.execute(
+        "INSERT INTO seen_events (id) VALUES ($1) ON CONFLICT (id) DO NOTHING",
+        &[&id],
+    )?;
+    Ok(inserted == 1)
+}
+
+/// Removes ids older than [`SHARED_IDS_KEPT`]; returns how many. Blocking.
+pub fn prune_shared(db: &Database) -> Result<u64, DatabaseError> {
+    Ok(db.connection()?.execute(
+        "DELETE FROM seen_events WHERE seen_at < now() - make_interval(secs => $1)",
+        &[&SHARED_IDS_KEPT.as_secs_f64()],
+    )?)
+}
+
+/// Cluster mode: prunes `seen_events` every minute until the process ends. Every replica does
+/// it; a delete of rows another replica already removed costs nothing.
+pub fn spawn_prune(db: Arc<Database>) {
+    let spawned = std::thread::Builder::new()
+        .name("seen-events-prune".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(PRUNE_EVERY);
+                if let Err(e) = prune_shared(&db) {
+                    log::warn!("cluster mode: pruning old event ids: {e}");
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        log::error!("cluster mode: cannot start pruning event ids: {e}");
     }
 }
 
@@ -345,7 +426,7 @@ pub async fn receive(
         // Dropped rather than refused: a refusal makes registry:2 retry the POST forever,
         // holding up every event behind it.
         let id = event.id.as_str();
-        if id.len() > MAX_EVENT_ID || (!id.is_empty() && !seen_events.claim(id)) {
+        if id.len() > MAX_EVENT_ID || (!id.is_empty() && !seen_events.claim_anywhere(id).await?) {
             dropped += 1;
             continue;
         }
@@ -355,7 +436,7 @@ pub async fn receive(
         }
         if let Err(e) = audit.record(entry).await {
             if !id.is_empty() {
-                seen_events.release(id);
+                seen_events.release_anywhere(id).await;
             }
             // 503: registry:2 keeps the event in its queue and sends it again; ids already
             // recorded from this envelope are then recognised as repeats.

@@ -78,28 +78,38 @@ impl AuditSource {
     }
 
     /// Writes the whole chain to `out` as audit.log lines, oldest first: the files copied as
-    /// they are, in order, under the writers' lock (so no half-written batch is copied); or the
-    /// table's rows, a page at a time. Returns the bytes written. Blocking.
+    /// they are, in order, `audit.log` under the writers' lock (so no half-written batch is
+    /// copied); or the table's rows, a page at a time. Returns the bytes written. Blocking.
     pub fn export(&self, out: &mut dyn Write) -> Result<u64, ReadError> {
         match self {
             AuditSource::Files { files, .. } => {
-                let io_err = |path: PathBuf| move |source| ReadError::Io { path, source };
+                let mut copy = |path: PathBuf| -> Result<u64, ReadError> {
+                    let mut file = match std::fs::File::open(&path) {
+                        Ok(f) => f,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+                        Err(source) => return Err(ReadError::Io { path, source }),
+                    };
+                    // io::copy does not say which side failed; the source is the likelier.
+                    io::copy(&mut file, out).map_err(|source| ReadError::Io { path, source })
+                };
+                // Rotated files never change: copied first, without keeping writers waiting.
+                let mut total = 0;
+                let mut copied = Vec::new();
+                for n in files.rotated() {
+                    total += copy(files.numbered(n))?;
+                    copied.push(n);
+                }
                 let _lock = writer::lock_files(files).map_err(|e| ReadError::Io {
                     path: files.current().to_path_buf(),
                     source: io::Error::other(e.to_string()),
                 })?;
-                let mut total = 0;
-                for (_, path) in files.all() {
-                    let mut file = match std::fs::File::open(&path) {
-                        Ok(f) => f,
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                        Err(e) => return Err(io_err(path)(e)),
-                    };
-                    total += io::copy(&mut file, out).map_err(|e| {
-                        // io::copy does not say which side failed; the source is the likelier.
-                        ReadError::Io { path, source: e }
-                    })?;
+                // A rotation may have happened since.
+                for n in files.rotated() {
+                    if !copied.contains(&n) {
+                        total += copy(files.numbered(n))?;
+                    }
                 }
+                total += copy(files.current().to_path_buf())?;
                 Ok(total)
             }
             AuditSource::Database(db) => {

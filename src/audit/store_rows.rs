@@ -124,16 +124,33 @@ pub fn insert_sealed(
     insert_rows(tx, &seqs, &text, &hashes)
 }
 
-/// Calls `visit` with each row `(seq, line, hash)`, oldest first, a page at a
-/// time, until it returns `false`. Blocking.
+/// Calls `visit` with each row `(seq, line, hash)`, oldest first, a page at a time, until it
+/// returns `false`. Blocking.
 pub fn for_each_row(
     db: &Database,
-    mut visit: impl FnMut(i64, &str, &str) -> bool,
+    visit: impl FnMut(i64, &str, &str) -> bool,
 ) -> Result<(), DatabaseError> {
     let mut conn = db.connection()?;
-    let mut after = 0i64;
+    for_each_row_in(&mut *conn, visit)
+}
+
+/// [`for_each_row`] through `client`: inside a transaction, the rows of its snapshot.
+pub fn for_each_row_in(
+    client: &mut impl postgres::GenericClient,
+    visit: impl FnMut(i64, &str, &str) -> bool,
+) -> Result<(), DatabaseError> {
+    for_each_row_after(client, 0, visit)
+}
+
+/// [`for_each_row_in`] from the row after `seq` on.
+pub fn for_each_row_after(
+    client: &mut impl postgres::GenericClient,
+    seq: i64,
+    mut visit: impl FnMut(i64, &str, &str) -> bool,
+) -> Result<(), DatabaseError> {
+    let mut after = seq;
     loop {
-        let rows = conn.query(
+        let rows = client.query(
             "SELECT seq, line, hash FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
             &[&after, &PAGE],
         )?;

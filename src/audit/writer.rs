@@ -34,6 +34,9 @@ use super::store_rows::RowSink;
 use crate::error::{ErrorCode, StatusCode};
 use crate::store::{Database, DatabaseError};
 
+/// The host-side commands append to and lock the files through these.
+pub use super::store_files::{AuditLock, append, lock_files, lock_path, reserve};
+
 /// Most entries one group commit takes.
 const MAX_BATCH: usize = 4096;
 /// Longest wait for a reservation before the request is refused.
@@ -314,8 +317,6 @@ impl<S: Sink> Writer<S> {
         }
     }
 }
-
-pub use super::store_files::{AuditLock, append, lock_files, lock_path, reserve};
 
 impl AuditLog {
     /// Opens the log, continues the chain from the last whole entry, records a torn last line

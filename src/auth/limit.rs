@@ -15,6 +15,10 @@
 //! costs no more than a short one), and past `MAX_TRACKED` keys the least recently active ones
 //! are forgotten.
 
+use super::shared_failures::{SharedFailures, spawn_refresh};
+use crate::blocking::run_blocking;
+use crate::error::ApiError;
+use crate::store::Database;
 use crate::sync::lock;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
@@ -41,7 +45,7 @@ pub const NAME_KEY_BYTES: usize = 64;
 type NameKey = [u8; 16];
 type Pair = (IpAddr, NameKey);
 
-fn name_key(user: &str) -> NameKey {
+pub(crate) fn name_key(user: &str) -> NameKey {
     let bytes = user.as_bytes();
     let digest = Sha256::digest(&bytes[..bytes.len().min(NAME_KEY_BYTES)]);
     let mut key = [0u8; 16];
@@ -104,6 +108,8 @@ pub struct FailureLimiter {
     window: Duration,
     max_tracked: usize,
     book: Mutex<Book>,
+    /// Cluster mode: the counts every replica shares.
+    shared: Option<Arc<SharedFailures>>,
 }
 
 impl Default for FailureLimiter {
@@ -168,6 +174,63 @@ impl FailureLimiter {
             window,
             max_tracked: MAX_TRACKED,
             book: Mutex::new(Book::default()),
+            shared: None,
+        }
+    }
+
+    /// Cluster mode: failures also count in `db`'s `auth_failures`, across replicas (a
+    /// background thread keeps this replica's hint of them current).
+    pub fn shared_with(mut self, db: Arc<Database>) -> FailureLimiter {
+        let shared = Arc::new(SharedFailures::new(
+            db,
+            self.pair_limit,
+            self.address_limit,
+            self.window,
+            self.max_tracked,
+        ));
+        spawn_refresh(Arc::clone(&shared));
+        self.shared = Some(shared);
+        self
+    }
+
+    /// Cluster mode, before a credential check (remembered passwords included): how long to
+    /// wait when the pair or the address is at its limit across replicas. Costs a round trip
+    /// only for a key that has failures somewhere; nothing in files mode.
+    pub async fn throttled_anywhere(
+        &self,
+        ip: IpAddr,
+        user: &str,
+    ) -> Result<Option<Throttled>, ApiError> {
+        let Some(shared) = self.shared.clone().filter(|s| s.flagged(ip, user)) else {
+            return Ok(None);
+        };
+        let user = user.to_string();
+        Ok(run_blocking(move || shared.throttled(ip, &user)).await??)
+    }
+
+    /// Cluster mode, after a check: counts a failure where every replica sees it, or starts
+    /// a succeeding pair afresh there. A database that cannot be written is logged: the local
+    /// count still holds.
+    pub async fn settled_anywhere(&self, ip: IpAddr, user: &str, failed: bool) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        if !failed && !shared.flagged(ip, user) {
+            return;
+        }
+        let user = user.to_string();
+        let result = run_blocking(move || {
+            if failed {
+                shared.failed(ip, &user)
+            } else {
+                shared.succeeded(ip, &user)
+            }
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => log::warn!("cluster mode: recording a login's outcome: {e}"),
+            Err(e) => log::warn!("cluster mode: recording a login's outcome: {e}"),
         }
     }
 

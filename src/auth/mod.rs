@@ -5,6 +5,7 @@
 
 pub mod limit;
 pub mod robot;
+pub mod shared_failures;
 pub mod token;
 pub mod verify;
 
@@ -157,6 +158,9 @@ async fn check_password(
     if let Some(wait) = state.limiter.throttled(ip, &user) {
         return Err(throttled(wait));
     }
+    if let Some(wait) = state.limiter.throttled_anywhere(ip, &user).await? {
+        return Err(throttled(wait));
+    }
     if !is_robot_name(&user)
         && let Some(account) = state.verifier.remembered(&user, &password)?
     {
@@ -178,10 +182,12 @@ async fn check_password(
     match result {
         Ok(account) => {
             slot.succeeded();
+            state.limiter.settled_anywhere(ip, &user, false).await;
             Ok(accept(req, account, Scheme::Basic))
         }
         Err(AuthError::Rejected) => {
             slot.failed();
+            state.limiter.settled_anywhere(ip, &user, true).await;
             req.extensions_mut().insert(AuthAttempt(user));
             Err(ApiError::CredentialsRejected)
         }

@@ -10,15 +10,14 @@ use chrono::{DateTime, Duration, Utc};
 use super::{Account, AuthError};
 use crate::audit::AuditLog;
 use crate::audit::entry::{Entry, Outcome, Source};
-use crate::blocking::run_blocking;
 use crate::config::{AuthMode, Config};
+use crate::directory::Directory;
 use crate::net::ClientAddresses;
 use crate::robots::RobotCaller;
 use crate::robots::caller::{Refusal, decide};
 use crate::robots::model::split_name;
-use crate::robots::store::RobotsStore;
 use crate::users::model::Role;
-use crate::users::store::{StoreError, UserStore};
+use crate::users::store::StoreError;
 
 /// `last_used_at` is written at most this often per robot.
 const LAST_USED_EVERY: Duration = Duration::seconds(60);
@@ -41,8 +40,8 @@ pub async fn verify(
     if config.auth_mode != AuthMode::Token || split_name(name).is_none() {
         return Err(AuthError::Rejected);
     }
-    let robots_store = data::<RobotsStore>(req)?;
-    let users = data::<UserStore>(req)?;
+    let directory = data::<Directory>(req)?.into_inner();
+    let (robots_store, users) = (&directory.robots, &directory.users);
     let robots = robots_store.current().map_err(StoreError::from)?;
     let accounts = users.current()?;
     let now = Utc::now();
@@ -52,7 +51,7 @@ pub async fn verify(
                 .get(name)
                 .is_none_or(|r| r.last_used_at.is_none_or(|t| now - t >= LAST_USED_EVERY));
             if stale && robots_store.claim_touch(name, now, LAST_USED_EVERY) {
-                touch(&users, &robots_store, name, now).await;
+                touch(&directory, name, now).await;
             }
             let account = Account {
                 username: caller.name.clone(),
@@ -61,7 +60,7 @@ pub async fn verify(
             Ok((account, caller))
         }
         Err(Refusal::Expired { reported: false }) => {
-            report_expired(req, &users, &robots_store, name, now).await;
+            report_expired(req, &directory, name, now).await;
             Err(AuthError::Rejected)
         }
         Err(_) => Err(AuthError::Rejected),
@@ -69,23 +68,17 @@ pub async fn verify(
 }
 
 /// Sets `last_used_at`; a failure is logged, never the request's failure.
-async fn touch(users: &Arc<UserStore>, robots: &Arc<RobotsStore>, name: &str, now: DateTime<Utc>) {
-    let (users, robots, name) = (Arc::clone(users), Arc::clone(robots), name.to_string());
-    let done = run_blocking(move || {
-        users.modify_with(|_, held| {
-            robots.update(held, |r| {
-                if let Some(robot) = r.robots.get_mut(&name) {
-                    robot.last_used_at = Some(now);
-                }
-                Ok::<(), StoreError>(())
-            })
+async fn touch(directory: &Arc<Directory>, name: &str, now: DateTime<Utc>) {
+    let name = name.to_string();
+    let done = directory
+        .change(move |_, _, robots| {
+            if let Some(robot) = robots.robots.get_mut(&name) {
+                robot.last_used_at = Some(now);
+            }
+            Ok::<(), crate::error::ApiError>(())
         })
-    })
-    .await;
-    if let Err(e) = done
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()))
-    {
+        .await;
+    if let Err(e) = done {
         log::warn!("could not record a robot's last use: {e}");
     }
 }
@@ -94,32 +87,24 @@ async fn touch(users: &Arc<UserStore>, robots: &Arc<RobotsStore>, name: &str, no
 /// `robot.expired`.
 async fn report_expired(
     req: &HttpRequest,
-    users: &Arc<UserStore>,
-    robots: &Arc<RobotsStore>,
+    directory: &Arc<Directory>,
     name: &str,
     now: DateTime<Utc>,
 ) {
-    let (u, r, n) = (Arc::clone(users), Arc::clone(robots), name.to_string());
-    let first = run_blocking(move || {
-        u.modify_with(|_, held| {
-            r.update(held, |all| {
-                Ok::<bool, StoreError>(match all.robots.get_mut(&n) {
-                    Some(robot) if robot.is_expired(now) && !robot.expiry_reported => {
-                        robot.expiry_reported = true;
-                        true
-                    }
-                    _ => false,
-                })
+    let n = name.to_string();
+    let first = directory
+        .change(move |_, _, all| {
+            Ok::<bool, crate::error::ApiError>(match all.robots.get_mut(&n) {
+                Some(robot) if robot.is_expired(now) && !robot.expiry_reported => {
+                    robot.expiry_reported = true;
+                    true
+                }
+                _ => false,
             })
         })
-    })
-    .await;
+        .await;
     let first = match first {
-        Ok(Ok(first)) => first,
-        Ok(Err(e)) => {
-            log::warn!("could not record a robot's expiry: {e}");
-            false
-        }
+        Ok(first) => first,
         Err(e) => {
             log::warn!("could not record a robot's expiry: {e}");
             false
@@ -131,7 +116,8 @@ async fn report_expired(
     let Some(audit) = req.app_data::<web::Data<AuditLog>>() else {
         return;
     };
-    let expired_at = robots
+    let expired_at = directory
+        .robots
         .current()
         .ok()
         .and_then(|all| all.get(name).and_then(|r| r.expires_at))

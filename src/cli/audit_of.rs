@@ -2,6 +2,8 @@
 //! `DATABASE_URL` is set (cluster mode), else the files of `AUDIT_LOG_PATH` — the choice the
 //! service makes at start.
 
+use std::sync::Arc;
+
 use registry_admin::audit::files::AuditFiles;
 use registry_admin::audit::source::AuditSource;
 use registry_admin::config::Config;
@@ -24,7 +26,7 @@ pub const SETTINGS: &[&str] = &[
 const POOL_SIZE: u32 = 2;
 
 /// The database of cluster mode, migrated; `None` in files mode. Blocking.
-pub fn database(config: &Config) -> Result<Option<std::sync::Arc<Database>>, CliError> {
+pub fn database(config: &Config) -> Result<Option<Arc<Database>>, CliError> {
     let Some(cluster) = &config.cluster else {
         return Ok(None);
     };
@@ -35,11 +37,16 @@ pub fn database(config: &Config) -> Result<Option<std::sync::Arc<Database>>, Cli
 
 /// The chain of this configuration. Blocking.
 pub fn open(config: &Config) -> Result<AuditSource, CliError> {
-    Ok(match database(config)? {
-        Some(db) => AuditSource::Database(db),
+    Ok(source(config, database(config)?.as_ref()))
+}
+
+/// The chain in `db` (cluster mode, already open), else the files of `config`.
+pub fn source(config: &Config, db: Option<&Arc<Database>>) -> AuditSource {
+    match db {
+        Some(db) => AuditSource::Database(Arc::clone(db)),
         None => AuditSource::Files {
             files: AuditFiles::new(&config.audit_log_path),
             max_bytes: config.audit_max_bytes,
         },
-    })
+    }
 }

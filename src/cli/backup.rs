@@ -1,5 +1,9 @@
 //! `backup DIR` and `restore DIR`.
 //!
+//! In cluster mode (`DATABASE_URL`) `backup` reads the documents and the audit chain from the
+//! database in one snapshot and writes the same format; `restore` refuses to run there (it puts
+//! files back): a cluster backup is restored into files mode, then loaded with `import-files`.
+//!
 //! A backup is a directory of plain copies plus `backup.json`, a manifest of every file's kind,
 //! size and SHA-256 and the number of audit entries. The account files and the current audit
 //! log are copied under the htpasswd lock and the audit lock, the two locks every writer takes,
@@ -50,7 +54,10 @@ use registry_admin::token::key::TokenKey;
 use registry_admin::users::htpasswd::Htpasswd;
 use registry_admin::users::model::Metadata;
 
-use super::{CliError, io_err, os_actor, settings};
+use registry_admin::audit::store_rows;
+use registry_admin::store::{Database, DatabaseError};
+
+use super::{CliError, audit_of, io_err, os_actor, settings};
 
 const FORMAT: &str = "registry-admin-backup/1";
 const MANIFEST: &str = "backup.json";
@@ -322,6 +329,9 @@ fn prepare_empty_dir(dir: &Path) -> Result<(), CliError> {
 
 pub fn backup(dir: &Path) -> Result<ExitCode, CliError> {
     let layout = Layout::from_env()?;
+    if let Some(db) = audit_of::database(&settings(audit_of::SETTINGS)?)? {
+        return backup_database(&db, &layout, dir);
+    }
     if !layout.htpasswd.exists() {
         return Err(CliError::Refused(format!(
             "nothing to back up: {} (HTPASSWD_PATH) does not exist",
@@ -368,6 +378,113 @@ pub fn backup(dir: &Path) -> Result<ExitCode, CliError> {
         }
         copy(Kind::Audit, audit_backup_name(None), layout.audit.current())?;
     }
+    finish(dir, files)
+}
+
+/// Cluster mode: the documents and the audit chain as one snapshot of the database (one
+/// read-only, repeatable-read transaction), written as the files a files-mode backup holds, and
+/// the token key and certificate from their files. The same format: `restore` puts it back into
+/// a files-mode installation, and `import-files` moves that into an empty database.
+fn backup_database(db: &Database, layout: &Layout, dir: &Path) -> Result<ExitCode, CliError> {
+    prepare_empty_dir(dir)?;
+    let mut files = Vec::new();
+    let mut conn = db.connection()?;
+    let mut tx = conn
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .map_err(DatabaseError::from)?;
+    for (kind, name) in [
+        (Kind::Htpasswd, "htpasswd"),
+        (Kind::Users, "users.json"),
+        (Kind::Grants, "grants.json"),
+        (Kind::Robots, ROBOTS_NAME),
+        (Kind::Retention, RETENTION_NAME),
+    ] {
+        let row = tx
+            .query_opt("SELECT body FROM documents WHERE name = $1", &[&name])
+            .map_err(DatabaseError::from)?;
+        let Some(row) = row else {
+            if kind == Kind::Htpasswd {
+                return Err(CliError::Refused(
+                    "nothing to back up: the database holds no accounts".into(),
+                ));
+            }
+            continue;
+        };
+        let body: Vec<u8> = row.get(0);
+        let (size, sha256) = write_new(&dir.join(name), |out| out.write_all(&body))?;
+        files.push(FileRecord {
+            name: name.to_string(),
+            kind,
+            size,
+            sha256,
+        });
+    }
+    let audit = dir.join(AUDIT_NAME);
+    let (size, sha256) = write_new(&audit, |out| {
+        let mut failed = Ok(());
+        store_rows::for_each_row_in(&mut tx, |_, line, _| {
+            failed = out
+                .write_all(line.as_bytes())
+                .and_then(|()| out.write_all(b"\n"));
+            failed.is_ok()
+        })
+        .map_err(io::Error::other)?;
+        failed
+    })?;
+    files.push(FileRecord {
+        name: AUDIT_NAME.to_string(),
+        kind: Kind::Audit,
+        size,
+        sha256,
+    });
+    tx.commit().map_err(DatabaseError::from)?;
+    for (kind, name, path) in [
+        (Kind::TokenKey, "token.key", &layout.token_key),
+        (Kind::TokenCert, "token.crt", &layout.token_cert),
+    ] {
+        if let Some((size, sha256)) = copy_new(path, &dir.join(name))? {
+            files.push(FileRecord {
+                name: name.to_string(),
+                kind,
+                size,
+                sha256,
+            });
+        }
+    }
+    finish(dir, files)
+}
+
+/// Creates `dst` (mode 0600), lets `fill` write it, syncs it; its size and SHA-256.
+fn write_new(
+    dst: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<(u64, String), CliError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dst)
+        .map_err(io_err(dst))?;
+    let mut out = Hashing {
+        inner: io::BufWriter::new(file),
+        hasher: Sha256::new(),
+        len: 0,
+    };
+    fill(&mut out).map_err(io_err(dst))?;
+    let (len, sha256) = (out.len, hex::encode(out.hasher.finalize()));
+    let file = out
+        .inner
+        .into_inner()
+        .map_err(|e| io_err(dst)(e.into_error()))?;
+    file.sync_all().map_err(io_err(dst))?;
+    Ok((len, sha256))
+}
+
+/// Checks the copied chain, then writes the manifest: what makes `dir` a backup.
+fn finish(dir: &Path, files: Vec<FileRecord>) -> Result<ExitCode, CliError> {
     let report = verify(&AuditFiles::new(dir.join(AUDIT_NAME))).map_err(io_err(dir))?;
     if let Some(bad) = &report.first_bad_line {
         return Err(CliError::Refused(format!(
@@ -688,6 +805,15 @@ fn move_audit_aside(audit: &AuditFiles) -> Result<Option<PathBuf>, CliError> {
 
 pub fn restore(dir: &Path) -> Result<ExitCode, CliError> {
     let layout = Layout::from_env()?;
+    if settings(audit_of::SETTINGS)?.cluster.is_some() {
+        // Putting files back would change nothing the replicas read.
+        return Err(CliError::Refused(
+            "restore puts files back, and cluster mode keeps its state in the database: restore \
+             without DATABASE_URL into a files-mode installation, then load that into an empty \
+             database with import-files"
+                .into(),
+        ));
+    }
     let (manifest, planned) = plan(&layout, dir)?;
     // On a fresh host the directory of HTPASSWD_PATH, where the accounts lock lives, and the
     // audit log's, whose free space is checked, may not exist yet.

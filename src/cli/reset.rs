@@ -1,6 +1,7 @@
 //! `reset-password USER [--admin]`: the way back in when every admin password is lost. It goes
 //! through `UserStore::modify` (the service's lock, atomic replace with an mtime bump), so
-//! registry:2 and a running service see the new password at once.
+//! registry:2 and a running service see the new password at once. In cluster mode it changes the
+//! account in the database, audited in the database's chain.
 
 use std::io::{self, BufRead, Read};
 use std::process::ExitCode;
@@ -12,7 +13,6 @@ use rand::Rng;
 use rand::distr::Alphanumeric;
 
 use registry_admin::audit::entry::{Entry, Outcome, Source};
-use registry_admin::audit::writer;
 use registry_admin::bootstrap::SERVICE_ACCOUNT;
 use registry_admin::robots::ROBOT_PREFIX;
 use registry_admin::users::htpasswd::bcrypt_hash;
@@ -20,7 +20,7 @@ use registry_admin::users::model::{Accounts, Refusal, Role};
 use registry_admin::users::store::{StoreError, UserStore};
 use registry_admin::users::validate;
 
-use super::{CliError, os_actor, settings};
+use super::{CliError, audit_of, os_actor, settings};
 
 /// Longest first line read from stdin; far above the longest valid password, so a longer line
 /// is refused as too long by the password rules rather than cut.
@@ -39,12 +39,9 @@ struct Reset {
 }
 
 pub fn run(user: &str, admin: bool, from_terminal: bool) -> Result<ExitCode, CliError> {
-    let config = settings(&[
-        "HTPASSWD_PATH",
-        "AUDIT_LOG_PATH",
-        "AUDIT_MAX_BYTES",
-        "BCRYPT_COST",
-    ])?;
+    let mut names = vec!["HTPASSWD_PATH", "BCRYPT_COST"];
+    names.extend_from_slice(audit_of::SETTINGS);
+    let config = settings(&names)?;
     validate::username(user).map_err(|e| CliError::Refused(e.to_string()))?;
     // As `POST /users` refuses them: a robot has a secret, not a password, and an htpasswd line
     // for it would let it past its grants and expiry wherever registry:2 reads htpasswd.
@@ -66,13 +63,19 @@ pub fn run(user: &str, admin: bool, from_terminal: bool) -> Result<ExitCode, Cli
     validate::password(&password).map_err(|e| CliError::Refused(e.to_string()))?;
     let hash = bcrypt_hash(&password, config.bcrypt_cost)?;
     // As the API does (503 `audit_unavailable`): no change the audit trail could not record.
-    writer::reserve(&config.audit_log_path, config.audit_max_bytes).map_err(|e| {
+    // In cluster mode the accounts and the chain are the database's, as for the service.
+    let db = audit_of::database(&config)?;
+    let audit = audit_of::source(&config, db.as_ref());
+    audit.reserve().map_err(|e| {
         CliError::Refused(format!(
             "nothing was changed: the audit log cannot take this change's entry ({e})"
         ))
     })?;
 
-    let store = UserStore::new(&config.htpasswd_path);
+    let store = match db {
+        Some(db) => UserStore::in_database(db),
+        None => UserStore::new(&config.htpasswd_path),
+    };
     let done = store
         .modify(|a| apply(a, user, &hash, admin))
         .map_err(|e| match e {
@@ -83,7 +86,7 @@ pub fn run(user: &str, admin: bool, from_terminal: bool) -> Result<ExitCode, Cli
         })?;
 
     let entries = audit_entries(&done, user, &os_actor());
-    let audited = writer::append(&config.audit_log_path, config.audit_max_bytes, &entries);
+    let audited = audit.append(&entries);
 
     if generated {
         eprintln!("registry-admin: new password for {user:?} (shown once):");

@@ -17,12 +17,36 @@ const POLL: Duration = Duration::from_millis(50);
 
 pub struct FreezeGuard {
     freeze: Arc<WriteFreeze>,
+    /// Cluster mode: the job whose freeze of the maintenance row this guard ends on drop.
+    cluster_job: Option<String>,
 }
 
 impl FreezeGuard {
     pub fn take(freeze: Arc<WriteFreeze>) -> FreezeGuard {
         freeze.freeze(Utc::now());
-        FreezeGuard { freeze }
+        FreezeGuard {
+            freeze,
+            cluster_job: None,
+        }
+    }
+
+    /// Cluster mode: the maintenance row is frozen by `job` too (`gc::cluster::freeze` has
+    /// committed); dropping the guard ends that freeze as well.
+    pub fn holds_cluster(&mut self, job: &str) {
+        self.cluster_job = Some(job.to_string());
+    }
+
+    /// [`Self::wait_for_writes`], also until `floor` (cluster mode: the other replicas' write
+    /// tokens and API writes, see `gc::cluster`).
+    pub async fn wait_for_writes_and(&self, max: Duration, floor: DateTime<Utc>) -> Duration {
+        let started = tokio::time::Instant::now();
+        let left = remaining(floor, Utc::now()).min(max);
+        let local = self.wait_for_writes(max).await;
+        let elapsed = started.elapsed();
+        if elapsed < left {
+            tokio::time::sleep(left - elapsed).await;
+        }
+        local.max(started.elapsed())
     }
 
     /// Waits until no write token issued before the freeze can still be used (their latest
@@ -77,6 +101,21 @@ fn remaining(until: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
 impl Drop for FreezeGuard {
     fn drop(&mut self) {
         self.freeze.thaw();
+        if let (Some(job), Some(db)) = (self.cluster_job.take(), self.freeze.database()) {
+            // A database call may block: not on this (possibly async) thread. Should it fail,
+            // every replica's watch ends a freeze whose job has finished (gc::cluster).
+            let db = Arc::clone(db);
+            let spawned = std::thread::Builder::new()
+                .name("gc-thaw".into())
+                .spawn(move || {
+                    if let Err(e) = super::cluster::thaw(&db, &job) {
+                        log::error!("gc: job {job}: ending the cluster's freeze: {e}");
+                    }
+                });
+            if let Err(e) = spawned {
+                log::error!("gc: cannot start the thaw: {e}");
+            }
+        }
     }
 }
 

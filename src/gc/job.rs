@@ -67,6 +67,10 @@ pub struct Job {
     #[serde(default)]
     pub repositories_pruned: u64,
     pub error: Option<String>,
+    /// Cluster mode: the replica (`REPLICA_ID`) running the job. Absent in files mode, so
+    /// gc.json keeps its format there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner: Option<String>,
     /// The last lines (at most 200) of `garbage-collect`'s stdout and stderr, in arrival order.
     pub log: Vec<String>,
 }
@@ -88,6 +92,7 @@ impl Job {
             bytes_freed: 0,
             repositories_pruned: 0,
             error: None,
+            runner: None,
             log: Vec::new(),
         }
     }
@@ -181,10 +186,44 @@ impl JobStore {
         )
     }
 
+    /// The unfinished job as committed (in cluster mode: read under the lock, not from this
+    /// replica's cache). Blocking.
+    pub fn unfinished_locked(&self) -> Result<Option<Job>, DurableError> {
+        let held = self.lock.acquire()?;
+        let file = self.file.read_locked(&held)?;
+        Ok(file.unfinished().cloned())
+    }
+
+    /// Writes a running job's progress (its state, counts and log so far), unless the job has
+    /// finished meanwhile: a late progress write must never undo the final one. Blocking.
+    pub fn save_progress(&self, job: &Job) -> Result<(), DurableError> {
+        self.file.modify(
+            &self.lock,
+            |f: &mut JobFile| {
+                let running = f.jobs.iter().any(|j| j.id == job.id && !j.state.finished());
+                if running {
+                    f.upsert(job);
+                }
+                Ok::<(), DurableError>(())
+            },
+            |_| Ok(()),
+        )
+    }
+
     /// At start-up: every job not finished is failed ("interrupted"); returns them. Nothing
     /// else remembers a freeze, so marking them is all it takes for the freeze to be over.
     /// Blocking.
     pub fn mark_interrupted(&self, now: &str) -> Result<Vec<Job>, DurableError> {
+        self.mark_interrupted_where(now, |_| true)
+    }
+
+    /// Fails ("interrupted") the unfinished jobs `dead` picks — decided under the lock, on the
+    /// jobs as they are then; returns them. Blocking.
+    pub fn mark_interrupted_where(
+        &self,
+        now: &str,
+        dead: impl Fn(&Job) -> bool,
+    ) -> Result<Vec<Job>, DurableError> {
         if !self.file.exists() {
             return Ok(Vec::new());
         }
@@ -192,7 +231,7 @@ impl JobStore {
             &self.lock,
             |f: &mut JobFile| {
                 let mut marked = Vec::new();
-                for j in f.jobs.iter_mut().filter(|j| !j.state.finished()) {
+                for j in f.jobs.iter_mut().filter(|j| !j.state.finished() && dead(j)) {
                     j.state = State::Failed;
                     j.finished_at = Some(now.to_string());
                     j.error = Some(INTERRUPTED.to_string());
@@ -248,6 +287,43 @@ mod tests {
             None
         );
         assert!(dir.path().join("gc.json.lock").exists());
+    }
+
+    #[test]
+    fn progress_never_overwrites_a_finished_job_and_the_runner_is_omitted_when_unset() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = JobStore::new(dir.path().join(FILE_NAME));
+        let mut running = job("a", State::Collecting);
+        store.save(&running).unwrap();
+        running.log.push("marking".into());
+        store.save_progress(&running).unwrap();
+        assert_eq!(store.read().unwrap().jobs[0].log, ["marking"]);
+        store.save(&job("a", State::Succeeded)).unwrap();
+        store.save_progress(&running).unwrap();
+        assert_eq!(store.read().unwrap().jobs[0].state, State::Succeeded);
+        let text = std::fs::read_to_string(store.path()).unwrap();
+        assert!(!text.contains("runner"), "{text}");
+        running.runner = Some("replica-b".into());
+        let json = serde_json::to_value(&running).unwrap();
+        assert_eq!(json["runner"], "replica-b");
+    }
+
+    #[test]
+    fn only_the_jobs_picked_are_marked_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = JobStore::new(dir.path().join(FILE_NAME));
+        let mut alive = job("alive", State::Freezing);
+        alive.runner = Some("a".into());
+        store.save(&alive).unwrap();
+        let marked = store
+            .mark_interrupted_where("t", |j| j.runner.as_deref() == Some("b"))
+            .unwrap();
+        assert!(marked.is_empty());
+        let marked = store
+            .mark_interrupted_where("t", |j| j.runner.as_deref() == Some("a"))
+            .unwrap();
+        assert_eq!(marked.len(), 1);
+        assert_eq!(store.read().unwrap().jobs[0].state, State::Failed);
     }
 
     #[test]

@@ -11,13 +11,20 @@
 //!
 //! One job at a time per `gc.json`; the running job's live state (its log grows as the command
 //! prints) is kept in memory and shown in place of the file's copy.
+//!
+//! Cluster mode (`DATABASE_URL`, [`cluster`]): gc.json is a database row, so the one job is one
+//! for the whole cluster; the freeze is shared by every replica; a job whose replica died is
+//! failed by another; a blob-descriptor cache is accepted only when it is a Redis shared by the
+//! registries, which the job purges ([`redis`]) before it thaws.
 
+pub mod cluster;
 pub mod error;
 pub use error::GcError;
 pub mod freeze;
 pub mod job;
 pub mod prune;
 pub mod reach;
+pub mod redis;
 pub mod registry_config;
 pub mod routes;
 pub mod run;
@@ -36,7 +43,7 @@ pub use routes::routes;
 
 use self::freeze::{FreezeGuard, max_wait};
 use self::job::{FILE_NAME, Job, JobFile, JobStore, State};
-use self::registry_config::RegistrySettings;
+use self::registry_config::{CacheRule, RegistrySettings};
 use self::run::{Run, blob_sizes, child_env};
 use crate::audit::AuditLog;
 use crate::audit::entry::{Entry, Outcome, Source, format_time};
@@ -129,6 +136,11 @@ impl Jobs {
             jobs: Arc::clone(self),
             keep: false,
         })
+    }
+
+    /// The id of the job this process runs now.
+    pub fn running_id(&self) -> Option<String> {
+        lock(&self.live).as_ref().map(|j| j.id.clone())
     }
 
     fn update(&self, job: &Job) {
@@ -262,7 +274,7 @@ struct Plan {
     env: Vec<(OsString, OsString)>,
 }
 
-async fn plan(config: &Config, req: StartRequest) -> Result<Plan, GcError> {
+async fn plan(config: &Config, req: StartRequest, clustered: bool) -> Result<Plan, GcError> {
     let config_path = config.registry_config.clone().ok_or_else(|| {
         GcError::Unavailable(
             "REGISTRY_CONFIG is not set: garbage collection runs `garbage-collect` on registry:2's \
@@ -274,7 +286,12 @@ async fn plan(config: &Config, req: StartRequest) -> Result<Plan, GcError> {
     let utf8 = utf8_env(&env);
     let settings = {
         let path = config_path.clone();
-        run_blocking(move || registry_config::load(&path, &utf8)).await?
+        let rule = if clustered {
+            CacheRule::RedisPurged
+        } else {
+            CacheRule::NoCache
+        };
+        run_blocking(move || registry_config::load(&path, &utf8, rule)).await?
     }
     .map_err(GcError::Unavailable)?;
     let path_var = env
@@ -332,7 +349,8 @@ fn new_id() -> String {
 /// `POST /gc`: checks, records the job as queued, and starts it on this worker. Returns the
 /// queued job.
 pub async fn start(ctx: Context, req: StartRequest, requested_by: &str) -> Result<Job, GcError> {
-    let plan = plan(&ctx.config, req).await?;
+    let cluster = ctx.freeze.database().cloned();
+    let plan = plan(&ctx.config, req, cluster.is_some()).await?;
     let mut job = Job::new(
         new_id(),
         req.dry_run,
@@ -341,6 +359,7 @@ pub async fn start(ctx: Context, req: StartRequest, requested_by: &str) -> Resul
         &format_time(Utc::now()),
     );
     job.prune_empty = req.prune_empty;
+    job.runner = cluster.as_ref().map(|db| db.replica_id().to_string());
     let mut claim = ctx.jobs.claim(&job)?;
     if ctx.config.auth_mode == AuthMode::Htpasswd && !req.dry_run {
         // registry:2 cannot be frozen in this mode: only its read-only mode keeps pushes out.
@@ -375,7 +394,9 @@ async fn save(ctx: &Context, job: &Job) {
     ctx.jobs.update(job);
     let jobs = Arc::clone(&ctx.jobs);
     let job = job.clone();
-    match run_blocking(move || jobs.store.save(&job)).await {
+    // Never over a finished state: in cluster mode another replica may have failed this job
+    // ("interrupted") when it took this replica for dead; that verdict stands.
+    match run_blocking(move || jobs.store.save_progress(&job)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => log::error!("gc: saving the job: {e}"),
         Err(e) => log::error!("gc: saving the job: {e}"),
@@ -386,7 +407,16 @@ async fn save(ctx: &Context, job: &Job) {
 async fn execute(ctx: Context, plan: Plan, mut job: Job) {
     let started = Instant::now();
     job.started_at = Some(format_time(Utc::now()));
+    // Cluster mode: the other replicas show the job as its row says; keep the row current.
+    let progress = ctx
+        .freeze
+        .database()
+        .is_some()
+        .then(|| actix_web::rt::spawn(write_progress(Arc::clone(&ctx.jobs))));
     let result = collect(&ctx, &plan, &mut job).await;
+    if let Some(p) = progress {
+        p.abort();
+    }
     // The freeze guard lived inside `collect` and has thawed by now, whatever happened.
     match result {
         Ok(()) => job.state = State::Succeeded,
@@ -411,22 +441,99 @@ async fn execute(ctx: Context, plan: Plan, mut job: Job) {
     }
 }
 
+/// Writes the running job (its log included) every `cluster::PROGRESS_EVERY`, until aborted.
+async fn write_progress(jobs: Arc<Jobs>) {
+    loop {
+        tokio::time::sleep(cluster::PROGRESS_EVERY).await;
+        let Some(job) = lock(&jobs.live).clone() else {
+            return;
+        };
+        let store = Arc::clone(&jobs);
+        match run_blocking(move || store.store.save_progress(&job)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => log::warn!("gc: writing the job's progress: {e}"),
+            Err(e) => log::warn!("gc: writing the job's progress: {e}"),
+        }
+    }
+}
+
+/// Takes the freeze: this process's, and in cluster mode the maintenance row; waits until no
+/// write already granted (here or, in cluster mode, on any replica) can reach the registry.
+async fn freeze_writes(ctx: &Context, job: &Job) -> Result<FreezeGuard, String> {
+    let mut guard = FreezeGuard::take(Arc::clone(&ctx.freeze));
+    let max = max_wait(ctx.config.registry_token.ttl);
+    let waited = match ctx.freeze.database().cloned() {
+        None => guard.wait_for_writes(max).await,
+        Some(db) => {
+            // Before the freeze is written: if it commits and anything after fails, the guard
+            // still ends it.
+            guard.holds_cluster(&job.id);
+            let id = job.id.clone();
+            let frozen_at = Utc::now();
+            let floor = run_blocking(move || {
+                cluster::freeze(&db, &id)?;
+                cluster::others_done_by(&db, frozen_at)
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("freezing writes across the cluster: {e}"))?;
+            let max = max.max(cluster::OTHER_REPLICAS_WRITES + Duration::from_secs(5));
+            let waited = guard.wait_for_writes_and(max, floor).await;
+            // A replica cut off from the database for long is taken for dead by the others,
+            // which then fail its job and end its freeze: nothing may be swept then.
+            let (db, id) = (ctx.freeze.database().cloned(), job.id.clone());
+            let still = run_blocking(move || db.map(|db| cluster::frozen_by(&db)))
+                .await
+                .map_err(|e| e.to_string())?
+                .transpose()
+                .map_err(|e| format!("checking the cluster's freeze: {e}"))?;
+            if still.flatten().as_deref() != Some(id.as_str()) {
+                return Err(
+                    "the cluster's freeze was ended by another replica (this replica \
+                            was taken for dead); nothing was collected"
+                        .into(),
+                );
+            }
+            waited
+        }
+    };
+    log::info!(
+        "gc: job {}: writes frozen; waited {waited:?} for write tokens",
+        job.id
+    );
+    Ok(guard)
+}
+
 async fn collect(ctx: &Context, plan: &Plan, job: &mut Job) -> Result<(), String> {
     let _freeze = if ctx.config.auth_mode == AuthMode::Token && !job.dry_run {
         job.state = State::Freezing;
         save(ctx, job).await;
-        let guard = FreezeGuard::take(Arc::clone(&ctx.freeze));
-        let waited = guard
-            .wait_for_writes(max_wait(ctx.config.registry_token.ttl))
-            .await;
-        log::info!(
-            "gc: job {}: writes frozen; waited {waited:?} for write tokens",
-            job.id
-        );
-        Some(guard)
+        Some(freeze_writes(ctx, job).await?)
     } else {
         None
     };
+    let result = sweep(ctx, plan, job).await;
+    // Before the freeze ends: whatever was deleted, a shared cache must not serve it.
+    if let (Some(cache), false) = (plan.settings.redis.clone(), job.dry_run) {
+        let purged = run_blocking(move || redis::purge(&cache))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+        match (&result, purged) {
+            (_, Ok(())) => {
+                const PURGED: &str = "purged the registries' Redis blob-descriptor cache";
+                jobs_log(ctx, PURGED);
+                job.log.push(PURGED.into());
+            }
+            (Ok(()), Err(e)) => return Err(e),
+            (Err(_), Err(e)) => log::error!("gc: job {}: {e}", job.id),
+        }
+    }
+    result
+}
+
+/// Untagged cleanup, pruning and `garbage-collect`, with the freeze (if any) held.
+async fn sweep(ctx: &Context, plan: &Plan, job: &mut Job) -> Result<(), String> {
     job.state = State::Collecting;
     save(ctx, job).await;
     if job.untagged {

@@ -20,6 +20,28 @@ const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 /// Keys of `storage` that are settings, not a driver name (distribution's `configuration.go`).
 const STORAGE_SETTINGS: [&str; 5] = ["cache", "delete", "maintenance", "redirect", "tag"];
 
+/// A Redis blob-descriptor cache shared by the registries (cluster mode only), which the job
+/// purges before it thaws (docs/registry-facts.md: a shared Redis cache goes stale after GC).
+#[derive(Clone, PartialEq)]
+pub struct RedisCache {
+    /// `host:port` of each server: `redis.addr` (registry 2), or every one of `redis.addrs`
+    /// (registry 3).
+    pub addrs: Vec<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub db: i64,
+}
+
+impl std::fmt::Debug for RedisCache {
+    // Never the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisCache")
+            .field("addrs", &self.addrs)
+            .field("db", &self.db)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct RegistrySettings {
     /// The storage driver: `filesystem`, `s3`, `inmemory`, …
@@ -28,11 +50,27 @@ pub struct RegistrySettings {
     pub root: Option<PathBuf>,
     /// `storage.delete.enabled`: registry:2 refuses manifest deletes (405) without it.
     pub delete_enabled: bool,
+    /// Cluster mode: the Redis blob-descriptor cache to purge after a job that deletes.
+    pub redis: Option<RedisCache>,
+}
+
+/// Which blob-descriptor caches a job accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheRule {
+    /// One registry (files mode): no cache at all.
+    NoCache,
+    /// Cluster mode: none, or a shared Redis one that the job purges; `inmemory` is refused
+    /// (each registry's own memory cannot be purged from outside).
+    RedisPurged,
 }
 
 /// Reads and checks `path`; `env` is this process's environment. An error is the sentence a
 /// 409 `gc_unavailable` gives.
-pub fn load(path: &Path, env: &[(String, String)]) -> Result<RegistrySettings, String> {
+pub fn load(
+    path: &Path,
+    env: &[(String, String)],
+    rule: CacheRule,
+) -> Result<RegistrySettings, String> {
     let shown = path.display();
     let bytes = read_bounded(path, MAX_CONFIG_BYTES)
         .map_err(|e| format!("REGISTRY_CONFIG {shown} cannot be read: {e}"))?
@@ -40,7 +78,7 @@ pub fn load(path: &Path, env: &[(String, String)]) -> Result<RegistrySettings, S
     // serde_yaml's message names a position only, never a value it could not parse.
     let doc: Value = serde_yaml::from_slice(&bytes)
         .map_err(|e| format!("REGISTRY_CONFIG {shown} is not YAML: {e}"))?;
-    check(&doc, env).map_err(|e| format!("REGISTRY_CONFIG {shown}: {e}"))
+    check(&doc, env, rule).map_err(|e| format!("REGISTRY_CONFIG {shown}: {e}"))
 }
 
 fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
@@ -64,9 +102,14 @@ fn scalar(v: &Value) -> Option<String> {
     }
 }
 
-pub fn check(doc: &Value, env: &[(String, String)]) -> Result<RegistrySettings, String> {
+pub fn check(
+    doc: &Value,
+    env: &[(String, String)],
+    rule: CacheRule,
+) -> Result<RegistrySettings, String> {
     let empty = Value::Mapping(Mapping::new());
     let storage = get(doc, "storage").unwrap_or(&empty);
+    let mut redis = None;
 
     // distribution reads `layerinfo` as the old name of `blobdescriptor`; any value but empty
     // is refused, including ones it does not know (it would warn and run without a cache, but
@@ -77,6 +120,22 @@ pub fn check(doc: &Value, env: &[(String, String)]) -> Result<RegistrySettings, 
         let var = format!("REGISTRY_STORAGE_CACHE_{}", key.to_uppercase());
         let value = env_value(env, &var).map(str::to_string).or(from_file);
         if let Some(v) = value.filter(|v| !v.trim().is_empty()) {
+            match (rule, v.trim()) {
+                (CacheRule::RedisPurged, "redis") => {
+                    redis = Some(redis_settings(doc, env)?);
+                    continue;
+                }
+                (CacheRule::RedisPurged, "inmemory") => {
+                    return Err(format!(
+                        "storage.cache.{key} is \"inmemory\": in cluster mode every registry keeps \
+                         its own in-memory blob-descriptor cache, which goes stale after garbage \
+                         collection (deleted blobs served as empty ones) and cannot be purged from \
+                         outside, so garbage collection is refused; remove the cache, or use a \
+                         redis cache shared by the registries (the job purges it)"
+                    ));
+                }
+                _ => {}
+            }
             return Err(format!(
                 "storage.cache.{key} is {v:?}: with a blob-descriptor cache the running registry keeps \
                  serving deleted blobs (200 with an empty body) and later pushes skip re-uploading them, \
@@ -140,6 +199,67 @@ pub fn check(doc: &Value, env: &[(String, String)]) -> Result<RegistrySettings, 
         driver,
         root,
         delete_enabled,
+        redis,
+    })
+}
+
+/// The `redis` section (with registry's `REGISTRY_REDIS_*` overrides): where the cache is.
+fn redis_settings(doc: &Value, env: &[(String, String)]) -> Result<RedisCache, String> {
+    let empty = Value::Mapping(Mapping::new());
+    let section = get(doc, "redis").unwrap_or(&empty);
+    let setting = |key: &str| {
+        env_value(env, &format!("REGISTRY_REDIS_{}", key.to_uppercase()))
+            .map(str::to_string)
+            .or_else(|| get(section, key).and_then(scalar))
+            .filter(|v| !v.is_empty())
+    };
+    let mut addrs: Vec<String> = match env_value(env, "REGISTRY_REDIS_ADDRS") {
+        Some(v) => v
+            .trim_matches(|c| c == '[' || c == ']')
+            .split(',')
+            .map(|a| a.trim().trim_matches('"').to_string())
+            .collect(),
+        None => get(section, "addrs")
+            .and_then(Value::as_sequence)
+            .map(|s| s.iter().filter_map(scalar).collect())
+            .unwrap_or_default(),
+    };
+    if let Some(addr) = setting("addr") {
+        addrs.push(addr);
+    }
+    addrs.retain(|a| !a.is_empty());
+    addrs.dedup();
+    if addrs.is_empty() {
+        return Err(
+            "storage.cache.blobdescriptor is \"redis\" but redis.addr (or redis.addrs) is not set"
+                .into(),
+        );
+    }
+    let tls = get(section, "tls")
+        .and_then(|t| get(t, "enabled"))
+        .and_then(scalar)
+        .or_else(|| env_value(env, "REGISTRY_REDIS_TLS_ENABLED").map(str::to_string))
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if tls {
+        return Err(
+            "redis.tls is enabled: registry-admin purges the blob-descriptor cache over plain \
+             TCP only, so garbage collection is refused"
+                .into(),
+        );
+    }
+    let db = match setting("db") {
+        None => 0,
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|d| *d >= 0)
+            .ok_or_else(|| format!("redis.db is {v:?}, not a database number"))?,
+    };
+    Ok(RedisCache {
+        addrs,
+        username: setting("username"),
+        password: setting("password"),
+        db,
     })
 }
 
@@ -152,7 +272,80 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        check(&serde_yaml::from_str(yaml).unwrap(), &env)
+        check(
+            &serde_yaml::from_str(yaml).unwrap(),
+            &env,
+            CacheRule::NoCache,
+        )
+    }
+
+    fn parse_cluster(yaml: &str, env: &[(&str, &str)]) -> Result<RegistrySettings, String> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        check(
+            &serde_yaml::from_str(yaml).unwrap(),
+            &env,
+            CacheRule::RedisPurged,
+        )
+    }
+
+    #[test]
+    fn in_cluster_mode_an_inmemory_cache_is_refused_and_a_redis_one_is_named() {
+        let err = parse_cluster(
+            "storage:\n  s3: {}\n  cache:\n    blobdescriptor: inmemory\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("inmemory") && err.contains("cluster mode"),
+            "{err}"
+        );
+        let s = parse_cluster(
+            "storage:\n  s3: {}\n  cache:\n    blobdescriptor: redis\nredis:\n  addr: 127.0.0.1:6379\n  password: s3cret\n  db: 2\n",
+            &[],
+        )
+        .unwrap();
+        let r = s.redis.expect("a redis cache");
+        assert_eq!(
+            (r.addrs.as_slice(), r.db),
+            (&["127.0.0.1:6379".to_string()][..], 2)
+        );
+        assert_eq!(r.password.as_deref(), Some("s3cret"));
+        assert!(
+            !format!("{r:?}").contains("s3cret"),
+            "Debug hides the password"
+        );
+        // Registry 3's list, and the environment as registry applies it.
+        let s = parse_cluster(
+            "storage:\n  s3: {}\n  cache:\n    blobdescriptor: redis\nredis:\n  addrs: [a:1, b:2]\n",
+            &[("REGISTRY_REDIS_DB", "1")],
+        )
+        .unwrap();
+        let r = s.redis.unwrap();
+        assert_eq!(
+            (r.addrs, r.db),
+            (vec!["a:1".to_string(), "b:2".to_string()], 1)
+        );
+        let err = parse_cluster(
+            "storage:\n  s3: {}\n  cache:\n    blobdescriptor: redis\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(err.contains("redis.addr"), "{err}");
+        // Without a cache, nothing to purge; files mode still refuses redis.
+        assert_eq!(
+            parse_cluster("storage:\n  s3: {}\n", &[]).unwrap().redis,
+            None
+        );
+        assert!(
+            parse(
+                "storage:\n  s3: {}\n  cache:\n    blobdescriptor: redis\nredis:\n  addr: x:1\n",
+                &[]
+            )
+            .is_err()
+        );
     }
 
     const STACK: &str = include_str!("../../registry/config.yml");
@@ -225,9 +418,17 @@ mod tests {
     fn unreadable_and_missing_files_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.yml");
-        assert!(load(&missing, &[]).unwrap_err().contains("does not exist"));
+        assert!(
+            load(&missing, &[], CacheRule::NoCache)
+                .unwrap_err()
+                .contains("does not exist")
+        );
         let bad = dir.path().join("bad.yml");
         std::fs::write(&bad, "storage: [unclosed\n").unwrap();
-        assert!(load(&bad, &[]).unwrap_err().contains("not YAML"));
+        assert!(
+            load(&bad, &[], CacheRule::NoCache)
+                .unwrap_err()
+                .contains("not YAML")
+        );
     }
 }

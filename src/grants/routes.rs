@@ -4,21 +4,19 @@
 //! that writes grants.json, and a concurrent delete of that account cannot leave grants behind.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::authorize::{current_grants, is_self_or_admin, principal_of};
-use super::model::{Grant, GrantSpec, Grants, validate_list, validate_public};
+use super::model::{Grant, GrantSpec, validate_list, validate_public};
 use super::pattern::Pattern;
 use super::policy::{Explanation, explain};
-use super::store::GrantsStore;
 use crate::audit;
 use crate::auth::{Account, Admin};
-use crate::blocking::run_blocking;
 use crate::config::{AuthMode, Config};
+use crate::directory::Directory;
 use crate::error::ApiError;
 use crate::freeze::{REGISTRY_LEEWAY_SECS, WriteFreeze};
 use crate::http::extract::{JsonBody, path_user};
@@ -112,20 +110,6 @@ fn grantee(accounts: &Accounts, user: &str) -> Result<UserView, ApiError> {
     Ok(view)
 }
 
-/// Changes grants.json under the htpasswd lock, off the async workers.
-async fn change<T: Send + 'static>(
-    store: &web::Data<UserStore>,
-    grants: &web::Data<GrantsStore>,
-    f: impl FnOnce(&Accounts, &mut Grants) -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let store = Arc::clone(store);
-    let grants = Arc::clone(grants);
-    run_blocking(move || {
-        store.modify_with(|accounts, held| grants.update(held, |g| f(accounts, g)))
-    })
-    .await?
-}
-
 fn summary(what: &str, items: impl Iterator<Item = String>) -> String {
     let items: Vec<String> = items.collect();
     let mut s = format!("{what}: {} [{}]", items.len(), items.join(" "));
@@ -190,8 +174,7 @@ pub(crate) async fn user_grants(
     responses((status = 200, description = "the stored grants", body = UserGrants)), security(("basic" = []), ("bearer" = [])))]
 pub(crate) async fn set_user_grants(
     _admin: Admin,
-    store: web::Data<UserStore>,
-    grants: web::Data<GrantsStore>,
+    directory: web::Data<Directory>,
     req: HttpRequest,
     path: web::Path<String>,
     body: JsonBody<NewGrants>,
@@ -203,12 +186,14 @@ pub(crate) async fn set_user_grants(
         n.detail = Some(summary("grants", list.iter().map(grant_text)))
     });
     let name = user.clone();
-    let stored = change(&store, &grants, move |accounts, g| {
-        grantee(accounts, &name)?;
-        g.set_user(&name, list)?;
-        Ok(g.user(&name).to_vec())
-    })
-    .await?;
+    let stored = directory
+        .into_inner()
+        .change(move |accounts, g, _| {
+            grantee(accounts, &name)?;
+            g.set_user(&name, list)?;
+            Ok::<_, ApiError>(g.user(&name).to_vec())
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(UserGrants {
         user,
         grants: stored,
@@ -220,8 +205,7 @@ pub(crate) async fn set_user_grants(
     responses((status = 200, description = "the stored grants", body = GrantList)), security(("basic" = []), ("bearer" = [])))]
 pub(crate) async fn set_everyone(
     _admin: Admin,
-    store: web::Data<UserStore>,
-    grants: web::Data<GrantsStore>,
+    directory: web::Data<Directory>,
     req: HttpRequest,
     body: JsonBody<NewGrants>,
 ) -> Result<HttpResponse, actix_web::Error> {
@@ -230,11 +214,13 @@ pub(crate) async fn set_everyone(
     audit::api::note(&req, |n| {
         n.detail = Some(summary("everyone", list.iter().map(grant_text)))
     });
-    let stored = change(&store, &grants, move |_, g| {
-        g.set_everyone(list)?;
-        Ok(g.everyone().to_vec())
-    })
-    .await?;
+    let stored = directory
+        .into_inner()
+        .change(move |_, g, _| {
+            g.set_everyone(list)?;
+            Ok::<_, ApiError>(g.everyone().to_vec())
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(GrantList { grants: stored }))
 }
 
@@ -243,8 +229,7 @@ pub(crate) async fn set_everyone(
     responses((status = 200, description = "the stored patterns", body = PublicPatterns)), security(("basic" = []), ("bearer" = [])))]
 pub(crate) async fn set_public(
     _admin: Admin,
-    store: web::Data<UserStore>,
-    grants: web::Data<GrantsStore>,
+    directory: web::Data<Directory>,
     req: HttpRequest,
     body: JsonBody<PublicPatterns>,
 ) -> Result<HttpResponse, actix_web::Error> {
@@ -256,11 +241,13 @@ pub(crate) async fn set_public(
             patterns.iter().map(|p| p.as_str().to_string()),
         ))
     });
-    let stored = change(&store, &grants, move |_, g| {
-        g.set_public(patterns)?;
-        Ok(g.public().to_vec())
-    })
-    .await?;
+    let stored = directory
+        .into_inner()
+        .change(move |_, g, _| {
+            g.set_public(patterns)?;
+            Ok::<_, ApiError>(g.public().to_vec())
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(PublicPatterns {
         repositories: stored.iter().map(|p| p.as_str().to_string()).collect(),
     }))

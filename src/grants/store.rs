@@ -40,6 +40,15 @@ impl GrantsStore {
     }
 
     /// Re-reads under `held` (the htpasswd lock), applies `change`, writes if it changed.
+    /// [`Self::update`] that writes only a real change.
+    pub fn update_when_changed<R, E: From<DurableError>>(
+        &self,
+        held: &LockGuard<'_>,
+        change: impl FnOnce(&mut Grants) -> Result<R, E>,
+    ) -> Result<R, E> {
+        self.file.update_when_changed(held, change)
+    }
+
     pub fn update<R, E: From<DurableError>>(
         &self,
         held: &LockGuard<'_>,

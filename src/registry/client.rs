@@ -1,244 +1,26 @@
 //! The upstream registry:2 client: pooled connections, timeouts, credentials from an
 //! [`UpstreamAuth`] provider, a recognisable User-Agent, and typed errors instead of panics or
-//! hangs. Every body is read against a cap as it arrives, so a registry that lies about (or
-//! omits) `Content-Length`, or never ends a body, costs at most the cap in memory.
+//! hangs. Every body is read against a cap (`limits`) as it arrives. The media types, the
+//! credential providers and the error type live beside it (`media`, `upstream_auth`,
+//! `upstream_error`) and are re-exported here.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::metrics::Metrics;
 
-use crate::error::ErrorCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, LINK, LOCATION};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use thiserror::Error;
 
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-/// Without all four, registry:2 hides OCI content (404), rewrites schema2 to schema1 with a
-/// digest that cannot be deleted, or answers a manifest list with its amd64 child.
-pub const ACCEPT_ALL_MANIFESTS: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
+pub use super::limits::*;
+pub use super::media::*;
+pub use super::upstream_auth::{Action, BasicAuth, UpstreamAuth, UpstreamScope};
+use super::upstream_error::RegistryErrors;
+pub use super::upstream_error::UpstreamError;
 
 pub const USER_AGENT: &str = concat!("registry-admin/", env!("CARGO_PKG_VERSION"));
-
-const MIB: u64 = 1024 * 1024;
-
-/// Largest manifest (image, index or list) read. registry:2 itself refuses to store manifests
-/// over 4 MiB, so a bigger one is not something it produced.
-pub const MAX_MANIFEST_BYTES: u64 = 4 * MIB;
-/// Largest config blob read; image configs are kilobytes, and only a few fields are used.
-pub const MAX_CONFIG_BYTES: u64 = 4 * MIB;
-/// Largest `tags/list` answer read. registry:2 sends every tag at once (no paging), so this
-/// is larger: about 500,000 tags of 30 characters.
-pub const MAX_TAG_LIST_BYTES: u64 = 16 * MIB;
-/// Largest catalog page read: 10,000 names of the 255 characters a name may have fit.
-pub const MAX_CATALOG_PAGE_BYTES: u64 = 4 * MIB;
-/// Error bodies are only read for a message; the rest is not read at all.
-const MAX_ERROR_BODY_BYTES: u64 = 64 * 1024;
-
-/// Catalog page size asked for; registry:2 refuses more than 1000 by default.
-const CATALOG_PAGE: usize = 1000;
-/// More than this on one page means the registry ignored `n`.
-pub const MAX_CATALOG_PAGE_REPOSITORIES: usize = 10_000;
-/// Stops a registry that keeps sending `Link` headers from keeping us busy forever.
-pub const MAX_CATALOG_PAGES: usize = 1_000;
-/// All pages together, in names and in bytes of names. The whole catalog is held in memory to be
-/// sorted and filtered, so these bound that memory (a few tens of MiB at most), far below what
-/// the page caps alone would let in (a thousand pages of 4 MiB).
-pub const MAX_CATALOG_REPOSITORIES: usize = 100_000;
-pub const MAX_CATALOG_BYTES: u64 = 16 * MIB;
-
-/// `4 MiB` for whole mebibytes, otherwise bytes: how caps are named in error messages.
-pub fn human_bytes(n: u64) -> String {
-    if n >= MIB && n.is_multiple_of(MIB) {
-        format!("{} MiB", n / MIB)
-    } else {
-        format!("{n} bytes")
-    }
-}
-
-/// What an upstream request needs to be allowed to do. registry:2 in token mode asks for
-/// exactly these scopes (`registry:catalog:*`, `repository:<name>:<actions>`), so a provider
-/// that signs tokens can sign one per scope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpstreamScope<'a> {
-    /// `GET /v2/`: registry:2 asks for no scope; any valid credential passes.
-    Base,
-    /// `GET /v2/_catalog`: `registry:catalog:*`.
-    Catalog,
-    Repository {
-        name: &'a str,
-        actions: &'static [Action],
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Pull,
-    Push,
-    Delete,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Pull => "pull",
-            Action::Push => "push",
-            Action::Delete => "delete",
-        }
-    }
-}
-
-impl<'a> UpstreamScope<'a> {
-    /// Reads: manifests (GET and HEAD), blobs, tags/list.
-    pub fn pull(name: &'a str) -> Self {
-        UpstreamScope::Repository {
-            name,
-            actions: &[Action::Pull],
-        }
-    }
-
-    /// Writes: blob uploads and manifest PUTs; registry:2 asks for `pull,push` on them.
-    pub fn push(name: &'a str) -> Self {
-        UpstreamScope::Repository {
-            name,
-            actions: &[Action::Pull, Action::Push],
-        }
-    }
-
-    /// `DELETE` of a manifest.
-    pub fn delete(name: &'a str) -> Self {
-        UpstreamScope::Repository {
-            name,
-            actions: &[Action::Delete],
-        }
-    }
-
-    /// The scope as registry:2's token challenge spells it; `None` for `GET /v2/`.
-    pub fn token_scope(&self) -> Option<String> {
-        match self {
-            UpstreamScope::Base => None,
-            UpstreamScope::Catalog => Some("registry:catalog:*".into()),
-            UpstreamScope::Repository { name, actions } => {
-                let actions: Vec<&str> = actions.iter().map(|a| a.as_str()).collect();
-                Some(format!("repository:{name}:{}", actions.join(",")))
-            }
-        }
-    }
-}
-
-/// Puts credentials on an upstream request. Basic auth today; token mode signs a token for
-/// the request's scope.
-pub trait UpstreamAuth: Send + Sync {
-    fn authorize(&self, req: RequestBuilder, scope: &UpstreamScope<'_>) -> RequestBuilder;
-    /// The account the registry sees, for messages and logs.
-    fn account(&self) -> &str;
-}
-
-/// htpasswd mode: the same Basic credentials on every request, whatever the scope.
-pub struct BasicAuth {
-    username: String,
-    password: String,
-}
-
-impl BasicAuth {
-    pub fn new(username: String, password: String) -> BasicAuth {
-        BasicAuth { username, password }
-    }
-}
-
-impl std::fmt::Debug for BasicAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BasicAuth")
-            .field("username", &self.username)
-            .finish_non_exhaustive()
-    }
-}
-
-impl UpstreamAuth for BasicAuth {
-    fn authorize(&self, req: RequestBuilder, _scope: &UpstreamScope<'_>) -> RequestBuilder {
-        req.basic_auth(&self.username, Some(&self.password))
-    }
-
-    fn account(&self) -> &str {
-        &self.username
-    }
-}
-
-#[derive(Debug, Error)]
-pub enum UpstreamError {
-    /// Names the address tried, so an operator sees at once whether REGISTRY_URL is wrong.
-    #[error("registry unreachable at {0} (REGISTRY_URL)")]
-    Unavailable(String),
-    #[error("registry did not answer within the timeout")]
-    Timeout,
-    #[error(
-        "registry rejected registry-admin's credentials (check REGISTRY_USERNAME/REGISTRY_PASSWORD or the service account in htpasswd)"
-    )]
-    Unauthorized,
-    #[error("registry answered {status}: {message}")]
-    Status { status: u16, message: String },
-    #[error("registry sent an unusable response: {0}")]
-    Invalid(String),
-}
-
-/// What the registry did wrong is a bad gateway; its silence a gateway timeout.
-impl ErrorCode for UpstreamError {
-    fn status(&self) -> crate::error::StatusCode {
-        use crate::error::StatusCode;
-        match self {
-            UpstreamError::Timeout => StatusCode::GATEWAY_TIMEOUT,
-            _ => StatusCode::BAD_GATEWAY,
-        }
-    }
-    fn code(&self) -> &'static str {
-        match self {
-            UpstreamError::Unavailable(_) => "upstream_unavailable",
-            UpstreamError::Timeout => "upstream_timeout",
-            _ => "upstream_error",
-        }
-    }
-}
-
-impl From<reqwest::Error> for UpstreamError {
-    fn from(e: reqwest::Error) -> Self {
-        if e.is_timeout() {
-            UpstreamError::Timeout
-        } else if e.is_connect() || e.is_request() {
-            let at = e
-                .url()
-                .map(|u| u.origin().ascii_serialization())
-                .unwrap_or_else(|| "the registry".into());
-            UpstreamError::Unavailable(format!("{at}: {}", root_cause(&e)))
-        } else {
-            UpstreamError::Invalid(root_cause(&e))
-        }
-    }
-}
-
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
-}
-
-#[derive(Deserialize)]
-struct RegistryErrors {
-    errors: Vec<RegistryErrorItem>,
-}
-
-#[derive(Deserialize)]
-struct RegistryErrorItem {
-    code: String,
-    #[serde(default)]
-    message: String,
-}
 
 /// A manifest as stored: its bytes, media type and digest (sha256 of exactly these bytes).
 #[derive(Debug, Clone)]

@@ -4,7 +4,11 @@ pub mod client;
 pub mod delete;
 pub mod details;
 pub mod empty;
+pub mod limits;
+pub mod media;
 pub mod names;
 pub mod routes;
+pub mod upstream_auth;
+pub mod upstream_error;
 
 pub use routes::routes;

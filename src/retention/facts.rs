@@ -12,7 +12,8 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::path::Path;
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use chrono::DateTime;
 use serde::Deserialize;
@@ -21,6 +22,7 @@ use crate::audit::entry::{Entry, Source};
 use crate::audit::files::AuditFiles;
 use crate::audit::source::AuditSource;
 use crate::audit::store_rows;
+use crate::store::Database;
 
 /// Most (repository, tag) plus (repository, digest) pairs remembered (about 100 bytes each):
 /// ten times 2,000 repositories of 50 tags, pushed and pulled.
@@ -90,6 +92,9 @@ pub struct RepoFacts {
 #[derive(Default)]
 pub struct Facts {
     index: RwLock<Index>,
+    /// Cluster mode: the audit table, and the last row read from it. Other replicas record
+    /// the pushes and pulls they receive there, so a plan catches up before it is made.
+    cluster: Option<(Arc<Database>, AtomicI64)>,
 }
 
 fn millis(time: &str) -> Option<Millis> {
@@ -137,23 +142,39 @@ impl Facts {
         let Some(db) = source.database() else {
             return source.files().map(Facts::from_audit).unwrap_or_default();
         };
-        let facts = Facts::default();
-        let push = memchr::memmem::Finder::new(PUSH_OR_PULL);
-        let mut index = match facts.index.write() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
+        let facts = Facts {
+            index: RwLock::default(),
+            cluster: Some((Arc::clone(db), AtomicI64::new(0))),
         };
-        let read = store_rows::for_each_row(db, |_, line, _| {
-            if push.find(line.as_bytes()).is_some() {
-                take_line(&mut index, line.as_bytes());
-            }
-            true
-        });
-        drop(index);
-        if let Err(e) = read {
+        if let Err(e) = facts.catch_up() {
             log::warn!("retention: reading the audit log: {e}");
         }
         facts
+    }
+
+    /// Cluster mode: notes the pushes and pulls any replica recorded since the last call (each
+    /// time only once; noting a push or pull twice changes nothing). Files mode: nothing to do.
+    /// Blocking.
+    pub fn catch_up(&self) -> Result<(), crate::store::DatabaseError> {
+        let Some((db, seen)) = &self.cluster else {
+            return Ok(());
+        };
+        let push = memchr::memmem::Finder::new(PUSH_OR_PULL);
+        let mut index = match self.index.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let mut last = seen.load(Ordering::Acquire);
+        let mut conn = db.connection()?;
+        store_rows::for_each_row_after(&mut *conn, last, |seq, line, _| {
+            if push.find(line.as_bytes()).is_some() {
+                take_line(&mut index, line.as_bytes());
+            }
+            last = seq;
+            true
+        })?;
+        seen.store(last, Ordering::Release);
+        Ok(())
     }
 
     fn scan(&self, path: &Path) -> io::Result<()> {

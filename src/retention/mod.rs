@@ -88,6 +88,9 @@ impl Retention {
             return Err(RetentionError::Maintenance);
         }
         let (_, compiled) = self.policies().await?;
+        // Cluster mode: pushes and pulls other replicas received count as well.
+        let facts = Arc::clone(&self.facts);
+        run_blocking(move || facts.catch_up()).await??;
         let now = Utc::now();
         let mut names_in_scope = Vec::new();
         if !compiled.policies.is_empty() {

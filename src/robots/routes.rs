@@ -3,12 +3,8 @@
 //! extractor answers robots 403). Every change runs in one critical section under the
 //! htpasswd lock, where the owner and its grants are read as they are on disk.
 
-use std::sync::Arc;
-
-use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder, web};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use chrono::{DateTime, Duration, Utc};
-use futures_util::future::{Ready, ready};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -21,16 +17,15 @@ use super::model::{
 use super::secret;
 use super::store::RobotsStore;
 use crate::audit;
-use crate::blocking::run_blocking;
 use crate::config::{AuthMode, Config};
+use crate::directory::Directory;
 use crate::error::ApiError;
 use crate::grants::authorize::{is_self_or_admin, principal_of};
 use crate::grants::model::validate_list;
-use crate::grants::{Grant, GrantSpec, Grants, GrantsStore};
+use crate::grants::{Grant, GrantSpec, Grants};
 use crate::http::extract::JsonBody;
 use crate::users::model::Account;
 use crate::users::model::{Accounts, Role};
-use crate::users::store::UserStore;
 
 /// Longest overlap in which a rotated-out secret still works: a day, enough for a rolling
 /// update of image-pull secrets.
@@ -222,52 +217,18 @@ fn check_covered(
     Ok(())
 }
 
-/// The files a robot change reads and writes, taken from the app's data.
-pub(crate) struct Files {
-    users: Arc<UserStore>,
-    grants: Arc<GrantsStore>,
-    robots: Arc<RobotsStore>,
-}
-
-impl FromRequest for Files {
-    type Error = ApiError;
-    type Future = Ready<Result<Files, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        fn get<T: 'static>(req: &HttpRequest) -> Result<Arc<T>, ApiError> {
-            req.app_data::<web::Data<T>>()
-                .map(|d| d.clone().into_inner())
-                .ok_or_else(|| ApiError::Internal("a robot store is not registered".into()))
-        }
-        ready((|| {
-            Ok(Files {
-                users: get(req)?,
-                grants: get(req)?,
-                robots: get(req)?,
-            })
-        })())
-    }
-}
-
-/// Runs `f` on robots.json under the htpasswd lock, off the async workers, with the accounts
-/// and grants as they are on disk.
+/// Runs `f` on the robots as one unit of work of the directory, off the async workers, with
+/// the accounts and grants as stored (read under the same lock, so the owner's rights a robot
+/// is checked against are the ones in force).
 async fn change<T: Send + 'static>(
-    files: &Files,
+    directory: &web::Data<Directory>,
     f: impl FnOnce(&Accounts, &Grants, &mut Robots) -> Result<T, RobotError> + Send + 'static,
 ) -> Result<T, RobotError> {
-    let (users, grants, robots) = (
-        Arc::clone(&files.users),
-        Arc::clone(&files.grants),
-        Arc::clone(&files.robots),
-    );
-    run_blocking(move || {
-        users.modify_with(|accounts, held| {
-            // grants.json changes only under this same lock, so this read is current.
-            let in_force = grants.current()?;
-            robots.update(held, |all| f(accounts, &in_force, all))
-        })
-    })
-    .await?
+    directory
+        .clone()
+        .into_inner()
+        .change(move |accounts, grants, robots| f(accounts, grants, robots))
+        .await
 }
 
 fn grants_text(list: &[Grant]) -> String {
@@ -303,7 +264,7 @@ fn expiry_text(expires: Option<DateTime<Utc>>) -> String {
 pub(crate) async fn create(
     account: Account,
     config: web::Data<Config>,
-    files: Files,
+    files: web::Data<Directory>,
     req: HttpRequest,
     body: JsonBody<serde_json::Value>,
 ) -> Result<HttpResponse, actix_web::Error> {
@@ -445,7 +406,7 @@ pub(crate) async fn get(
 pub(crate) async fn set_grants(
     account: Account,
     config: web::Data<Config>,
-    files: Files,
+    files: web::Data<Directory>,
     req: HttpRequest,
     path: web::Path<String>,
     body: JsonBody<serde_json::Value>,
@@ -473,7 +434,7 @@ pub(crate) async fn set_grants(
 pub(crate) async fn rotate(
     account: Account,
     config: web::Data<Config>,
-    files: Files,
+    files: web::Data<Directory>,
     req: HttpRequest,
     path: web::Path<String>,
     body: JsonBody<serde_json::Value>,
@@ -533,7 +494,7 @@ pub(crate) async fn rotate(
 pub(crate) async fn delete(
     account: Account,
     config: web::Data<Config>,
-    files: Files,
+    files: web::Data<Directory>,
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {

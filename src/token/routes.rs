@@ -16,6 +16,7 @@ use super::sign::{Access, TokenIssuer};
 use crate::audit::api::note;
 use crate::audit::entry::Outcome;
 use crate::auth::{Account, AuthAttempt, authenticate_basic};
+use crate::blocking::run_blocking;
 use crate::bootstrap::SERVICE_ACCOUNT;
 use crate::error::ApiError;
 use crate::freeze::WriteFreeze;
@@ -159,17 +160,27 @@ pub(crate) async fn issue(
         (Err(e), _) => return Err(ApiError::Internal(format!("grants.json: {e}"))),
     };
     let in_force: &Grants = &in_force;
-    let access = match &robot {
-        Some(r) => robot_access(&principal, in_force, &r.grants, &scopes, freeze.is_frozen()),
-        None => access_for(&principal, in_force, &scopes, freeze.is_frozen()),
+    let decide = |frozen: bool| match &robot {
+        Some(r) => robot_access(&principal, in_force, &r.grants, &scopes, frozen),
+        None => access_for(&principal, in_force, &scopes, frozen),
     };
+    let mut access = decide(freeze.is_frozen());
     let sub = account.as_ref().map_or("", |a| a.username.as_str());
-    let issued = issuer.issue(sub, &access);
+    let mut issued = issuer.issue(sub, &access);
     // `*` on a repository has been spelled out by now; on the catalog it writes nothing.
     let writes = access
         .iter()
         .any(|a| a.actions.iter().any(|x| x == "push" || x == "delete"));
-    if writes {
+    if writes && freeze.database().is_some() {
+        // Cluster mode: the token's expiry is recorded where every replica's garbage
+        // collection looks, in one transaction with the check that no job freezes writes;
+        // when one does, the answer carries no push or delete. Pulls never get here.
+        let (shared, expires_at) = (freeze.clone().into_inner(), issued.expires_at);
+        if !run_blocking(move || shared.admit_write_token(expires_at)).await?? {
+            access = decide(true);
+            issued = issuer.issue(sub, &access);
+        }
+    } else if writes {
         freeze.note_write_token(issued.expires_at);
     }
 

@@ -88,6 +88,15 @@ impl SelfSignedAuth {
         {
             return c.token.clone();
         }
+        // Cluster mode: while another replica's job freezes writes, no write token for us
+        // either (the registry refuses the request), so a write that began before this
+        // replica saw the freeze cannot go on past the job's bound (gc::cluster).
+        if writes(scope) && self.freeze.frozen_elsewhere() {
+            return self
+                .issuer
+                .issue_with_ttl(SERVICE_ACCOUNT, &[], now, SELF_TOKEN_TTL)
+                .token;
+        }
         let issued =
             self.issuer
                 .issue_with_ttl(SERVICE_ACCOUNT, &access_of(scope), now, SELF_TOKEN_TTL);

@@ -20,33 +20,13 @@ struct Asset {
     body: &'static [u8],
 }
 
-macro_rules! asset {
-    ($path:literal, $type:literal) => {
-        Asset {
-            path: $path,
-            content_type: $type,
-            body: include_bytes!(concat!("../../ui/", $path)),
-        }
-    };
-}
+// `static ASSETS: &[Asset]`: every file under ui/, written by build.rs (which walks the folder,
+// so a new file cannot be left out, and fails the build on a file type it does not know).
+include!(concat!(env!("OUT_DIR"), "/ui_assets.rs"));
 
-static ASSETS: &[Asset] = &[
-    asset!("index.html", "text/html; charset=utf-8"),
-    asset!("app.js", "text/javascript; charset=utf-8"),
-    asset!("robots.js", "text/javascript; charset=utf-8"),
-    asset!("retention.js", "text/javascript; charset=utf-8"),
-    asset!("app.css", "text/css; charset=utf-8"),
-    asset!("api.html", "text/html; charset=utf-8"),
-    asset!("api.js", "text/javascript; charset=utf-8"),
-    asset!("favicon.svg", "image/svg+xml"),
-    asset!(
-        "vendor/swagger-ui-bundle.js",
-        "text/javascript; charset=utf-8"
-    ),
-    asset!("vendor/swagger-ui.css", "text/css; charset=utf-8"),
-    asset!("vendor/LICENSE", "text/plain; charset=utf-8"),
-    asset!("vendor/VERSION", "text/plain; charset=utf-8"),
-];
+fn asset(path: &str) -> Option<&'static Asset> {
+    ASSETS.iter().find(|a| a.path == path)
+}
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(to_ui))
@@ -62,22 +42,26 @@ async fn to_ui() -> HttpResponse {
 }
 
 async fn index() -> HttpResponse {
-    serve(&ASSETS[0])
+    required_page("index.html")
 }
 
 async fn file(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let name = req.match_info().get("file").unwrap_or_default();
-    ASSETS
-        .iter()
-        .find(|a| a.path == name)
+    asset(name)
         .map(serve)
         .ok_or_else(|| ApiError::NotFound("no such file in the web UI".into()))
 }
 
 /// The API reference page, also served at `/docs`.
 pub fn api_page() -> HttpResponse {
-    let page = ASSETS.iter().find(|a| a.path == "api.html");
-    page.map(serve)
+    required_page("api.html")
+}
+
+/// A page build.rs guarantees is embedded (it fails the build without it); the 404 is only
+/// there so this needs no panic.
+fn required_page(path: &str) -> HttpResponse {
+    asset(path)
+        .map(serve)
         .unwrap_or_else(|| HttpResponse::NotFound().finish())
 }
 
@@ -88,7 +72,7 @@ fn serve(asset: &Asset) -> HttpResponse {
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::REFERRER_POLICY, "no-referrer"))
         // Embedded files change only with the binary; revalidating is cheap and avoids a stale
-        // app.js after an upgrade.
+        // script after an upgrade.
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .body(asset.body)
 }

@@ -15,11 +15,10 @@ use crate::audit;
 use crate::auth::{Account, Admin, AuthError, Authenticator, retry_after};
 use crate::blocking::run_blocking;
 use crate::config::Config;
+use crate::directory::Directory;
 use crate::error::ApiError;
-use crate::grants::GrantsStore;
 use crate::grants::authorize::is_self_or_admin;
 use crate::http::extract::{JsonBody, path_user};
-use crate::robots::RobotsStore;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -156,32 +155,21 @@ pub(crate) async fn get(
     responses((status = 204, description = "deleted")), security(("basic" = []), ("bearer" = [])))]
 pub(crate) async fn delete(
     _admin: Admin,
-    store: web::Data<UserStore>,
-    grants: web::Data<GrantsStore>,
-    robots: web::Data<RobotsStore>,
+    directory: web::Data<Directory>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let user = path_user(path)?;
-    let store = Arc::clone(&store);
-    let grants = Arc::clone(&grants);
-    let robots = Arc::clone(&robots);
-    // One critical section: the refusal checks come first, then grants.json loses the user's
-    // grants, then the account goes, so a name re-created later starts with none.
-    run_blocking(move || {
-        store.modify_with(|a, held| -> Result<(), ApiError> {
-            a.delete(&user).map_err(StoreError::from)?;
-            // Its robots go in the same write, so none outlives its owner.
-            robots.update(held, |r| {
-                r.remove_owner(&user);
-                Ok::<(), ApiError>(())
-            })?;
-            grants.update(held, |g| {
-                g.remove_user(&user);
-                Ok(())
-            })
+    // One unit of work: the refusal checks first; the user's robots and grants go with the
+    // account, so none outlives its owner and a name re-created later starts with none.
+    directory
+        .into_inner()
+        .change(move |accounts, grants, robots| {
+            accounts.delete(&user).map_err(StoreError::from)?;
+            robots.remove_owner(&user);
+            grants.remove_user(&user);
+            Ok::<(), ApiError>(())
         })
-    })
-    .await??;
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -231,14 +219,19 @@ async fn check_current_password(
         return Ok(());
     }
     let ip = auth.addresses.client_ip(req);
+    if let Some(wait) = auth.limiter.throttled_anywhere(ip, user).await? {
+        return Err(retry_after(wait));
+    }
     let slot = auth.limiter.reserve(ip, user).map_err(retry_after)?;
     match auth.verifier.verify(user, &current).await {
         Ok(_) => {
             slot.succeeded();
+            auth.limiter.settled_anywhere(ip, user, false).await;
             Ok(())
         }
         Err(AuthError::Rejected) => {
             slot.failed();
+            auth.limiter.settled_anywhere(ip, user, true).await;
             Err(ApiError::ForbiddenBecause(
                 "\"current_password\" is not the account's password".into(),
             ))

@@ -2,8 +2,15 @@
 // (the secret is shown once, with copy buttons for it and for the `docker login` command),
 // rotate, delete, grants, expiry badges, and a banner for robots expiring within 14 days.
 //
-// Kept apart from app.js, which passes in its helpers (`ui`), so this page changes on its own.
-// The same safety rules hold: everything from the API reaches the page as text, never markup.
+// The same safety rules as every page: everything from the API reaches the page as text, never
+// markup.
+
+import { api, messageOf, session } from "./api.js";
+import { confirmDialog } from "./dialog.js";
+import { add, clear, copyButton, h, note, table, toast } from "./dom.js";
+import { formatTime } from "./format.js";
+import { grantsEditor } from "./grants.js";
+import { pageHeader } from "./page.js";
 
 const EXPIRING_DAYS = 14;
 const DAY_MS = 24 * 3600 * 1000;
@@ -15,14 +22,19 @@ export function robotsAvailable() {
   return available;
 }
 
+// Called once when the API turns out to have robots: the shell (main.js) redraws the nav.
+let onAvailable = () => {};
+export function onRobotsAvailable(handler) {
+  onAvailable = handler;
+}
+
 function daysLeft(robot, now) {
   if (!robot.expires_at) return null;
   return Math.floor((Date.parse(robot.expires_at) - now) / DAY_MS);
 }
 
 // The expiry as a badge: "never", "expired", "expires in N days" (warned within 14 days).
-export function expiryBadge(ui, robot, now = Date.now()) {
-  const { h } = ui;
+export function expiryBadge(robot, now = Date.now()) {
   const left = daysLeft(robot, now);
   if (left === null) return h("span", { class: "badge" }, "never expires");
   if (Date.parse(robot.expires_at) <= now) return h("span", { class: "badge bad", title: robot.expires_at }, "expired");
@@ -54,8 +66,7 @@ function loginCommand(name, secret, registry) {
   return "echo '" + secret + "' | docker login -u " + name + " --password-stdin " + registry;
 }
 
-function secretPanel(ui, answer, what) {
-  const { h, copyButton } = ui;
+function secretPanel(answer, what) {
   const cmd = loginCommand(answer.name, answer.secret, answer.registry);
   return h(
     "section",
@@ -69,21 +80,21 @@ function secretPanel(ui, answer, what) {
 
 // The banner of robots that expire within 14 days (or have expired), above the page; hidden
 // when there are none, or when the API has no robots (htpasswd mode).
-export async function refreshRobotBanner(ui) {
+export async function refreshRobotBanner() {
   let banner = document.getElementById("robot-banner");
   if (!banner) {
-    banner = ui.h("div", { id: "robot-banner", class: "banner", role: "status", hidden: true });
+    banner = h("div", { id: "robot-banner", class: "banner", role: "status", hidden: true });
     document.getElementById("banner").after(banner);
   }
-  if (!ui.session.token) {
+  if (!session.token) {
     banner.hidden = true;
     return;
   }
   try {
-    const data = await ui.api("GET", "/robots?expiring_within=" + EXPIRING_DAYS);
-    if (!available && ui.session.token) {
+    const data = await api("GET", "/robots?expiring_within=" + EXPIRING_DAYS);
+    if (!available && session.token) {
       available = true;
-      ui.refreshNav();
+      onAvailable();
     }
     const robots = data.robots || [];
     if (robots.length === 0) {
@@ -92,14 +103,14 @@ export async function refreshRobotBanner(ui) {
     }
     const now = Date.now();
     const expired = robots.filter((r) => Date.parse(r.expires_at) <= now).length;
-    ui.clear(banner);
-    ui.add(
+    clear(banner);
+    add(
       banner,
       robots.length === 1 ? "1 robot account expires" : robots.length + " robot accounts expire",
       " within " + EXPIRING_DAYS + " days",
       expired ? " or has expired (" + expired + " expired)" : "",
       ": " + robots.map((r) => r.name).join(", ") + ". ",
-      ui.h("a", { href: "#/robots" }, "Rotate or extend them"),
+      h("a", { href: "#/robots" }, "Rotate or extend them"),
       ".",
     );
     banner.hidden = false;
@@ -109,8 +120,7 @@ export async function refreshRobotBanner(ui) {
 }
 
 // The secret lives only in the panel's text: it is never stored, and leaving the page drops it.
-export async function pageRobots(m, _params, ui) {
-  const { h, add, clear, api, table, note, pageHeader, session, messageOf, confirmDialog, formatTime } = ui;
+export async function pageRobots(m) {
   add(m, pageHeader("Robot accounts"));
   add(
     m,
@@ -136,14 +146,14 @@ export async function pageRobots(m, _params, ui) {
   add(m, secretBox);
 
   const showSecret = (answer, what) => {
-    add(clear(secretBox), secretPanel(ui, answer, what));
+    add(clear(secretBox), secretPanel(answer, what));
     secretBox.querySelector("h2").focus?.();
   };
 
   const reload = async () => {
     data = await api("GET", "/robots");
     renderList();
-    refreshRobotBanner(ui);
+    refreshRobotBanner();
   };
 
   const renderList = () => {
@@ -169,7 +179,7 @@ export async function pageRobots(m, _params, ui) {
           showSecret(answer, "rotated");
           await reload();
         } catch (err) {
-          ui.toast(messageOf(err));
+          toast(messageOf(err));
         }
       });
       del.addEventListener("click", async () => {
@@ -177,18 +187,18 @@ export async function pageRobots(m, _params, ui) {
         if (!ok) return;
         try {
           await api("DELETE", "/robots/" + encodeURIComponent(r.name));
-          ui.toast("Deleted " + r.name + ".");
+          toast("Deleted " + r.name + ".");
           clear(editBox);
           await reload();
         } catch (err) {
-          ui.toast(messageOf(err));
+          toast(messageOf(err));
         }
       });
       edit.addEventListener("click", () => {
         add(
           clear(editBox),
           h("h2", {}, "Grants of " + r.name),
-          ui.grantsEditor("robot-grants", r.grants, async (grants) => {
+          grantsEditor("robot-grants", r.grants, async (grants) => {
             const saved = await api("PUT", "/robots/" + encodeURIComponent(r.name) + "/grants", { grants });
             await reload();
             return saved.grants;
@@ -202,7 +212,7 @@ export async function pageRobots(m, _params, ui) {
         h("td", {}, r.owner),
         h("td", {}, r.description || ""),
         h("td", { class: "mono" }, grantsText(r.grants)),
-        h("td", {}, expiryBadge(ui, r, now)),
+        h("td", {}, expiryBadge(r, now)),
         h("td", {}, r.last_used_at ? formatTime(r.last_used_at) : "never"),
         h("td", {}, h("div", { class: "row" }, edit, rotate, del)),
       );

@@ -1,7 +1,12 @@
 // The retention page: edit the policies (JSON), make a plan, review it grouped by repository
-// with the reason for every tag, and apply it. Same safety rules as app.js: API text reaches
-// the page only as text. The helpers (element builder, API call, dialogs) come from app.js, so
-// this module holds only what the page itself does.
+// with the reason for every tag, and apply it. Same safety rules as every page: API text
+// reaches the page only as text.
+
+import { api, messageOf } from "./api.js";
+import { confirmDialog } from "./dialog.js";
+import { add, h, note, table, toast } from "./dom.js";
+import { formatTime, shortDigest } from "./format.js";
+import { pageHeader } from "./page.js";
 
 const EXAMPLE = {
   policies: [
@@ -13,8 +18,7 @@ const EXAMPLE = {
   ],
 };
 
-function planView(ui, plan, onApply) {
-  const { h, add, table, note, shortDigest, formatTime } = ui;
+function planView(plan, onApply) {
   const box = h("section", { id: "retention-plan", "aria-label": "Plan" });
   const s = plan.summary;
   add(
@@ -61,24 +65,22 @@ function planView(ui, plan, onApply) {
   return box;
 }
 
-function resultView(ui, report) {
-  const { h, add, table } = ui;
+function resultView(report) {
   const row = (...cells) => h("tr", {}, cells.map((c) => h("td", {}, c)));
   const box = h("section", { id: "retention-result", "aria-label": "Result" });
   add(
     box,
     h("h2", {}, `Applied: ${report.deleted.length} deleted, ${report.skipped.length} skipped`),
-    table(["Repository", "Tag", "Digest"], report.deleted.map((d) => row(d.name, d.tag, ui.shortDigest(d.digest))), "Deleted tags"),
+    table(["Repository", "Tag", "Digest"], report.deleted.map((d) => row(d.name, d.tag, shortDigest(d.digest))), "Deleted tags"),
   );
   if (report.skipped.length > 0) {
     add(box, table(["Repository", "Tag", "Why it stayed"], report.skipped.map((d) => row(d.name, d.tag, d.reason)), "Skipped tags"));
   }
-  add(box, ui.note("Deleting tags frees no disk by itself: run a garbage collection next."));
+  add(box, note("Deleting tags frees no disk by itself: run a garbage collection next."));
   return box;
 }
 
-export async function pageRetention(m, ui) {
-  const { h, add, api, pageHeader, messageOf, confirmDialog, toast } = ui;
+export async function pageRetention(m) {
   add(
     m,
     pageHeader("Retention"),
@@ -141,7 +143,7 @@ export async function pageRetention(m, ui) {
     button.disabled = true;
     try {
       const report = await api("POST", "/retention/plans/" + plan.id + "/apply", { max_delete: max });
-      planBox.replaceChildren(resultView(ui, report));
+      planBox.replaceChildren(resultView(report));
       toast(`${report.deleted.length} tags deleted.`);
     } catch (err) {
       add(planBox, h("p", { class: "error" }, messageOf(err)));
@@ -156,7 +158,7 @@ export async function pageRetention(m, ui) {
     try {
       const body = only.value.trim() ? { repositories: only.value.trim() } : {};
       const plan = await api("POST", "/retention/plans", body);
-      planBox.replaceChildren(planView(ui, plan, onApply));
+      planBox.replaceChildren(planView(plan, onApply));
     } catch (err) {
       planBox.replaceChildren(h("p", { class: "error" }, messageOf(err)));
     } finally {
