@@ -536,9 +536,22 @@ fn killing_the_gc_runner_thaws_the_cluster() {
         job.to_string().contains("interrupted"),
         "the job says it was interrupted: {job}"
     );
-    let granted = ClusterStack::granted(&c.a().url, "thaw/app", "admin", ADMIN_PASSWORD);
+    // The freeze's end, like any change, may take up to a second to reach every replica.
+    let failed_at = Instant::now();
+    let mut granted = Vec::new();
+    while failed_at.elapsed() < Duration::from_secs(10) {
+        granted = ClusterStack::granted(&c.a().url, "thaw/app", "admin", ADMIN_PASSWORD);
+        if granted.contains(&"push".to_string()) {
+            break;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!(
+        "A grants {granted:?} {:?} after it reported the job failed",
+        failed_at.elapsed()
+    );
     assert!(granted.contains(&"push".to_string()), "thawed: {granted:?}");
-    // Another job may start at once.
+    // Another job may start now.
     let (status, body) = json(
         c.a()
             .as_admin(Method::POST, "/gc")
