@@ -379,6 +379,7 @@ mod tests {
         assert!(index.full && index.keys == MAX_KEYS);
         let f = Facts {
             index: RwLock::new(index),
+            cluster: None,
         };
         assert!(f.repository("app").pulls_incomplete);
     }
