@@ -235,7 +235,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     registry::routes(cfg);
     grants::routes(cfg);
     robots::routes(cfg);
-    audit::routes(cfg);
+    audit::routes::routes(cfg);
     ops::routes(cfg);
     gc::routes(cfg);
     retention::routes(cfg);

@@ -12,9 +12,10 @@ use thiserror::Error;
 use super::entry::Entry;
 use super::files::AuditFiles;
 use super::query::{self, Cursor, Filters, Page, QueryError};
+use super::sink::AuditError;
+use super::store_files as writer;
 use super::store_rows;
 use super::verify::{self, Report};
-use super::writer::{self, AuditError};
 use crate::store::{Database, DatabaseError};
 
 #[derive(Clone)]

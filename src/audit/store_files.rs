@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use super::bound;
 use super::entry::{Entry, GENESIS, Outcome, Source, unseal};
 use super::files::AuditFiles;
+use super::sink::{AuditError, Sink, Stored, TORN_LINE_ACTION};
 use super::space;
-use super::writer::{AuditError, Sink, Stored, TORN_LINE_ACTION};
 
 /// How far back the writer looks for the last whole line.
 const TAIL_WINDOW: u64 = 1 << 20;

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use super::bound;
 use super::entry::{Entry, GENESIS, unseal};
 use super::query::{self, Cursor, Filters, Judged, Page};
+use super::sink::{AuditError, Sink, Stored};
 use super::verify::{LineRef, Report};
-use super::writer::{AuditError, Sink, Stored};
 use crate::store::{Database, DatabaseError};
 
 /// Rows read per round trip.

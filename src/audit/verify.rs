@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::entry::{GENESIS, unseal};
 use super::files::AuditFiles;
-use super::writer::TORN_LINE_ACTION;
+use super::sink::TORN_LINE_ACTION;
 
 #[derive(Debug, Serialize, PartialEq, Clone, utoipa::ToSchema)]
 pub struct LineRef {

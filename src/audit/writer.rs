@@ -14,24 +14,23 @@
 //! anything, that its entry can be stored (`space` for files; the database answering for rows).
 
 use crate::sync::lock;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use thiserror::Error;
 use tokio::sync::oneshot;
 
 use super::coalesce::Coalescer;
 use super::entry::Entry;
 use super::files::AuditFiles;
+pub use super::sink::{AuditError, TORN_LINE_ACTION};
+use super::sink::{Sink, io_err};
 use super::source::AuditSource;
 use super::space;
 use super::store_files::FileSink;
 use super::store_rows::RowSink;
-use crate::error::{ErrorCode, StatusCode};
 use crate::store::{Database, DatabaseError};
 
 /// The host-side commands append to and lock the files through these.
@@ -50,59 +49,6 @@ const FRESH_FOR: Duration = Duration::from_secs(1);
 const FRESH_ADMITS: u32 = 16;
 /// How often the writer wakes to write coalesced repeats whose minute has passed.
 const FLUSH_TICK: Duration = Duration::from_secs(5);
-
-pub const TORN_LINE_ACTION: &str = "audit.torn_line";
-
-#[derive(Debug, Error)]
-pub enum AuditError {
-    #[error("audit log {path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
-    #[error("audit log is closed")]
-    Closed,
-    #[error("audit log write failed: {0}")]
-    Write(String),
-    /// Cluster mode: the database did not take the entries (or did not answer).
-    #[error("audit log: {0}")]
-    Database(#[from] DatabaseError),
-}
-
-impl AuditError {
-    /// Why, without the file's path: for answers to clients and for `/health/ready`.
-    pub fn reason(&self) -> String {
-        match self {
-            AuditError::Io { source, .. } => source.to_string(),
-            AuditError::Closed => "the audit log is closed".into(),
-            AuditError::Write(reason) => reason.clone(),
-            // Not the driver's text: it can name hosts and roles.
-            AuditError::Database(_) => "the database is unavailable".into(),
-        }
-    }
-}
-
-/// The audit log cannot take entries (disk full, I/O error), so nothing that would need one is
-/// done: 503, with the reason but not the file's path.
-/// In cluster mode a database that does not answer is `database_unavailable`, as for every other
-/// call that needs it.
-impl ErrorCode for AuditError {
-    fn status(&self) -> StatusCode {
-        StatusCode::SERVICE_UNAVAILABLE
-    }
-    fn code(&self) -> &'static str {
-        match self {
-            AuditError::Database(e) => e.code(),
-            _ => "audit_unavailable",
-        }
-    }
-    fn message(&self) -> String {
-        match self {
-            AuditError::Database(e) => e.message(),
-            _ => format!(
-                "the audit log cannot be written ({}); nothing was changed: retry once it can be",
-                self.reason()
-            ),
-        }
-    }
-}
 
 /// Why a batch or a reservation failed, as the writer thread tells every waiter (a copy each).
 #[derive(Debug, Clone)]
@@ -127,13 +73,6 @@ impl From<Failure> for AuditError {
         } else {
             AuditError::Write(f.reason)
         }
-    }
-}
-
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> AuditError + '_ {
-    move |source| AuditError::Io {
-        path: path.to_path_buf(),
-        source,
     }
 }
 
@@ -170,24 +109,6 @@ pub struct AuditLog {
     counters: Arc<Counters>,
     last_error: Arc<Mutex<Option<String>>>,
     fresh: Arc<Mutex<Option<Fresh>>>,
-}
-
-/// Where a writer stores sealed entries: the audit files (`store_files`) or the cluster's
-/// database (`store_rows`). The writer thread around it (batching, coalescing, reservations,
-/// counters) is the same for both.
-pub(crate) trait Sink: Send + 'static {
-    /// One group commit: seals `entries` after the chain's real last entry and stores them all
-    /// or none.
-    fn write_batch(&mut self, entries: &[Entry]) -> Result<Stored, AuditError>;
-    /// Makes sure the next entries can be stored.
-    fn reserve(&mut self) -> Result<(), AuditError>;
-}
-
-/// What one group commit stored.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Stored {
-    pub entries: u64,
-    pub bytes: u64,
 }
 
 struct Writer<S: Sink> {
@@ -468,6 +389,8 @@ mod tests {
     use crate::audit::entry::{Outcome, Source};
     use crate::audit::store_files::{append, lock_path};
     use crate::audit::verify::verify;
+    use crate::error::ErrorCode;
+    use std::io;
     use std::io::Write;
     use std::os::unix::fs::MetadataExt;
 

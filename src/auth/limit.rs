@@ -20,7 +20,6 @@ use crate::blocking::run_blocking;
 use crate::error::ApiError;
 use crate::store::Database;
 use crate::sync::lock;
-use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -38,20 +37,9 @@ const AUDIT_PER_ADDRESS: u32 = 10;
 /// not enough the least recently active half is forgotten: it bounds memory against an attacker
 /// with many addresses and names. Each key is a few hundred bytes at most.
 pub const MAX_TRACKED: usize = 50_000;
-/// How much of a username tells pairs apart: valid usernames are at most 64 characters.
-pub const NAME_KEY_BYTES: usize = 64;
-
-/// A fixed-size stand-in for a username: 16 bytes of SHA-256 of its first `NAME_KEY_BYTES`.
-type NameKey = [u8; 16];
+pub use super::failure_key::{NAME_KEY_BYTES, Throttled};
+use super::failure_key::{NameKey, name_key};
 type Pair = (IpAddr, NameKey);
-
-pub(crate) fn name_key(user: &str) -> NameKey {
-    let bytes = user.as_bytes();
-    let digest = Sha256::digest(&bytes[..bytes.len().min(NAME_KEY_BYTES)]);
-    let mut key = [0u8; 16];
-    key.copy_from_slice(&digest[..16]);
-    key
-}
 
 /// Failures still inside the window, plus reservations whose check has not finished.
 #[derive(Default)]
@@ -117,10 +105,6 @@ impl Default for FailureLimiter {
         Self::new(PAIR_FAILURES, ADDRESS_FAILURES, WINDOW)
     }
 }
-
-/// Refused: the caller must wait this long.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Throttled(pub Duration);
 
 /// A reserved failure slot. Dropped without `succeeded`, it counts as a failure, so a client
 /// that hangs up mid-check gains nothing.

@@ -3,6 +3,7 @@
 //! Basic or a bearer token. Failed password attempts are throttled per (address, username) and
 //! address; bearer tokens are not (see `check_bearer`).
 
+pub mod failure_key;
 pub mod limit;
 pub mod robot;
 pub mod shared_failures;

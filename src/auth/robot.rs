@@ -8,8 +8,8 @@ use actix_web::{HttpRequest, web};
 use chrono::{DateTime, Duration, Utc};
 
 use super::{Account, AuthError};
-use crate::audit::AuditLog;
 use crate::audit::entry::{Entry, Outcome, Source};
+use crate::audit::writer::AuditLog;
 use crate::config::{AuthMode, Config};
 use crate::directory::Directory;
 use crate::net::ClientAddresses;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use super::limit::{Throttled, name_key};
+use super::failure_key::{Throttled, name_key};
 use crate::store::{Database, DatabaseError};
 use crate::sync::lock;
 

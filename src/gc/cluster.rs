@@ -27,8 +27,8 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use super::Jobs;
 use super::job::Job;
-use crate::audit::AuditLog;
 use crate::audit::entry::format_time;
+use crate::audit::writer::AuditLog;
 use crate::freeze::{CLUSTER_STALE_AFTER, REGISTRY_LEEWAY_SECS, WriteFreeze};
 use crate::store::{Database, DatabaseError};
 use crate::token::upstream::SELF_TOKEN_TTL;

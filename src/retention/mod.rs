@@ -27,7 +27,7 @@ use self::evaluate::evaluate;
 use self::plan::{Plan, PlanStore, RepositoryPlan};
 use self::policy::{Compiled, Policies};
 use self::store::PolicyStore;
-use crate::audit::AuditLog;
+use crate::audit::writer::AuditLog;
 use crate::blocking::run_blocking;
 use crate::freeze::WriteFreeze;
 use crate::grants::Pattern;

@@ -12,9 +12,6 @@ use std::time::{Duration, Instant};
 
 use postgres::NoTls;
 use r2d2_postgres::PostgresConnectionManager;
-use thiserror::Error;
-
-use crate::error::{ErrorCode, StatusCode};
 
 /// Longest wait to connect or to get a pooled connection.
 pub const WAIT: Duration = Duration::from_secs(4);
@@ -34,46 +31,14 @@ const MIGRATIONS: &[(i32, &str)] = &[
 
 pub type Connection = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
 
-/// The database could not answer. The reason is for the log; clients get a fixed message (a
-/// driver's text can name hosts and roles).
-#[derive(Debug, Error)]
-#[error("the database is unavailable: {0}")]
-pub struct DatabaseError(pub String);
-
-impl ErrorCode for DatabaseError {
-    fn status(&self) -> StatusCode {
-        StatusCode::SERVICE_UNAVAILABLE
-    }
-    fn code(&self) -> &'static str {
-        "database_unavailable"
-    }
-    fn message(&self) -> String {
-        "the database is unavailable; retry shortly".into()
-    }
-}
-
-impl From<postgres::Error> for DatabaseError {
-    fn from(e: postgres::Error) -> Self {
-        // `{e:#}`-style sources can carry the query's parameters; the code and the kind suffice.
-        match e.as_db_error() {
-            Some(db) => DatabaseError(format!("{} ({})", db.message(), db.code().code())),
-            None => DatabaseError(e.to_string()),
-        }
-    }
-}
-
-impl From<r2d2::Error> for DatabaseError {
-    fn from(e: r2d2::Error) -> Self {
-        DatabaseError(format!("no connection: {e}"))
-    }
-}
+pub use super::error::DatabaseError;
 
 pub struct Database {
     pool: r2d2::Pool<PostgresConnectionManager<NoTls>>,
     /// For the one connection outside the pool that waits for change notifications.
     config: postgres::Config,
     replica_id: String,
-    pub(crate) documents: super::rows::DocumentCache,
+    pub(crate) documents: super::cache::DocumentCache,
 }
 
 impl Database {
@@ -106,7 +71,7 @@ impl Database {
             pool,
             config,
             replica_id: replica_id.to_string(),
-            documents: super::rows::DocumentCache::default(),
+            documents: super::cache::DocumentCache::default(),
         };
         let started = Instant::now();
         loop {
@@ -119,7 +84,7 @@ impl Database {
                 Err(e) => return Err(e),
             }
         }
-        db.documents.refresh(&db)?;
+        db.documents.refresh(&mut *db.connection()?)?;
         Ok(Arc::new(db))
     }
 

@@ -12,7 +12,9 @@
 //! documents are; `durable` reads and writes them for either backend, so a store's code is the
 //! same in both modes.
 
+pub mod cache;
 pub mod database;
+pub mod error;
 pub mod rows;
 pub mod token_key;
 

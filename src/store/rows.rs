@@ -3,103 +3,27 @@
 //!
 //! - A change is one transaction under a PostgreSQL advisory lock named like the file lock it
 //!   replaces ([`Transaction`]): the same critical sections as files mode, across replicas.
-//! - A read outside a change comes from this replica's [`DocumentCache`]. Every write sends a
+//! - A read outside a change comes from this replica's `cache::DocumentCache`. Every write sends a
 //!   notification on [`CHANNEL`] at commit; each replica listens and re-reads at once, and also
 //!   every [`REFRESH_EVERY`] in case a notification is lost (a change on one replica is in force
 //!   on all within a second, usually within milliseconds). When the refresh has not worked for
-//!   [`STALE_AFTER`], reads fail with 503 rather than serve accounts a replica can no longer
+//!   `cache::STALE_AFTER`, reads fail with 503 rather than serve accounts a replica can no longer
 //!   check.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use super::database::{Connection, Database, DatabaseError};
-use crate::sync::lock;
 
 /// How often each replica looks for documents changed by others without being told.
 pub const REFRESH_EVERY: Duration = Duration::from_millis(200);
 /// The notification channel a document write is announced on.
 pub const CHANNEL: &str = "registry_admin_documents";
-/// A cache not refreshed for this long is not used.
-pub const STALE_AFTER: Duration = Duration::from_secs(3);
-
-/// One version of a document as this replica last read it.
-#[derive(Clone)]
-pub struct CachedDocument {
-    pub version: i64,
-    pub body: Arc<Vec<u8>>,
-}
-
-#[derive(Default)]
-pub struct DocumentCache {
-    documents: RwLock<HashMap<String, CachedDocument>>,
-    refreshed: Mutex<Option<Instant>>,
-}
-
-impl DocumentCache {
-    /// Re-reads every document whose version moved. A handful of rows: the whole
-    /// (name, version) list is read each time, so a slow writer's commit is never skipped.
-    /// Blocking.
-    pub fn refresh(&self, db: &Database) -> Result<(), DatabaseError> {
-        let mut conn = db.connection()?;
-        let versions = conn.query("SELECT name, version FROM documents", &[])?;
-        let stale: Vec<String> = {
-            let known = self.documents.read().map_err(poisoned)?;
-            versions
-                .iter()
-                .filter_map(|row| {
-                    let (name, version): (String, i64) = (row.get(0), row.get(1));
-                    (known.get(&name).map(|d| d.version) != Some(version)).then_some(name)
-                })
-                .collect()
-        };
-        if !stale.is_empty() {
-            let rows = conn.query(
-                "SELECT name, version, body FROM documents WHERE name = ANY($1)",
-                &[&stale],
-            )?;
-            for row in rows {
-                self.offer(row.get(0), row.get(1), row.get(2));
-            }
-        }
-        *lock(&self.refreshed) = Some(Instant::now());
-        Ok(())
-    }
-
-    /// Keeps `body` unless a newer version is already known (a local commit and the
-    /// background refresh can race).
-    fn offer(&self, name: String, version: i64, body: Vec<u8>) {
-        if let Ok(mut docs) = self.documents.write() {
-            let newer = docs.get(&name).is_none_or(|d| d.version < version);
-            if newer {
-                docs.insert(
-                    name,
-                    CachedDocument {
-                        version,
-                        body: Arc::new(body),
-                    },
-                );
-            }
-        }
-    }
-
-    /// The document as last seen; `None` when no replica ever wrote it.
-    pub fn get(&self, name: &str) -> Result<Option<CachedDocument>, DatabaseError> {
-        let fresh = lock(&self.refreshed).is_some_and(|t| t.elapsed() < STALE_AFTER);
-        if !fresh {
-            return Err(DatabaseError(
-                "documents have not been refreshed from the database recently".into(),
-            ));
-        }
-        Ok(self.documents.read().map_err(poisoned)?.get(name).cloned())
-    }
-}
-
-fn poisoned<T>(_: T) -> DatabaseError {
-    DatabaseError("document cache lock poisoned".into())
+/// Re-reads the documents other replicas changed, now. Blocking.
+pub fn refresh(db: &Database) -> Result<(), DatabaseError> {
+    db.documents.refresh(&mut *db.connection()?)
 }
 
 /// Refreshes `db`'s documents whenever another replica announces a write, and every
@@ -112,7 +36,7 @@ pub fn spawn_refresh(db: Arc<Database>) {
             let mut failing = false;
             loop {
                 wait_for_news(&db, &mut listener);
-                match db.documents.refresh(&db) {
+                match refresh(&db) {
                     Ok(()) if failing => {
                         log::info!("cluster mode: the database answers again");
                         failing = false;

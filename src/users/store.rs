@@ -185,9 +185,7 @@ impl UserStore {
         match &self.place {
             Place::Files(_) => Ok(false),
             Place::Database(db) => {
-                db.documents
-                    .refresh(db)
-                    .map_err(|e| StoreError::File(e.into()))?;
+                crate::store::rows::refresh(db).map_err(|e| StoreError::File(e.into()))?;
                 Ok(true)
             }
         }
