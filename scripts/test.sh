@@ -8,9 +8,10 @@
 # under CI=true, where it is an error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# PostgreSQL, nginx and moto's S3 server for the cluster tests (tests/cluster.rs), which skip
-# with a warning when one is missing — and fail instead under CI=true.
-scripts/install-deps.sh docker-registry skopeo apache2-utils podman nginx postgresql moto-server
+# PostgreSQL, nginx and moto's S3 server for the cluster tests (tests/cluster.rs), and Redis for
+# the cache purge of tests/cluster_gc.rs, which skip with a warning when one is missing — and
+# fail instead under CI=true.
+scripts/install-deps.sh docker-registry skopeo apache2-utils podman nginx postgresql moto-server redis-server
 cargo test --locked "$@"
 
 # The test binaries that start a registry (tests/packaging.rs checks this list against tests/).
