@@ -89,25 +89,31 @@ impl SeenEvents {
         let Some(db) = self.database.clone() else {
             return Ok(self.claim(id));
         };
+        // Cluster mode: only a look here; the id is recorded once its entry is stored
+        // (`confirm_anywhere`). An id claimed first and then not released (the database
+        // failing between the two) would make the registry's retry look like a repeat and lose
+        // the event; the other way round, the worst case is an event recorded twice.
         let id = id.to_string();
-        Ok(run_blocking(move || claim_shared(&db, &id)).await??)
+        Ok(!run_blocking(move || seen_shared(&db, &id)).await??)
     }
 
-    /// [`Self::release`], across replicas in cluster mode.
-    async fn release_anywhere(&self, id: &str) {
+    /// Cluster mode: notes `id` as recorded, after its entry was stored. Files mode: done by
+    /// the claim already.
+    async fn confirm_anywhere(&self, id: &str) {
         let Some(db) = self.database.clone() else {
-            return self.release(id);
+            return;
         };
         let id = id.to_string();
-        let released = run_blocking(move || {
-            db.connection()?
-                .execute("DELETE FROM seen_events WHERE id = $1", &[&id])
-                .map_err(DatabaseError::from)
-        })
-        .await;
-        if !matches!(released, Ok(Ok(_))) {
-            // The retry will be taken for a repeat; the log says which event was lost.
-            log::error!("could not release a registry event id after a failed write");
+        let noted = run_blocking(move || claim_shared(&db, &id)).await;
+        if !matches!(noted, Ok(Ok(_))) {
+            log::warn!("could not note a registry event id: a retry of it may be recorded twice");
+        }
+    }
+
+    /// [`Self::release`]; in cluster mode nothing was claimed.
+    async fn release_anywhere(&self, id: &str) {
+        if self.database.is_none() {
+            self.release(id);
         }
     }
 
@@ -137,6 +143,13 @@ impl SeenEvents {
             g.1.remove(pos);
         }
     }
+}
+
+fn seen_shared(db: &Database, id: &str) -> Result<bool, DatabaseError> {
+    Ok(db
+        .connection()?
+        .query_opt("SELECT 1 FROM seen_events WHERE id = $1", &[&id])?
+        .is_some())
 }
 
 fn claim_shared(db: &Database, id: &str) -> Result<bool, DatabaseError> {
@@ -442,6 +455,9 @@ pub async fn receive(
             // recorded from this envelope are then recognised as repeats.
             log::error!("could not record a registry event: {e}");
             return Err(e.into());
+        }
+        if !id.is_empty() {
+            seen_events.confirm_anywhere(id).await;
         }
         recorded += 1;
     }

@@ -171,6 +171,11 @@ pub fn for_each_row_after(
 /// table and the row's `seq`. Besides each line's own hash and link, the `hash` column must be
 /// the line's and the `seq`s must have no gap. Blocking.
 pub fn verify(db: &Database) -> Result<Report, DatabaseError> {
+    verify_in(&mut *db.connection()?)
+}
+
+/// [`verify`] through `client`: inside a transaction, what it would commit.
+pub fn verify_in(client: &mut impl postgres::GenericClient) -> Result<Report, DatabaseError> {
     let mut report = Report {
         ok: true,
         entries: 0,
@@ -179,7 +184,7 @@ pub fn verify(db: &Database) -> Result<Report, DatabaseError> {
     };
     let mut expected = GENESIS.to_string();
     let mut next_seq = 1i64;
-    for_each_row(db, |seq, line, hash| {
+    for_each_row_in(client, |seq, line, hash| {
         let at = LineRef {
             file: TABLE.to_string(),
             line: usize::try_from(seq).unwrap_or(usize::MAX),
@@ -228,16 +233,22 @@ pub fn query(
     limit: usize,
     cursor: Option<&Cursor>,
 ) -> Result<Page, query::QueryError> {
+    let end = {
+        let mut conn = db.connection()?;
+        let last: i64 = conn
+            .query_one("SELECT coalesce(max(seq), 0) FROM audit_log", &[])
+            .map_err(DatabaseError::from)?
+            .get(0);
+        last + 1
+    };
+    // A cursor is the caller's text: one past the end of the table would make the window loop
+    // below walk down from anywhere up to i64::MAX.
     let before = match cursor {
-        None => {
-            let mut conn = db.connection()?;
-            let last: i64 = conn
-                .query_one("SELECT coalesce(max(seq), 0) FROM audit_log", &[])
-                .map_err(DatabaseError::from)?
-                .get(0);
-            last + 1
-        }
-        Some(c) => c.seq().ok_or(query::CursorError::Outside)?,
+        None => end,
+        Some(c) => c
+            .seq()
+            .filter(|seq| (1..=end).contains(seq))
+            .ok_or(query::CursorError::Outside)?,
     };
     let patterns: Vec<String> = filters.needles().iter().map(|n| like_pattern(n)).collect();
     let stop_before = query::stop_before(filters);

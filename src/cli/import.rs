@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use registry_admin::audit::entry::{Entry, Outcome, Source, unseal};
 use registry_admin::audit::files::AuditFiles;
 use registry_admin::audit::source::AuditSource;
-use registry_admin::audit::{store_rows, verify};
+use registry_admin::audit::{store_files, store_rows, verify};
 use registry_admin::paths::parent_dir;
 use registry_admin::store::DatabaseError;
 use registry_admin::users::htpasswd::Htpasswd;
@@ -50,8 +50,17 @@ pub fn run() -> Result<ExitCode, CliError> {
                 .into(),
         ));
     }
-    let documents = read_documents(&config.htpasswd_path)?;
     let audit = AuditFiles::new(&config.audit_log_path);
+    // Held until the end: a files-mode process still running beside this command cannot append
+    // to or rotate the files between their check and their copy.
+    let _audit_lock = if audit.dir().is_dir() {
+        Some(store_files::lock_files(&audit).map_err(|e| {
+            CliError::Refused(format!("cannot lock the audit files: {}", e.reason()))
+        })?)
+    } else {
+        None
+    };
+    let documents = read_documents(&config.htpasswd_path)?;
     let report = verify::verify(&audit).map_err(io_err(&config.audit_log_path))?;
     if let Some(bad) = &report.first_bad_line {
         return Err(CliError::Refused(format!(
@@ -88,6 +97,14 @@ pub fn run() -> Result<ExitCode, CliError> {
         .map_err(DatabaseError::from)?;
     }
     let entries = copy_audit(&mut tx, &audit)?;
+    // Checked before it counts: a chain that does not verify in the database is rolled back,
+    // so a failed import leaves the database empty and can be run again.
+    let copied = store_rows::verify_in(&mut tx)?;
+    if !copied.ok {
+        return Err(CliError::Refused(
+            "the chain copied into the database does not verify; nothing was imported".into(),
+        ));
+    }
     tx.commit().map_err(DatabaseError::from)?;
     drop(conn);
 

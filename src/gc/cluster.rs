@@ -100,13 +100,40 @@ pub fn others_done_by(
     Ok(tokens.map_or(api_writes, |t| t.max(api_writes)))
 }
 
+const HEARTBEAT_SQL: &str = "INSERT INTO replicas (id, heartbeat_at) VALUES ($1, now())
+     ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()";
+
 fn heartbeat(db: &Database) -> Result<(), DatabaseError> {
-    db.connection()?.execute(
-        "INSERT INTO replicas (id, heartbeat_at) VALUES ($1, now())
-         ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()",
-        &[&db.replica_id()],
-    )?;
+    db.connection()?
+        .execute(HEARTBEAT_SQL, &[&db.replica_id()])?;
     Ok(())
+}
+
+/// Heartbeats every [`HEARTBEAT_EVERY`] on a connection of its own, outside the pool, and on
+/// a thread of its own: a busy pool, slow lock waits or the watch's audit writes must never
+/// delay it, or the other replicas would take a replica that runs a job for dead and end its
+/// freeze while it sweeps. Runs until the process ends.
+fn spawn_heartbeat(db: Arc<Database>) {
+    let spawned = std::thread::Builder::new()
+        .name("replica-heartbeat".into())
+        .spawn(move || {
+            let mut conn: Option<postgres::Client> = None;
+            loop {
+                if conn.is_none() {
+                    conn = db.dedicated_connection().ok();
+                }
+                if let Some(c) = conn.as_mut()
+                    && let Err(e) = c.execute(HEARTBEAT_SQL, &[&db.replica_id()])
+                {
+                    log::warn!("cluster mode: heartbeat: {}", DatabaseError::from(e));
+                    conn = None;
+                }
+                std::thread::sleep(HEARTBEAT_EVERY);
+            }
+        });
+    if let Err(e) = spawned {
+        log::error!("cluster mode: cannot start the heartbeat: {e}");
+    }
 }
 
 /// The replicas whose heartbeat is recent, by the database's clock (replicas' clocks may
@@ -188,6 +215,7 @@ pub fn spawn_watch(
     if let Err(e) = heartbeat(&db) {
         log::error!("cluster mode: heartbeat: {e}");
     }
+    spawn_heartbeat(Arc::clone(&db));
     let spawned = std::thread::Builder::new()
         .name("gc-cluster-watch".into())
         .spawn(move || {
@@ -214,9 +242,7 @@ pub fn spawn_watch(
                     .map_err(|e| e.to_string());
                 if result.is_ok() && last_beat.is_none_or(|t| t.elapsed() >= HEARTBEAT_EVERY) {
                     last_beat = Some(Instant::now());
-                    result = heartbeat(&db)
-                        .map_err(|e| e.to_string())
-                        .and_then(|()| watch_once(&db, &jobs, &record).map_err(|e| e.to_string()));
+                    result = watch_once(&db, &jobs, &record).map_err(|e| e.to_string());
                 }
                 match result {
                     Ok(()) if failing => {

@@ -469,10 +469,11 @@ async fn freeze_writes(ctx: &Context, job: &Job) -> Result<FreezeGuard, String> 
             // still ends it.
             guard.holds_cluster(&job.id);
             let id = job.id.clone();
-            let frozen_at = Utc::now();
             let floor = run_blocking(move || {
                 cluster::freeze(&db, &id)?;
-                cluster::others_done_by(&db, frozen_at)
+                // Counted from when the freeze committed (the update may have waited for
+                // write tokens being issued), not from when it was asked for.
+                cluster::others_done_by(&db, Utc::now())
             })
             .await
             .map_err(|e| e.to_string())?

@@ -6,9 +6,9 @@
 //! Three commands need no client library: a few lines of RESP over a `TcpStream`, every read
 //! bounded in size and time.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::registry_config::RedisCache;
 
@@ -75,11 +75,35 @@ impl Connection {
         self.writer
             .write_all(&encode(args))
             .map_err(|e| e.to_string())?;
+        // One deadline for the whole reply: a server that drips a byte at a time must not
+        // hold the cluster's freeze for a read timeout per byte.
+        let deadline = Instant::now() + TIMEOUT;
         let mut line = Vec::new();
-        (&mut self.reader)
-            .take(MAX_REPLY)
-            .read_until(b'\n', &mut line)
-            .map_err(|e| e.to_string())?;
+        loop {
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
+                .ok_or("the server did not answer in time")?;
+            self.writer
+                .set_read_timeout(Some(left))
+                .map_err(|e| e.to_string())?;
+            let buf = self.reader.fill_buf().map_err(|e| e.to_string())?;
+            if buf.is_empty() {
+                break;
+            }
+            let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (buf.len(), false),
+            };
+            line.extend_from_slice(&buf[..take]);
+            self.reader.consume(take);
+            if done {
+                break;
+            }
+            if line.len() as u64 > MAX_REPLY {
+                return Err("the server's answer is too long".into());
+            }
+        }
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end();
         match text.as_bytes().first() {
@@ -107,6 +131,7 @@ fn encode(args: &[&str]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
     use std::net::TcpListener;
 
     /// A server that answers each command with the next of `replies` and returns what it got.

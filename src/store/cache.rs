@@ -24,6 +24,8 @@ pub struct CachedDocument {
 pub struct DocumentCache {
     documents: RwLock<HashMap<String, CachedDocument>>,
     refreshed: Mutex<Option<Instant>>,
+    /// Held by the one on-demand refresh under way (`rows::refresh`).
+    pub(crate) refreshing: Mutex<()>,
 }
 
 impl DocumentCache {

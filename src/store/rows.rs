@@ -22,7 +22,17 @@ pub const REFRESH_EVERY: Duration = Duration::from_millis(200);
 /// The notification channel a document write is announced on.
 pub const CHANNEL: &str = "registry_admin_documents";
 /// Re-reads the documents other replicas changed, now. Blocking.
+/// Concurrent callers share one refresh (a flood of failed logins, each asking for one, takes
+/// one pooled connection at a time, never the pool).
 pub fn refresh(db: &Database) -> Result<(), DatabaseError> {
+    let _only = match db.documents.refreshing.try_lock() {
+        Ok(guard) => guard,
+        Err(_) => {
+            // Another caller is refreshing: what it reads is at least as new as ours would be.
+            drop(crate::sync::lock(&db.documents.refreshing));
+            return Ok(());
+        }
+    };
     db.documents.refresh(&mut *db.connection()?)
 }
 
@@ -36,7 +46,12 @@ pub fn spawn_refresh(db: Arc<Database>) {
             let mut failing = false;
             loop {
                 wait_for_news(&db, &mut listener);
-                match refresh(&db) {
+                // On the listening connection when there is one: the pool is the requests'.
+                let refreshed = match listener.as_mut() {
+                    Some(conn) => db.documents.refresh(conn).inspect_err(|_| listener = None),
+                    None => refresh(&db),
+                };
+                match refreshed {
                     Ok(()) if failing => {
                         log::info!("cluster mode: the database answers again");
                         failing = false;
