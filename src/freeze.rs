@@ -23,6 +23,8 @@ use crate::sync::lock;
 
 /// A replica that has not read the cluster's maintenance row for this long refuses writes.
 pub const CLUSTER_STALE_AFTER: Duration = Duration::from_secs(2);
+/// A runner that has not read the maintenance row for this long stops deleting.
+pub const FREEZE_LOST_AFTER: Duration = Duration::from_secs(5);
 
 /// registry:2 accepts a token this long past its `exp` (docs/registry-facts.md, "Token auth").
 pub const REGISTRY_LEEWAY_SECS: i64 = 60;
@@ -115,6 +117,16 @@ impl WriteFreeze {
     pub fn frozen_elsewhere(&self) -> bool {
         let s = lock(&self.state);
         !s.frozen && s.refuses_writes()
+    }
+
+    /// Whether `job` may go on deleting: files mode, always; cluster mode, while the
+    /// maintenance row, read within [`FREEZE_LOST_AFTER`], still names it. The other replicas
+    /// take a runner for dead only after `gc::cluster::DEAD_AFTER`, well after this says no.
+    pub fn still_holds(&self, job: &str) -> bool {
+        let s = lock(&self.state);
+        s.cluster.as_ref().is_none_or(|c| {
+            c.read_at.elapsed() < FREEZE_LOST_AFTER && c.frozen_by_job.as_deref() == Some(job)
+        })
     }
 
     /// The job that freezes the cluster, as last read (cluster mode).

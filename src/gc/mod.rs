@@ -553,6 +553,12 @@ async fn sweep(ctx: &Context, plan: &Plan, job: &mut Job) -> Result<(), String> 
         None => HashMap::new(),
     };
     let jobs = Arc::clone(&ctx.jobs);
+    // Cluster mode, a real run: deleting stops as soon as this replica's hold on the freeze is
+    // in doubt, before the other replicas may end it.
+    let keep_going = (ctx.freeze.database().is_some() && !job.dry_run).then(|| {
+        let (freeze, id) = (Arc::clone(&ctx.freeze), job.id.clone());
+        move || freeze.still_holds(&id)
+    });
     let outcome = Run {
         bin: &plan.bin,
         config: &plan.config_path,
@@ -560,6 +566,7 @@ async fn sweep(ctx: &Context, plan: &Plan, job: &mut Job) -> Result<(), String> 
         env: plan.env.clone(),
         timeout: RUN_TIMEOUT,
         sizes: &sizes,
+        keep_going: keep_going.as_ref().map(|f| f as &(dyn Fn() -> bool + Sync)),
     }
     .run(|line| jobs.push_line(line))
     .await;

@@ -118,6 +118,10 @@ pub enum RunError {
     Failed { status: String, last: String },
     #[error("reading garbage-collect's output: {0}")]
     Io(#[from] io::Error),
+    #[error(
+        "garbage-collect was stopped: this replica no longer holds the cluster's write freeze (the database cannot be read, or the job was taken for dead)"
+    )]
+    FreezeLost,
 }
 
 /// What the command reported.
@@ -264,6 +268,9 @@ pub struct Run<'a> {
     pub timeout: Duration,
     /// Blob sizes by hex digest, from [`blob_sizes`].
     pub sizes: &'a HashMap<String, u64>,
+    /// Asked twice a second while the command runs; once it says no, the command is killed
+    /// (cluster mode: this replica's job no longer holds the cluster's freeze).
+    pub keep_going: Option<&'a (dyn Fn() -> bool + Sync)>,
 }
 
 /// The arguments, in order: never `--delete-untagged`.
@@ -315,7 +322,30 @@ impl Run<'_> {
             }
             child.wait().await
         };
-        let status = match tokio::time::timeout(self.timeout, collect).await {
+        let keep_going = self.keep_going;
+        let watch = async move {
+            match keep_going {
+                None => std::future::pending::<()>().await,
+                Some(ok) => loop {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    if !ok() {
+                        return;
+                    }
+                },
+            }
+        };
+        let finished = tokio::select! {
+            r = tokio::time::timeout(self.timeout, collect) => Some(r),
+            () = watch => None,
+        };
+        let Some(finished) = finished else {
+            let _ = child.kill().await;
+            for r in readers.into_iter().flatten() {
+                r.abort();
+            }
+            return Err(RunError::FreezeLost);
+        };
+        let status = match finished {
             Ok(status) => status?,
             Err(_) => {
                 let _ = child.kill().await;
@@ -468,9 +498,40 @@ mod tests {
                     env,
                     timeout,
                     sizes: &sizes,
+                    keep_going: None,
                 }
                 .run(|_| {}),
             )
+    }
+
+    #[test]
+    fn a_run_whose_hold_on_the_freeze_is_lost_is_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("finished");
+        let bin = script(dir.path(), &format!("sleep 3; touch {}", marker.display()));
+        let sizes = HashMap::new();
+        let still = std::sync::atomic::AtomicBool::new(true);
+        let asked = || still.swap(false, std::sync::atomic::Ordering::Relaxed);
+        let result = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(
+                Run {
+                    bin: &bin,
+                    config: Path::new("/dev/null"),
+                    dry_run: false,
+                    env: child_env([("PATH".into(), "/usr/bin:/bin".into())]),
+                    timeout: Duration::from_secs(30),
+                    sizes: &sizes,
+                    keep_going: Some(&asked),
+                }
+                .run(|_| {}),
+            );
+        assert!(matches!(result, Err(RunError::FreezeLost)), "{result:?}");
+        // Past the moment the command would have finished, had it not been killed.
+        std::thread::sleep(Duration::from_secs(4));
+        assert!(!marker.exists(), "the command did not go on after the kill");
     }
 
     #[test]
