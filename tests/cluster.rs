@@ -500,7 +500,10 @@ fn gc_from_b_freezes_a_and_shrinks_s3() {
         ClusterStack::granted(&c.a().url, "gc/keep", "admin", ADMIN_PASSWORD)
             .contains(&"push".to_string())
     });
-    eprintln!("A granted push {:?} after it saw the job finished", thawed.elapsed());
+    eprintln!(
+        "A granted push {:?} after it saw the job finished",
+        thawed.elapsed()
+    );
 }
 
 /// The replica running a job dies mid-freeze: the other marks the job failed ("interrupted")
