@@ -85,8 +85,8 @@ pub struct AppState {
     /// `robots.json`, beside grants.json and written under the same lock.
     pub robots: Arc<RobotsStore>,
     pub freeze: Arc<WriteFreeze>,
-    /// Garbage-collection jobs: `gc.json` and the one job this process runs.
-    pub gc_jobs: Arc<gc::Jobs>,
+    /// Garbage collection: starts jobs, and keeps `gc.json` and the one job this process runs.
+    pub gc: Arc<gc::GcService>,
     /// Refused API requests per (actor, action), so repeated refusals are summarised.
     pub refusals: Arc<BurstTracker>,
     /// Token mode: signs `GET /token` answers and registry-admin's own registry tokens.
@@ -174,14 +174,23 @@ impl AppState {
             UPSTREAM_TIMEOUT,
             Arc::clone(&metrics),
         )?;
-        let gc_jobs = Arc::new(gc::Jobs::beside(&store));
+        let config = Arc::new(config);
+        let registry = Arc::new(registry);
+        let gc = Arc::new(gc::GcService::new(
+            store.place(),
+            Arc::clone(&config),
+            Arc::clone(&registry),
+            Arc::clone(&audit),
+            Arc::clone(&metrics),
+            Arc::clone(&freeze),
+        ));
         let seen_events = Arc::new(match &database {
             Some(db) => {
                 audit::events::spawn_prune(Arc::clone(db));
                 gc::cluster::spawn_watch(
                     Arc::clone(db),
                     Arc::clone(&freeze),
-                    Arc::clone(&gc_jobs),
+                    Arc::clone(gc.jobs_store()),
                     Arc::clone(&audit),
                 );
                 SeenEvents::shared(Arc::clone(db))
@@ -202,10 +211,10 @@ impl AppState {
             robots: Arc::clone(&robots),
         });
         Ok(AppState {
-            config: Arc::new(config),
+            config,
             store,
             auth,
-            registry: Arc::new(registry),
+            registry,
             tag_deletes: Arc::new(TagDeletes::default()),
             audit,
             seen_events,
@@ -215,7 +224,7 @@ impl AppState {
             grants,
             robots,
             freeze,
-            gc_jobs,
+            gc,
             refusals: Arc::new(BurstTracker::default()),
             token_issuer,
             retention,
@@ -277,7 +286,7 @@ pub fn app(
         .app_data(web::Data::from(Arc::clone(&state.robots)))
         .app_data(web::Data::from(Arc::clone(&state.directory)))
         .app_data(web::Data::from(Arc::clone(&state.freeze)))
-        .app_data(web::Data::from(Arc::clone(&state.gc_jobs)))
+        .app_data(web::Data::from(Arc::clone(&state.gc)))
         .app_data(web::Data::from(Arc::clone(&state.refusals)))
         .app_data(web::Data::from(Arc::clone(&state.retention)))
         .app_data(web::Data::from(Arc::clone(&state.retention.facts)))
@@ -310,19 +319,11 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> 
             freeze: Arc::clone(&state.freeze),
             audit: Arc::clone(&state.audit),
         };
-        let gc_ctx = gc::Context {
-            config: Arc::clone(&state.config),
-            registry: Arc::clone(&state.registry),
-            audit: Arc::clone(&state.audit),
-            metrics: Arc::clone(&state.metrics),
-            freeze: Arc::clone(&state.freeze),
-            jobs: Arc::clone(&state.gc_jobs),
-        };
         actix_web::rt::spawn(retention::schedule::run(
             schedule,
             Arc::clone(&state.retention),
             services,
-            gc_ctx,
+            Arc::clone(&state.gc),
         ));
     }
     let state = web::Data::new(state);

@@ -230,7 +230,7 @@ pub fn spawn_watch(
                 }
             };
             let record = |j: &Job| {
-                if let Err(e) = runtime.block_on(audit.record(super::finish_entry(j))) {
+                if let Err(e) = runtime.block_on(audit.record(super::finish::finish_entry(j))) {
                     log::error!("gc: audit of interrupted job {}: {e}", j.id);
                 }
             };

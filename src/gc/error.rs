@@ -15,6 +15,11 @@ pub enum GcError {
     Unavailable(String),
     #[error("{0}")]
     RegistryWritable(String),
+    /// `gc.json` could not be read for a listing: answered as any internal failure.
+    #[error("{0}")]
+    Jobs(DurableError),
+    #[error("no garbage-collection job {0:?}")]
+    NoSuchJob(String),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
@@ -29,6 +34,8 @@ impl ErrorCode for GcError {
             GcError::Running(_) | GcError::Unavailable(_) | GcError::RegistryWritable(_) => {
                 StatusCode::CONFLICT
             }
+            GcError::Jobs(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            GcError::NoSuchJob(_) => StatusCode::NOT_FOUND,
             GcError::Upstream(u) => u.status(),
             GcError::Durable(d) => d.status(),
             GcError::Blocking(b) => b.status(),
@@ -39,6 +46,8 @@ impl ErrorCode for GcError {
             GcError::Running(_) => "gc_running",
             GcError::Unavailable(_) => "gc_unavailable",
             GcError::RegistryWritable(_) => "registry_writable",
+            GcError::Jobs(_) => "internal",
+            GcError::NoSuchJob(_) => "not_found",
             GcError::Upstream(u) => u.code(),
             GcError::Durable(d) => d.code(),
             GcError::Blocking(b) => b.code(),

@@ -2,23 +2,15 @@
 //! middleware (with the request id and address, refusals included); the job writes
 //! `gc.finish` and one `image.delete` per untagged manifest it deletes.
 
-use std::sync::Arc;
-
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::job::Job;
-use super::{Context, Jobs, StartRequest};
+use super::{GcService, StartRequest};
 use crate::audit;
-use crate::audit::AuditLog;
 use crate::auth::Admin;
-use crate::blocking::run_blocking;
-use crate::config::Config;
 use crate::error::ApiError;
-use crate::freeze::WriteFreeze;
-use crate::metrics::Metrics;
-use crate::registry::client::RegistryClient;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -43,33 +35,15 @@ pub struct JobList {
         (status = 409, description = "`gc_running`: a job is not finished; `gc_unavailable`: REGISTRY_CONFIG unset or unreadable, a blob-descriptor cache, REGISTRY_BIN missing, or untagged cleanup outside token mode and filesystem storage; `registry_writable`: htpasswd mode and registry:2 accepts uploads", body = crate::error::ErrorBodyDoc),
     ),
     security(("basic" = []), ("bearer" = [])))]
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn start(
     req: HttpRequest,
     admin: Admin,
     body: web::Bytes,
-    config: web::Data<Config>,
-    jobs: web::Data<Jobs>,
-    registry: web::Data<RegistryClient>,
-    audit_log: web::Data<AuditLog>,
-    metrics: web::Data<Metrics>,
-    freeze: web::Data<WriteFreeze>,
+    gc: web::Data<GcService>,
 ) -> Result<HttpResponse, ApiError> {
-    let request: StartRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        StartRequest::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::InvalidRequest(format!("invalid JSON body: {e}")))?
-    };
-    let ctx = Context {
-        config: config.into_inner(),
-        registry: registry.into_inner(),
-        audit: audit_log.into_inner(),
-        metrics: metrics.into_inner(),
-        freeze: freeze.into_inner(),
-        jobs: jobs.into_inner(),
-    };
-    let job = super::start(ctx, request, &admin.0.username).await?;
+    let request = StartRequest::from_body(&body)
+        .map_err(|e| ApiError::InvalidRequest(format!("invalid JSON body: {e}")))?;
+    let job = gc.start(request, &admin.0.username).await?;
     audit::api::note(&req, |n| {
         n.detail = Some(format!(
             "job {}: dry_run={} untagged={} prune_empty={}",
@@ -79,20 +53,16 @@ pub(crate) async fn start(
     Ok(HttpResponse::Accepted().json(job))
 }
 
-async fn jobs_of(jobs: web::Data<Jobs>) -> Result<Vec<Job>, ApiError> {
-    let jobs: Arc<Jobs> = jobs.into_inner();
-    run_blocking(move || jobs.list())
-        .await?
-        .map_err(|e| ApiError::Internal(e.to_string()))
-}
-
 /// Jobs, newest first.
 #[utoipa::path(get, path = "/gc", tag = "gc",
     responses((status = 200, description = "jobs", body = JobList)),
     security(("basic" = []), ("bearer" = [])))]
-pub(crate) async fn list(_admin: Admin, jobs: web::Data<Jobs>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn list(
+    _admin: Admin,
+    gc: web::Data<GcService>,
+) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(JobList {
-        jobs: jobs_of(jobs).await?,
+        jobs: gc.jobs().await?,
     }))
 }
 
@@ -104,16 +74,7 @@ pub(crate) async fn list(_admin: Admin, jobs: web::Data<Jobs>) -> Result<HttpRes
 pub(crate) async fn get(
     _admin: Admin,
     id: web::Path<String>,
-    jobs: web::Data<Jobs>,
+    gc: web::Data<GcService>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    jobs_of(jobs)
-        .await?
-        .into_iter()
-        .find(|j| j.id == id)
-        .map(|j| HttpResponse::Ok().json(j))
-        .ok_or_else(|| {
-            let shown: String = id.chars().take(64).collect();
-            ApiError::NotFound(format!("no garbage-collection job {shown:?}"))
-        })
+    Ok(HttpResponse::Ok().json(gc.job(&id).await?))
 }

@@ -25,7 +25,7 @@ fn entry(action: &str, outcome: Outcome, detail: String) -> Entry {
 }
 
 /// One scheduled run: plan, apply, then a garbage-collection job.
-pub async fn run_once(retention: &Arc<Retention>, services: &Services, gc_ctx: gc::Context) {
+pub async fn run_once(retention: &Arc<Retention>, services: &Services, gc: &gc::GcService) {
     let audit = &services.audit;
     let plan = match retention.make_plan(services, None).await {
         Ok(p) => p,
@@ -82,10 +82,10 @@ pub async fn run_once(retention: &Arc<Retention>, services: &Services, gc_ctx: g
     // pruning what is left empty, where the registry allows it; otherwise a plain sweep.
     let full = gc::StartRequest {
         dry_run: false,
-        untagged: gc_ctx.config.auth_mode == crate::config::AuthMode::Token,
+        untagged: gc.config().auth_mode == crate::config::AuthMode::Token,
         prune_empty: true,
     };
-    let started = match gc::start(gc_ctx.clone(), full, ACTOR).await {
+    let started = match gc.start(full, ACTOR).await {
         Err(gc::GcError::Unavailable(why)) => {
             log::info!("retention schedule: a plain garbage collection instead ({why})");
             let plain = gc::StartRequest {
@@ -93,7 +93,7 @@ pub async fn run_once(retention: &Arc<Retention>, services: &Services, gc_ctx: g
                 untagged: false,
                 prune_empty: false,
             };
-            gc::start(gc_ctx, plain, ACTOR).await
+            gc.start(plain, ACTOR).await
         }
         other => other,
     };
@@ -116,7 +116,7 @@ pub async fn run(
     schedule: Schedule,
     retention: Arc<Retention>,
     services: Services,
-    gc_ctx: gc::Context,
+    gc: Arc<gc::GcService>,
 ) {
     loop {
         let now = Utc::now();
@@ -124,6 +124,6 @@ pub async fn run(
         let wait = (next - now).to_std().unwrap_or(Duration::from_secs(60));
         log::info!("retention schedule: next run at {next}");
         tokio::time::sleep(wait).await;
-        run_once(&retention, &services, gc_ctx.clone()).await;
+        run_once(&retention, &services, &gc).await;
     }
 }
