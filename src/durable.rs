@@ -290,10 +290,14 @@ pub fn replace_atomically_with_mode(
     })();
     written.map_err(err)?;
     tmp.persist(&target).map_err(|e| io_at(&target)(e.error))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_at(dir))?;
+    sync_dir(dir).map_err(io_at(dir))?;
     Ok(())
+}
+
+/// Makes the names in `dir` durable: after a rename, a create or a remove in it, the entry
+/// survives a crash only once the directory itself is synced.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
 /// `.tmp-<file name>.`: a leftover names the file it was meant to become, so cleaning one file's

@@ -6,7 +6,7 @@
 //! fails on an existing name, where a rename would replace it: FILE is never overwritten, not
 //! even one created meanwhile) and the directory fsynced.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -56,9 +56,7 @@ pub fn run(file: &Path) -> Result<ExitCode, CliError> {
         Err(e) => return Err(io_err(file)(e)),
     }
     let dir = parent_dir(file);
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))?;
+    registry_admin::durable::sync_dir(dir).map_err(io_err(dir))?;
 
     let mut entry = Entry::new(ACTION, &os_actor(), Outcome::Success, Source::Cli);
     entry.detail = Some(format!("{lines} lines written to {}", file.display()));
