@@ -176,12 +176,7 @@ pub fn verify(db: &Database) -> Result<Report, DatabaseError> {
 
 /// [`verify`] through `client`: inside a transaction, what it would commit.
 pub fn verify_in(client: &mut impl postgres::GenericClient) -> Result<Report, DatabaseError> {
-    let mut report = Report {
-        ok: true,
-        entries: 0,
-        first_bad_line: None,
-        torn_lines: Vec::new(),
-    };
+    let mut report = Report::empty();
     let mut expected = GENESIS.to_string();
     let mut next_seq = 1i64;
     for_each_row_in(client, |seq, line, hash| {
@@ -205,8 +200,7 @@ pub fn verify_in(client: &mut impl postgres::GenericClient) -> Result<Report, Da
         next_seq = seq + 1;
         true
     })?;
-    report.ok = report.first_bad_line.is_none();
-    Ok(report)
+    Ok(report.finished())
 }
 
 /// `%`, `_` and `\` in `needle` taken literally by LIKE.

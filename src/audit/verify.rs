@@ -25,13 +25,27 @@ pub struct Report {
     pub torn_lines: Vec<LineRef>,
 }
 
+impl Report {
+    /// Before the first line: nothing counted, nothing wrong. Both chains (the files here,
+    /// the table in `store_rows`) start from this and end with [`Report::finished`].
+    pub fn empty() -> Report {
+        Report {
+            ok: true,
+            entries: 0,
+            first_bad_line: None,
+            torn_lines: Vec::new(),
+        }
+    }
+
+    /// After the last line: the chain is whole when no line was bad (torn lines are not).
+    pub fn finished(mut self) -> Report {
+        self.ok = self.first_bad_line.is_none();
+        self
+    }
+}
+
 pub fn verify(files: &AuditFiles) -> std::io::Result<Report> {
-    let mut report = Report {
-        ok: true,
-        entries: 0,
-        first_bad_line: None,
-        torn_lines: Vec::new(),
-    };
+    let mut report = Report::empty();
     let mut expected = GENESIS.to_string();
     let all = files.all();
     let last_file = all.len() - 1;
@@ -83,8 +97,7 @@ pub fn verify(files: &AuditFiles) -> std::io::Result<Report> {
             }
         }
     }
-    report.ok = report.first_bad_line.is_none();
-    Ok(report)
+    Ok(report.finished())
 }
 
 fn ends_with_newline(path: &std::path::Path) -> bool {
