@@ -36,7 +36,8 @@ pub(super) async fn execute(gc: GcService, plan: Plan, mut job: Job) {
     if let Some(p) = progress {
         p.abort();
     }
-    // The freeze guard lived inside `collect` and has thawed by now, whatever happened.
+    // `collect` has ended the freeze (in cluster mode the maintenance row's too) by now,
+    // whatever happened: a replica that sees the job finished sees writes thawed as well.
     match result {
         Ok(()) => job.state = State::Succeeded,
         Err(e) => {
@@ -94,6 +95,28 @@ async fn write_progress(jobs: Arc<Jobs>) {
 /// write already granted (here or, in cluster mode, on any replica) can reach the registry.
 async fn freeze_writes(gc: &GcService, job: &Job) -> Result<FreezeGuard, String> {
     let mut guard = FreezeGuard::take(Arc::clone(&gc.freeze));
+    match wait_for_writes(gc, job, &mut guard).await {
+        Ok(waited) => {
+            log::info!(
+                "gc: job {}: writes frozen; waited {waited:?} for write tokens",
+                job.id
+            );
+            Ok(guard)
+        }
+        Err(e) => {
+            // Thawed before the failed job is saved, as at the end of a run.
+            guard.release().await;
+            Err(e)
+        }
+    }
+}
+
+/// The waiting part of [`freeze_writes`]: how long it waited.
+async fn wait_for_writes(
+    gc: &GcService,
+    job: &Job,
+    guard: &mut FreezeGuard,
+) -> Result<Duration, String> {
     let max = max_wait(gc.config.registry_token.ttl);
     let waited = match gc.freeze.database().cloned() {
         None => guard.wait_for_writes(max).await,
@@ -131,39 +154,55 @@ async fn freeze_writes(gc: &GcService, job: &Job) -> Result<FreezeGuard, String>
             waited
         }
     };
-    log::info!(
-        "gc: job {}: writes frozen; waited {waited:?} for write tokens",
-        job.id
-    );
-    Ok(guard)
+    Ok(waited)
 }
 
 async fn collect(gc: &GcService, plan: &Plan, job: &mut Job) -> Result<(), String> {
-    let _freeze = if gc.config.auth_mode == AuthMode::Token && !job.dry_run {
+    let freeze = if gc.config.auth_mode == AuthMode::Token && !job.dry_run {
         job.state = State::Freezing;
         save(gc, job).await;
         Some(freeze_writes(gc, job).await?)
     } else {
         None
     };
-    let result = sweep(gc, plan, job).await;
+    let swept = sweep(gc, plan, job).await;
     // Before the freeze ends: whatever was deleted, a shared cache must not serve it.
-    if let (Some(cache), false) = (plan.settings.redis.clone(), job.dry_run) {
-        let purged = run_blocking(move || redis::purge(&cache))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r);
-        match (&result, purged) {
-            (_, Ok(())) => {
-                const PURGED: &str = "purged the registries' Redis blob-descriptor cache";
-                gc.jobs.push_line(PURGED);
-                job.log.push(PURGED.into());
-            }
-            (Ok(()), Err(e)) => return Err(e),
-            (Err(_), Err(e)) => log::error!("gc: job {}: {e}", job.id),
-        }
+    let result = purge_cache(gc, plan, job, swept).await;
+    // Ended here, before `execute` saves the finished state (see `FreezeGuard::release`).
+    if let Some(freeze) = freeze {
+        freeze.release().await;
     }
     result
+}
+
+/// Purges a shared blob-descriptor cache after a real run; a failed purge fails a job that
+/// had succeeded (and is only logged when the sweep had failed already).
+async fn purge_cache(
+    gc: &GcService,
+    plan: &Plan,
+    job: &mut Job,
+    swept: Result<(), String>,
+) -> Result<(), String> {
+    let (Some(cache), false) = (plan.settings.redis.clone(), job.dry_run) else {
+        return swept;
+    };
+    let purged = run_blocking(move || redis::purge(&cache))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+    match (swept, purged) {
+        (swept, Ok(())) => {
+            const PURGED: &str = "purged the registries' Redis blob-descriptor cache";
+            gc.jobs.push_line(PURGED);
+            job.log.push(PURGED.into());
+            swept
+        }
+        (Ok(()), Err(e)) => Err(e),
+        (Err(swept), Err(e)) => {
+            log::error!("gc: job {}: {e}", job.id);
+            Err(swept)
+        }
+    }
 }
 
 /// Untagged cleanup, pruning and `garbage-collect`, with the freeze (if any) held.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::blocking::run_blocking;
 use crate::freeze::{REGISTRY_LEEWAY_SECS, WriteFreeze};
 
 /// After the freeze starts, a token the token server was signing at that very moment may be
@@ -81,6 +82,28 @@ impl FreezeGuard {
             tokio::time::sleep(pause.min(left)).await;
         }
         started.elapsed()
+    }
+}
+
+impl FreezeGuard {
+    /// Ends the freeze now and, in cluster mode, waits until the maintenance row is thawed
+    /// too, so that whatever the job writes next (its finished state) reaches the other
+    /// replicas after the thaw, never before it. Dropping the guard thaws as well, but the
+    /// row's update then runs on a thread of its own, unordered with what follows.
+    pub async fn release(mut self) {
+        self.freeze.thaw();
+        let (Some(job), Some(db)) = (self.cluster_job.take(), self.freeze.database().cloned())
+        else {
+            return;
+        };
+        let id = job.clone();
+        // Should it fail, every replica's watch ends a freeze whose job has finished
+        // (gc::cluster), as after a failed thaw on drop.
+        match run_blocking(move || super::cluster::thaw(&db, &id)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => log::error!("gc: job {job}: ending the cluster's freeze: {e}"),
+            Err(e) => log::error!("gc: job {job}: ending the cluster's freeze: {e}"),
+        }
     }
 }
 
@@ -171,6 +194,22 @@ mod tests {
         assert!(waited >= Duration::from_millis(400), "{waited:?}");
         assert!(waited < Duration::from_secs(30), "{waited:?}");
         drop(guard);
+        assert!(!freeze.is_frozen());
+    }
+
+    #[tokio::test]
+    async fn release_thaws_and_the_drop_after_it_changes_nothing() {
+        let freeze = Arc::new(WriteFreeze::default());
+        let guard = FreezeGuard::take(Arc::clone(&freeze));
+        assert!(freeze.is_frozen());
+        guard.release().await;
+        assert!(!freeze.is_frozen(), "released: writes are allowed again");
+        let again = FreezeGuard::take(Arc::clone(&freeze));
+        assert!(
+            freeze.is_frozen(),
+            "a later freeze is not undone by the released guard"
+        );
+        drop(again);
         assert!(!freeze.is_frozen());
     }
 
