@@ -91,10 +91,14 @@ async fn write_progress(jobs: Arc<Jobs>) {
     }
 }
 
-/// Takes the freeze: this process's, and in cluster mode the maintenance row; waits until no
-/// write already granted (here or, in cluster mode, on any replica) can reach the registry.
-async fn freeze_writes(gc: &GcService, job: &Job) -> Result<FreezeGuard, String> {
-    let mut guard = FreezeGuard::take(Arc::clone(&gc.freeze));
+/// Holding this process's freeze (`guard`), takes the cluster's too (the maintenance row);
+/// waits until no write already granted (here or, in cluster mode, on any replica) can reach
+/// the registry.
+async fn freeze_writes(
+    gc: &GcService,
+    job: &Job,
+    mut guard: FreezeGuard,
+) -> Result<FreezeGuard, String> {
     match wait_for_writes(gc, job, &mut guard).await {
         Ok(waited) => {
             log::info!(
@@ -159,9 +163,11 @@ async fn wait_for_writes(
 
 async fn collect(gc: &GcService, plan: &Plan, job: &mut Job) -> Result<(), String> {
     let freeze = if gc.config.auth_mode == AuthMode::Token && !job.dry_run {
+        // Frozen before the job says so: whoever reads "freezing" gets no write token here.
+        let guard = FreezeGuard::take(Arc::clone(&gc.freeze));
         job.state = State::Freezing;
         save(gc, job).await;
-        Some(freeze_writes(gc, job).await?)
+        Some(freeze_writes(gc, job, guard).await?)
     } else {
         None
     };
