@@ -9,6 +9,7 @@ use std::path::Path;
 use super::hash::copy_hashed;
 use crate::cli::{CliError, io_err};
 
+/// A restore refused before it changed anything: every check happens before the first write.
 pub(super) fn refuse(why: impl std::fmt::Display) -> CliError {
     CliError::Refused(format!("refusing to restore: {why}; nothing was changed"))
 }
