@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{OpenApi, ToSchema};
 
 use super::job::Job;
 use super::{Context, Jobs, StartRequest};
 use crate::audit;
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, Audited};
 use crate::auth::Admin;
 use crate::blocking::run_blocking;
 use crate::config::Config;
@@ -23,11 +23,16 @@ use crate::registry::client::RegistryClient;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/gc")
-            .route(web::post().to(start))
+            .route(web::post().to(start).wrap(Audited::change("gc.start")))
             .route(web::get().to(list)),
     )
     .route("/gc/{id}", web::get().to(get));
 }
+
+/// This slice's part of the OpenAPI document (`crate::openapi`).
+#[derive(OpenApi)]
+#[openapi(paths(start, list, get))]
+pub struct GcApi;
 
 #[derive(Serialize, ToSchema)]
 pub struct JobList {
