@@ -6,16 +6,16 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use actix_web::http::{Method, StatusCode, header};
 use actix_web::HttpMessage;
+use actix_web::http::{Method, StatusCode, header};
 use actix_web::test::{self, TestRequest};
 use base64::Engine;
 use chrono::Utc;
 use serde_json::Value;
 
 use common::in_process::{self, TestApp, basic_mode};
-use registry_admin::audit::AuditLog;
 use registry_admin::audit::AuditAction;
+use registry_admin::audit::AuditLog;
 use registry_admin::audit::entry::ACTIONS;
 use registry_admin::config::Config;
 use registry_admin::token::{TokenIssuer, TokenKey};
@@ -264,8 +264,11 @@ async fn every_documented_operation_is_served_and_declares_its_audit_action() {
         ("POST /retention/plans/{id}/apply", "retention.apply"),
     ]);
     let service = test::init_service(app(t.state.clone())).await;
-    let resp =
-        test::call_service(&service, TestRequest::get().uri("/openapi.json").to_request()).await;
+    let resp = test::call_service(
+        &service,
+        TestRequest::get().uri("/openapi.json").to_request(),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let doc: Value = serde_json::from_slice(&test::read_body(resp).await).unwrap();
     let mut seen = BTreeSet::new();
@@ -317,5 +320,40 @@ async fn every_documented_operation_is_served_and_declares_its_audit_action() {
         }
     }
     let missing: Vec<_> = audited.keys().filter(|op| !seen.contains(**op)).collect();
-    assert!(missing.is_empty(), "audited but not documented: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "audited but not documented: {missing:?}"
+    );
+}
+
+/// The reservation a changing route declares: with the audit log closed, a change is refused
+/// with 503 `audit_unavailable` before its handler runs, and nothing changes; reads go on, and
+/// a failed login (audited, but not a change) is still refused as such.
+#[actix_web::test]
+async fn a_change_whose_entry_cannot_be_written_is_refused_before_it_happens() {
+    let t = test_app();
+    let service = test::init_service(app(t.state.clone())).await;
+    t.audit.close();
+    let (name, value) = basic("admin", "admin-password");
+    let req = TestRequest::post()
+        .uri("/users")
+        .insert_header((name.clone(), value.clone()))
+        .set_json(serde_json::json!({"username": "newcomer", "password": "newcomer-pass-1"}));
+    let resp = test::call_service(&service, req.to_request()).await;
+    assert_eq!(resp.status(), 503);
+    let body: Value = serde_json::from_slice(&test::read_body(resp).await).unwrap();
+    assert_eq!(body["error"], "audit_unavailable", "{body}");
+
+    let req = TestRequest::get()
+        .uri("/users/newcomer")
+        .insert_header((name, value));
+    let resp = test::call_service(&service, req.to_request()).await;
+    assert_eq!(resp.status(), 404, "the refused change did not happen");
+
+    let (name, value) = basic("admin", "wrong-password-1");
+    let req = TestRequest::post()
+        .uri("/auth/token")
+        .insert_header((name, value));
+    let resp = test::call_service(&service, req.to_request()).await;
+    assert_eq!(resp.status(), 401);
 }

@@ -1,6 +1,6 @@
 //! A route's audit action, declared where the route is registered:
 //!
-//! ```ignore
+//! ```text
 //! web::resource("/users/{user}").route(web::delete().to(delete).wrap(Audited::change("user.delete")))
 //! ```
 //!

@@ -73,11 +73,7 @@ pub async fn middleware<B: MessageBody>(
         .zip(req.app_data::<web::Data<ClientAddresses>>().cloned())
         .zip(req.app_data::<web::Data<BurstTracker>>().cloned());
     let res = next.call(req).await?;
-    let action = res
-        .request()
-        .extensions()
-        .get::<AuditAction>()
-        .map(|a| a.0);
+    let action = res.request().extensions().get::<AuditAction>().map(|a| a.0);
     let Some(((audit, addresses), refusals)) = services else {
         return Ok(res);
     };

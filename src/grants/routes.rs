@@ -31,12 +31,18 @@ const MAX_DETAIL_CHARS: usize = 500;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/grants").route(web::get().to(overview)))
         .service(
-            web::resource("/grants/everyone")
-                .route(web::put().to(set_everyone).wrap(Audited::change("grants.update"))),
+            web::resource("/grants/everyone").route(
+                web::put()
+                    .to(set_everyone)
+                    .wrap(Audited::change("grants.update")),
+            ),
         )
         .service(
-            web::resource("/grants/public")
-                .route(web::put().to(set_public).wrap(Audited::change("grants.update"))),
+            web::resource("/grants/public").route(
+                web::put()
+                    .to(set_public)
+                    .wrap(Audited::change("grants.update")),
+            ),
         )
         .service(
             web::resource("/users/{user}/grants")
@@ -52,7 +58,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// This slice's part of the OpenAPI document (`crate::openapi`).
 #[derive(OpenApi)]
-#[openapi(paths(overview, user_grants, set_user_grants, set_everyone, set_public, access))]
+#[openapi(paths(
+    overview,
+    user_grants,
+    set_user_grants,
+    set_everyone,
+    set_public,
+    access
+))]
 pub struct GrantsApi;
 
 #[derive(Serialize, ToSchema)]

@@ -44,11 +44,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/robots/{robot}")
             .route(web::get().to(get))
-            .route(web::delete().to(delete).wrap(Audited::change("robot.delete"))),
+            .route(
+                web::delete()
+                    .to(delete)
+                    .wrap(Audited::change("robot.delete")),
+            ),
     )
     .service(
-        web::resource("/robots/{robot}/grants")
-            .route(web::put().to(set_grants).wrap(Audited::change("robot.grants"))),
+        web::resource("/robots/{robot}/grants").route(
+            web::put()
+                .to(set_grants)
+                .wrap(Audited::change("robot.grants")),
+        ),
     )
     .service(
         web::resource("/robots/{robot}/rotate")

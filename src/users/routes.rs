@@ -29,15 +29,25 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/users/{user}")
             .route(web::get().to(get))
-            .route(web::delete().to(delete).wrap(Audited::change("user.delete"))),
+            .route(
+                web::delete()
+                    .to(delete)
+                    .wrap(Audited::change("user.delete")),
+            ),
     )
     .service(
-        web::resource("/users/{user}/password")
-            .route(web::put().to(set_password).wrap(Audited::change("user.password"))),
+        web::resource("/users/{user}/password").route(
+            web::put()
+                .to(set_password)
+                .wrap(Audited::change("user.password")),
+        ),
     )
     .service(
-        web::resource("/users/{user}/disable")
-            .route(web::post().to(disable).wrap(Audited::change("user.disable"))),
+        web::resource("/users/{user}/disable").route(
+            web::post()
+                .to(disable)
+                .wrap(Audited::change("user.disable")),
+        ),
     )
     .service(
         web::resource("/users/{user}/enable")
