@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
+use utoipa::OpenApi;
 
 use crate::audit::AuditLog;
 use crate::bootstrap::SERVICE_ACCOUNT;
@@ -39,6 +40,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/health/live", web::get().to(live))
         .route("/health/ready", web::get().to(ready));
 }
+
+/// This module's part of the OpenAPI document (`crate::openapi`).
+#[derive(OpenApi)]
+#[openapi(paths(doc_health, live, ready))]
+pub struct HealthApi;
 
 /// Same as `/health/live`.
 #[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, description = "up", body = Object)))]

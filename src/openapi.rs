@@ -9,61 +9,45 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBodyDoc;
 
+/// The document: the docs endpoints' own paths here, then each slice's, each declared beside
+/// the routes it describes (`UsersApi` in `users/routes.rs`, …) and merged in by `Slices`.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "registry-admin", description = "The admin side of a private registry:2: users in its htpasswd, images, audit."),
-    paths(
-        crate::health::doc_health,
-        crate::health::live,
-        crate::health::ready,
-        crate::auth::issue_token,
-        crate::users::routes::list,
-        crate::users::routes::create,
-        crate::users::routes::get,
-        crate::users::routes::delete,
-        crate::users::routes::set_password,
-        crate::users::routes::disable,
-        crate::users::routes::enable,
-        crate::users::routes::set_role,
-        crate::registry::routes::catalog,
-        crate::registry::routes::doc_list_tags,
-        crate::registry::routes::doc_image_details,
-        crate::registry::routes::delete,
-        crate::registry::routes::doc_list_tags_legacy,
-        crate::registry::routes::doc_image_details_legacy,
-        crate::registry::routes::doc_delete_legacy,
-        crate::grants::routes::overview,
-        crate::grants::routes::user_grants,
-        crate::grants::routes::set_user_grants,
-        crate::grants::routes::set_everyone,
-        crate::grants::routes::set_public,
-        crate::grants::routes::access,
-        crate::token::routes::issue,
-        crate::audit::routes::list,
-        crate::audit::routes::verify_chain,
-        crate::audit::events::receive,
-        crate::ops::metrics,
-        crate::gc::routes::start,
-        crate::gc::routes::list,
-        crate::gc::routes::get,
-        crate::robots::routes::create,
-        crate::robots::routes::list,
-        crate::robots::routes::get,
-        crate::robots::routes::set_grants,
-        crate::robots::routes::rotate,
-        crate::robots::routes::delete,
-        crate::retention::routes::get_policies,
-        crate::retention::routes::put_policies,
-        crate::retention::routes::make_plan,
-        crate::retention::routes::get_plan,
-        crate::retention::routes::apply_plan,
-        openapi_json,
-        docs,
-    ),
+    paths(openapi_json, docs),
     components(schemas(ErrorBodyDoc)),
-    modifiers(&Conventions)
+    modifiers(&Slices, &Conventions)
 )]
 pub struct ApiDoc;
+
+/// Each slice's part of the document. `#[openapi(nest(...))]` would put each part under a path
+/// prefix, but the slices share prefixes (`/users/{user}/grants` is the grants slice's), so
+/// each part names its paths in full and is merged as it is.
+struct Slices;
+
+impl Modify for Slices {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        // A schema name two parts both define keeps the first part's schema. `Source` is such a
+        // name (the audit entry's source; a grant explanation's source), and the document has
+        // always described the audit's, so the audit part comes before the grants part.
+        let parts = [
+            crate::health::HealthApi::openapi,
+            crate::auth::AuthApi::openapi,
+            crate::users::routes::UsersApi::openapi,
+            crate::registry::routes::RegistryApi::openapi,
+            crate::audit::routes::AuditApi::openapi,
+            crate::grants::routes::GrantsApi::openapi,
+            crate::token::routes::TokenApi::openapi,
+            crate::ops::OpsApi::openapi,
+            crate::gc::routes::GcApi::openapi,
+            crate::robots::routes::RobotsApi::openapi,
+            crate::retention::routes::RetentionApi::openapi,
+        ];
+        for part in parts {
+            api.merge(part());
+        }
+    }
+}
 
 /// What every operation shares: the security schemes, and the JSON error responses that any
 /// endpoint can give, so each handler lists only its own successes.

@@ -2,6 +2,7 @@
 //! description, which need none, live in `health` and `openapi`.
 
 use actix_web::{HttpResponse, web};
+use utoipa::OpenApi;
 
 use crate::audit::AuditLog;
 use crate::auth::Admin;
@@ -13,6 +14,11 @@ use crate::robots::RobotsStore;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/metrics", web::get().to(metrics));
 }
+
+/// This module's part of the OpenAPI document (`crate::openapi`).
+#[derive(OpenApi)]
+#[openapi(paths(metrics))]
+pub struct OpsApi;
 
 /// Prometheus text format.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "metrics", body = String, content_type = "text/plain")), security(("basic" = []), ("bearer" = [])))]

@@ -3,8 +3,10 @@
 
 mod common;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use actix_web::HttpMessage;
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::test::{self, TestRequest};
 use base64::Engine;
@@ -12,7 +14,9 @@ use chrono::Utc;
 use serde_json::Value;
 
 use common::in_process::{self, TestApp, basic_mode};
+use registry_admin::audit::AuditAction;
 use registry_admin::audit::AuditLog;
+use registry_admin::audit::entry::ACTIONS;
 use registry_admin::config::Config;
 use registry_admin::token::{TokenIssuer, TokenKey};
 use registry_admin::users::store::UserStore;
@@ -221,4 +225,135 @@ async fn in_token_mode_a_fresh_start_counts_write_tokens_an_earlier_process_may_
         "{until} vs {now}"
     );
     t.state.freeze.thaw();
+}
+
+/// Route facts are declared once, where each route is registered: every operation the served
+/// `/openapi.json` lists is a route the app answers (not the 404 of an unknown path, not a
+/// 405), and the audit action a route declares is the one its entries have always carried.
+/// Run in token mode, where `/token` is a route too.
+#[actix_web::test]
+async fn every_documented_operation_is_served_and_declares_its_audit_action() {
+    let t = test_app_with(|config, store, audit| {
+        let (key, _) = TokenKey::generate()?;
+        let ttl = std::time::Duration::from_secs(300);
+        let issuer = Arc::new(TokenIssuer::new(key, "registry-admin", "registry", ttl));
+        AppState::with_upstream(config, store, Upstream::SelfSigned(issuer), audit)
+    });
+    // Every audited route and its action; every other documented operation declares none.
+    let audited: BTreeMap<&str, &str> = BTreeMap::from([
+        ("POST /users", "user.create"),
+        ("DELETE /users/{user}", "user.delete"),
+        ("PUT /users/{user}/password", "user.password"),
+        ("POST /users/{user}/disable", "user.disable"),
+        ("POST /users/{user}/enable", "user.enable"),
+        ("PUT /users/{user}/role", "user.role"),
+        ("DELETE /images/{name}/tags/{tag}", "tag.delete"),
+        ("DELETE /images/{name}/-/tags/{tag}", "tag.delete"),
+        ("PUT /users/{user}/grants", "grants.update"),
+        ("PUT /grants/everyone", "grants.update"),
+        ("PUT /grants/public", "grants.update"),
+        ("POST /auth/token", "auth.token"),
+        ("GET /token", "token.issue"),
+        ("POST /gc", "gc.start"),
+        ("POST /robots", "robot.create"),
+        ("PUT /robots/{robot}/grants", "robot.grants"),
+        ("POST /robots/{robot}/rotate", "robot.rotate"),
+        ("DELETE /robots/{robot}", "robot.delete"),
+        ("PUT /retention", "retention.update"),
+        ("POST /retention/plans", "retention.plan"),
+        ("POST /retention/plans/{id}/apply", "retention.apply"),
+    ]);
+    let service = test::init_service(app(t.state.clone())).await;
+    let resp = test::call_service(
+        &service,
+        TestRequest::get().uri("/openapi.json").to_request(),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let doc: Value = serde_json::from_slice(&test::read_body(resp).await).unwrap();
+    let mut seen = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (name, method) in [
+            ("get", Method::GET),
+            ("post", Method::POST),
+            ("put", Method::PUT),
+            ("delete", Method::DELETE),
+        ] {
+            if item.get(name).is_none() {
+                continue;
+            }
+            let operation = format!("{method} {path}");
+            let uri = path
+                .replace("{user}", "nobody")
+                .replace("{name}", "team/app")
+                .replace("{tag}", "v1")
+                .replace("{robot}", "robot$nobody+ci")
+                .replace("{id}", "1");
+            // No credentials: each route answers from its own extractors (401 mostly).
+            let req = TestRequest::default().method(method.clone()).uri(&uri);
+            let resp = test::call_service(&service, req.to_request()).await;
+            let status = resp.status();
+            let declared = resp
+                .request()
+                .extensions()
+                .get::<AuditAction>()
+                .map(|a| a.0);
+            let body: Value =
+                serde_json::from_slice(&test::read_body(resp).await).unwrap_or(Value::Null);
+            assert_ne!(status, 405, "{operation}: {body}");
+            assert!(
+                !(status == 404 && body["message"] == "no such endpoint"),
+                "{operation} is documented but not served"
+            );
+            assert_eq!(
+                declared,
+                audited.get(operation.as_str()).copied(),
+                "{operation}: its audit action"
+            );
+            if method != Method::GET && path != "/events" {
+                assert!(declared.is_some(), "{operation} changes state unaudited");
+            }
+            if let Some(action) = declared {
+                assert!(ACTIONS.contains(&action), "{action} is not a known action");
+            }
+            seen.insert(operation);
+        }
+    }
+    let missing: Vec<_> = audited.keys().filter(|op| !seen.contains(**op)).collect();
+    assert!(
+        missing.is_empty(),
+        "audited but not documented: {missing:?}"
+    );
+}
+
+/// The reservation a changing route declares: with the audit log closed, a change is refused
+/// with 503 `audit_unavailable` before its handler runs, and nothing changes; reads go on, and
+/// a failed login (audited, but not a change) is still refused as such.
+#[actix_web::test]
+async fn a_change_whose_entry_cannot_be_written_is_refused_before_it_happens() {
+    let t = test_app();
+    let service = test::init_service(app(t.state.clone())).await;
+    t.audit.close();
+    let (name, value) = basic("admin", "admin-password");
+    let req = TestRequest::post()
+        .uri("/users")
+        .insert_header((name.clone(), value.clone()))
+        .set_json(serde_json::json!({"username": "newcomer", "password": "newcomer-pass-1"}));
+    let resp = test::call_service(&service, req.to_request()).await;
+    assert_eq!(resp.status(), 503);
+    let body: Value = serde_json::from_slice(&test::read_body(resp).await).unwrap();
+    assert_eq!(body["error"], "audit_unavailable", "{body}");
+
+    let req = TestRequest::get()
+        .uri("/users/newcomer")
+        .insert_header((name, value));
+    let resp = test::call_service(&service, req.to_request()).await;
+    assert_eq!(resp.status(), 404, "the refused change did not happen");
+
+    let (name, value) = basic("admin", "wrong-password-1");
+    let req = TestRequest::post()
+        .uri("/auth/token")
+        .insert_header((name, value));
+    let resp = test::call_service(&service, req.to_request()).await;
+    assert_eq!(resp.status(), 401);
 }

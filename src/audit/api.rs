@@ -2,24 +2,27 @@
 //! answered, writes the entry and waits for it to be on disk before the response goes out.
 //! Handlers add what only they know (the account acted on, the digest) as an `AuditNote`.
 //!
-//! An action that cannot be audited must not happen. The entry is written after the handler,
-//! when its outcome is known, so before a state-changing request reaches its handler the
-//! middleware asks the writer to reserve room for entries (`AuditLog::reserve`); when that
-//! fails (disk full, I/O error) the answer is 503 `audit_unavailable` and nothing is changed.
+//! Which action a request is, and whether it changes state, its route declares where it is
+//! registered (`Audited`, in `action.rs`). An action that cannot be audited must not happen.
+//! The entry is written after the handler, when its outcome is known, so before a
+//! state-changing request reaches its handler the route asks the writer to reserve room for
+//! entries (`AuditLog::reserve`); when that fails (disk full, I/O error) the answer is 503
+//! `audit_unavailable` and nothing is changed.
 
-use actix_web::body::{EitherBody, MessageBody};
+use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::{Method, StatusCode, header};
+use actix_web::http::{StatusCode, header};
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpMessage, HttpRequest, ResponseError, web};
+use actix_web::{Error, HttpMessage, HttpRequest, web};
 
 use std::time::Instant;
 
+use super::action::AuditAction;
 use super::burst::{BurstTracker, Verdict, Who, summary_detail};
 use super::entry::{Entry, Outcome, Source, clean};
 use super::writer::AuditLog;
 use crate::auth::{Account, AuthAttempt};
-use crate::error::{AnsweredCode, ApiError};
+use crate::error::AnsweredCode;
 use crate::net::ClientAddresses;
 use crate::request_id::RequestId;
 
@@ -46,48 +49,6 @@ pub fn note(req: &HttpRequest, f: impl FnOnce(&mut AuditNote)) {
     }
 }
 
-/// The audited action of a route; reads are not audited.
-fn action_of(method: &Method, pattern: &str) -> Option<&'static str> {
-    Some(match (method.as_str(), pattern) {
-        ("POST", "/users") => "user.create",
-        ("DELETE", "/users/{user}") => "user.delete",
-        ("PUT", "/users/{user}/password") => "user.password",
-        ("POST", "/users/{user}/disable") => "user.disable",
-        ("POST", "/users/{user}/enable") => "user.enable",
-        ("PUT", "/users/{user}/role") => "user.role",
-        ("DELETE", "/images/{rest:.*}") => "tag.delete",
-        ("PUT", "/users/{user}/grants" | "/grants/everyone" | "/grants/public") => "grants.update",
-        ("POST", "/auth/token") => "auth.token",
-        ("GET", "/token") => "token.issue",
-        ("POST", "/gc") => "gc.start",
-        ("POST", "/robots") => "robot.create",
-        ("PUT", "/robots/{robot}/grants") => "robot.grants",
-        ("POST", "/robots/{robot}/rotate") => "robot.rotate",
-        ("DELETE", "/robots/{robot}") => "robot.delete",
-        ("PUT", "/retention") => "retention.update",
-        ("POST", "/retention/plans") => "retention.plan",
-        ("POST", "/retention/plans/{id}/apply") => "retention.apply",
-        _ => return None,
-    })
-}
-
-/// Whether a request may change something and so needs its audit entry to be writable first:
-/// every method but the reading ones, on a route that exists. Logging in changes nothing (a
-/// failed login must still be refused, and is), and `/events` answers 503 itself when it cannot
-/// write, so the registry keeps the event and retries.
-fn changes_state(method: &Method, pattern: Option<&str>) -> bool {
-    let Some(pattern) = pattern else {
-        return false;
-    };
-    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
-        return false;
-    }
-    !matches!(
-        (method.as_str(), pattern),
-        ("POST", "/auth/token") | ("POST", "/events")
-    )
-}
-
 fn outcome_of(status: StatusCode) -> Outcome {
     if status.is_success() {
         Outcome::Success
@@ -104,28 +65,15 @@ fn outcome_of(status: StatusCode) -> Outcome {
 pub async fn middleware<B: MessageBody>(
     req: ServiceRequest,
     next: Next<B>,
-) -> Result<ServiceResponse<EitherBody<B>>, Error> {
-    let pattern = req.match_pattern();
-    if changes_state(req.method(), pattern.as_deref())
-        && let Some(audit) = req.app_data::<web::Data<AuditLog>>().cloned()
-        && let Err(e) = audit.reserve().await
-    {
-        log::error!(
-            "refused {} {}: the audit log cannot be written: {e}",
-            req.method(),
-            req.path()
-        );
-        let refusal = ApiError::from(e).error_response();
-        return Ok(req.into_response(refusal).map_into_right_body());
-    }
-    let action = pattern.and_then(|p| action_of(req.method(), &p));
+) -> Result<ServiceResponse<B>, Error> {
     let presented_credentials = req.headers().contains_key(header::AUTHORIZATION);
     let services = req
         .app_data::<web::Data<AuditLog>>()
         .cloned()
         .zip(req.app_data::<web::Data<ClientAddresses>>().cloned())
         .zip(req.app_data::<web::Data<BurstTracker>>().cloned());
-    let res = next.call(req).await?.map_into_left_body();
+    let res = next.call(req).await?;
+    let action = res.request().extensions().get::<AuditAction>().map(|a| a.0);
     let Some(((audit, addresses), refusals)) = services else {
         return Ok(res);
     };

@@ -1,6 +1,7 @@
 //! The audit trail: one append-only, hash-chained JSON-lines log of API actions and registry
 //! events, with newest-first queries and a chain check.
 
+pub mod action;
 pub mod api;
 pub mod bound;
 pub mod burst;
@@ -18,4 +19,5 @@ pub mod store_rows;
 pub mod verify;
 pub mod writer;
 
+pub use action::{AuditAction, Audited};
 pub use writer::AuditLog;

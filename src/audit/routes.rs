@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::query::{self, Cursor, Filters};
 use super::writer::AuditLog;
@@ -23,8 +23,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/audit", web::get().to(list))
         .route("/audit/verify", web::get().to(verify_chain))
         // The handler reads its body itself, bounded in size and time, after the token check.
+        // Not `Audited`: it writes the registry's events itself, and refuses them (503, so the
+        // registry retries) when it cannot.
         .route("/events", web::post().to(events::receive));
 }
+
+/// This slice's part of the OpenAPI document (`crate::openapi`).
+#[derive(OpenApi)]
+#[openapi(paths(list, verify_chain, events::receive))]
+pub struct AuditApi;
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

@@ -20,6 +20,7 @@ use chrono::{SecondsFormat, Utc};
 
 use std::sync::Arc;
 
+use crate::audit::Audited;
 use crate::error::ApiError;
 use crate::net::ClientAddresses;
 use crate::request_id::AccountName;
@@ -255,8 +256,18 @@ impl FromRequest for Admin {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/auth/token", web::post().to(issue_token));
+    cfg.route(
+        "/auth/token",
+        web::post()
+            .to(issue_token)
+            .wrap(Audited::no_change("auth.token")),
+    );
 }
+
+/// This slice's part of the OpenAPI document (`crate::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(issue_token))]
+pub struct AuthApi;
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub(crate) struct TokenResponse {

@@ -4,22 +4,28 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{OpenApi, ToSchema};
 
 use super::job::Job;
 use super::{GcService, StartRequest};
 use crate::audit;
+use crate::audit::Audited;
 use crate::auth::Admin;
 use crate::error::ApiError;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/gc")
-            .route(web::post().to(start))
+            .route(web::post().to(start).wrap(Audited::change("gc.start")))
             .route(web::get().to(list)),
     )
     .route("/gc/{id}", web::get().to(get));
 }
+
+/// This slice's part of the OpenAPI document (`crate::openapi`).
+#[derive(OpenApi)]
+#[openapi(paths(start, list, get))]
+pub struct GcApi;
 
 #[derive(Serialize, ToSchema)]
 pub struct JobList {

@@ -7,13 +7,14 @@ use std::collections::BTreeMap;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::authorize::{current_grants, is_self_or_admin, principal_of};
 use super::model::{Grant, GrantSpec, validate_list, validate_public};
 use super::pattern::Pattern;
 use super::policy::{Explanation, explain};
 use crate::audit;
+use crate::audit::Audited;
 use crate::auth::{Account, Admin};
 use crate::config::{AuthMode, Config};
 use crate::directory::Directory;
@@ -29,15 +30,43 @@ const MAX_DETAIL_CHARS: usize = 500;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/grants").route(web::get().to(overview)))
-        .service(web::resource("/grants/everyone").route(web::put().to(set_everyone)))
-        .service(web::resource("/grants/public").route(web::put().to(set_public)))
+        .service(
+            web::resource("/grants/everyone").route(
+                web::put()
+                    .to(set_everyone)
+                    .wrap(Audited::change("grants.update")),
+            ),
+        )
+        .service(
+            web::resource("/grants/public").route(
+                web::put()
+                    .to(set_public)
+                    .wrap(Audited::change("grants.update")),
+            ),
+        )
         .service(
             web::resource("/users/{user}/grants")
                 .route(web::get().to(user_grants))
-                .route(web::put().to(set_user_grants)),
+                .route(
+                    web::put()
+                        .to(set_user_grants)
+                        .wrap(Audited::change("grants.update")),
+                ),
         )
         .service(web::resource("/users/{user}/access").route(web::get().to(access)));
 }
+
+/// This slice's part of the OpenAPI document (`crate::openapi`).
+#[derive(OpenApi)]
+#[openapi(paths(
+    overview,
+    user_grants,
+    set_user_grants,
+    set_everyone,
+    set_public,
+    access
+))]
+pub struct GrantsApi;
 
 #[derive(Serialize, ToSchema)]
 pub(crate) struct Overview {

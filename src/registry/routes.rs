@@ -12,7 +12,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::delete::Deleted;
 use super::details::ImageDetails;
@@ -22,6 +22,7 @@ use super::delete::{TagDeletes, delete_tag};
 use super::details::image_details;
 use super::names::{self, InvalidReference};
 use crate::audit;
+use crate::audit::Audited;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::freeze::WriteFreeze;
@@ -33,9 +34,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/images/{rest:.*}")
                 .route(web::get().to(get))
-                .route(web::delete().to(delete)),
+                .route(web::delete().to(delete).wrap(Audited::change("tag.delete"))),
         );
 }
+
+/// This slice's part of the OpenAPI document (`crate::openapi`): both forms of each path.
+#[derive(OpenApi)]
+#[openapi(paths(
+    catalog,
+    doc_list_tags,
+    doc_image_details,
+    delete,
+    doc_list_tags_legacy,
+    doc_image_details_legacy,
+    doc_delete_legacy,
+))]
+pub struct RegistryApi;
 
 #[derive(Debug, PartialEq)]
 enum Target {

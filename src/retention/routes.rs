@@ -9,14 +9,14 @@ use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use std::future::{Ready, ready};
-use utoipa::ToSchema;
+use utoipa::{OpenApi, ToSchema};
 
 use super::apply::{ApplyReport, DEFAULT_MAX_DELETE, MAX_MAX_DELETE};
 use super::plan::Plan;
 use super::policy::{Policies, parse_body};
 use super::{Retention, RetentionError, Services};
 use crate::audit;
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, Audited};
 use crate::auth::Admin;
 use crate::blocking::run_blocking;
 use crate::error::ApiError;
@@ -29,12 +29,31 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/retention")
             .route(web::get().to(get_policies))
-            .route(web::put().to(put_policies)),
+            .route(
+                web::put()
+                    .to(put_policies)
+                    .wrap(Audited::change("retention.update")),
+            ),
     )
-    .route("/retention/plans", web::post().to(make_plan))
+    .route(
+        "/retention/plans",
+        web::post()
+            .to(make_plan)
+            .wrap(Audited::change("retention.plan")),
+    )
     .route("/retention/plans/{id}", web::get().to(get_plan))
-    .route("/retention/plans/{id}/apply", web::post().to(apply_plan));
+    .route(
+        "/retention/plans/{id}/apply",
+        web::post()
+            .to(apply_plan)
+            .wrap(Audited::change("retention.apply")),
+    );
 }
+
+/// This slice's part of the OpenAPI document (`crate::openapi`).
+#[derive(OpenApi)]
+#[openapi(paths(get_policies, put_policies, make_plan, get_plan, apply_plan))]
+pub struct RetentionApi;
 
 /// What making and applying a plan use, taken from the app's shared services, so the handlers
 /// name one argument instead of four.

@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use chrono::{DateTime, Duration, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::cover::uncovered;
 use super::error::RobotError;
@@ -16,7 +16,7 @@ use super::model::{
 };
 use super::secret;
 use super::store::RobotsStore;
-use crate::audit;
+use crate::audit::{self, Audited};
 use crate::config::{AuthMode, Config};
 use crate::directory::Directory;
 use crate::error::ApiError;
@@ -39,16 +39,34 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/robots")
             .route(web::get().to(list))
-            .route(web::post().to(create)),
+            .route(web::post().to(create).wrap(Audited::change("robot.create"))),
     )
     .service(
         web::resource("/robots/{robot}")
             .route(web::get().to(get))
-            .route(web::delete().to(delete)),
+            .route(
+                web::delete()
+                    .to(delete)
+                    .wrap(Audited::change("robot.delete")),
+            ),
     )
-    .service(web::resource("/robots/{robot}/grants").route(web::put().to(set_grants)))
-    .service(web::resource("/robots/{robot}/rotate").route(web::post().to(rotate)));
+    .service(
+        web::resource("/robots/{robot}/grants").route(
+            web::put()
+                .to(set_grants)
+                .wrap(Audited::change("robot.grants")),
+        ),
+    )
+    .service(
+        web::resource("/robots/{robot}/rotate")
+            .route(web::post().to(rotate).wrap(Audited::change("robot.rotate"))),
+    );
 }
+
+/// This slice's part of the OpenAPI document (`crate::openapi`).
+#[derive(OpenApi)]
+#[openapi(paths(create, list, get, set_grants, rotate, delete))]
+pub struct RobotsApi;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

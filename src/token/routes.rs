@@ -8,11 +8,12 @@ use actix_web::http::header;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use chrono::SecondsFormat;
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{OpenApi, ToSchema};
 
 use super::access_for;
 use super::scope::{Resource, Scope, parse_scopes};
 use super::sign::{Access, TokenIssuer};
+use crate::audit::Audited;
 use crate::audit::api::note;
 use crate::audit::entry::Outcome;
 use crate::auth::{Account, AuthAttempt, authenticate_basic};
@@ -27,8 +28,15 @@ use crate::users::model::Role;
 
 /// Registered by `app()` in token mode only.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/token").route(web::get().to(issue)));
+    cfg.service(
+        web::resource("/token").route(web::get().to(issue).wrap(Audited::no_change("token.issue"))),
+    );
 }
+
+/// This slice's part of the OpenAPI document (`crate::openapi`).
+#[derive(OpenApi)]
+#[openapi(paths(issue))]
+pub struct TokenApi;
 
 #[derive(Serialize, ToSchema)]
 pub(crate) struct RegistryTokenResponse {

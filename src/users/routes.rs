@@ -6,12 +6,12 @@ use std::sync::Arc;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use serde::Deserialize;
-use utoipa::ToSchema;
+use utoipa::{OpenApi, ToSchema};
 
 use super::model::{Accounts, Refusal, Role, UserView};
 use super::store::{StoreError, UserStore};
 use super::validate;
-use crate::audit;
+use crate::audit::{self, Audited};
 use crate::auth::{Account, Admin, AuthError, Authenticator, retry_after};
 use crate::blocking::run_blocking;
 use crate::config::Config;
@@ -24,18 +24,45 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/users")
             .route(web::get().to(list))
-            .route(web::post().to(create)),
+            .route(web::post().to(create).wrap(Audited::change("user.create"))),
     )
     .service(
         web::resource("/users/{user}")
             .route(web::get().to(get))
-            .route(web::delete().to(delete)),
+            .route(
+                web::delete()
+                    .to(delete)
+                    .wrap(Audited::change("user.delete")),
+            ),
     )
-    .service(web::resource("/users/{user}/password").route(web::put().to(set_password)))
-    .service(web::resource("/users/{user}/disable").route(web::post().to(disable)))
-    .service(web::resource("/users/{user}/enable").route(web::post().to(enable)))
-    .service(web::resource("/users/{user}/role").route(web::put().to(set_role)));
+    .service(
+        web::resource("/users/{user}/password").route(
+            web::put()
+                .to(set_password)
+                .wrap(Audited::change("user.password")),
+        ),
+    )
+    .service(
+        web::resource("/users/{user}/disable").route(
+            web::post()
+                .to(disable)
+                .wrap(Audited::change("user.disable")),
+        ),
+    )
+    .service(
+        web::resource("/users/{user}/enable")
+            .route(web::post().to(enable).wrap(Audited::change("user.enable"))),
+    )
+    .service(
+        web::resource("/users/{user}/role")
+            .route(web::put().to(set_role).wrap(Audited::change("user.role"))),
+    );
 }
+
+/// This slice's part of the OpenAPI document (`crate::openapi`).
+#[derive(OpenApi)]
+#[openapi(paths(list, create, get, delete, set_password, disable, enable, set_role))]
+pub struct UsersApi;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
