@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{Duration as Span, Utc};
-use common::bench::{ms, p50};
+use common::bench::{append_rate, ms, p50};
 use common::{ADMIN_PASSWORD, AppEnv, client};
 use registry_admin::audit::AuditLog;
 use registry_admin::audit::entry::{Entry, GENESIS, Outcome, Source, format_time, seal};
@@ -138,35 +138,7 @@ fn main() {
     // Append throughput: WRITERS tasks each waiting for their entry to be on disk.
     let append_dir = tempfile::tempdir().unwrap();
     let audit = Arc::new(AuditLog::open(append_dir.path().join("audit.log"), u64::MAX).unwrap());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let t = Instant::now();
-    rt.block_on(async {
-        let tasks: Vec<_> = (0..WRITERS)
-            .map(|w| {
-                let audit = Arc::clone(&audit);
-                tokio::spawn(async move {
-                    for i in 0..APPENDS / WRITERS {
-                        let mut e = Entry::new(
-                            "user.password",
-                            &format!("w{w}"),
-                            Outcome::Success,
-                            Source::Api,
-                        );
-                        e.user = Some(format!("u{i}"));
-                        audit.record(e).await.unwrap();
-                    }
-                })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap();
-        }
-    });
-    let appended = (APPENDS / WRITERS) * WRITERS;
-    let append_rate = appended as f64 / t.elapsed().as_secs_f64();
+    let append_rate = append_rate(&[audit], APPENDS, WRITERS);
     // One fsync per entry, for the reference.
     let single = tempfile::NamedTempFile::new().unwrap();
     let t = Instant::now();

@@ -10,50 +10,16 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Instant;
 
+use common::bench::append_rate;
 use common::postgres::Postgres;
 use registry_admin::audit::AuditLog;
-use registry_admin::audit::entry::{Entry, Outcome, Source};
 use registry_admin::store::Database;
 
 /// Appends per replica.
 const APPENDS: usize = 20_000;
 /// Concurrent writers per replica, each waiting for its entry to be stored.
 const WRITERS: usize = 128;
-
-/// Entries per second appended through `logs` at once, `WRITERS` writers on each.
-fn append_rate(logs: &[Arc<AuditLog>]) -> f64 {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let t = Instant::now();
-    rt.block_on(async {
-        let mut tasks = Vec::new();
-        for (r, log) in logs.iter().enumerate() {
-            for w in 0..WRITERS {
-                let log = Arc::clone(log);
-                tasks.push(tokio::spawn(async move {
-                    for i in 0..APPENDS / WRITERS {
-                        let mut e = Entry::new(
-                            "user.password",
-                            &format!("r{r}w{w}"),
-                            Outcome::Success,
-                            Source::Api,
-                        );
-                        e.user = Some(format!("u{i}"));
-                        log.record(e).await.unwrap();
-                    }
-                }));
-            }
-        }
-        for t in tasks {
-            t.await.unwrap();
-        }
-    });
-    ((APPENDS / WRITERS) * WRITERS * logs.len()) as f64 / t.elapsed().as_secs_f64()
-}
 
 fn main() {
     let Some(pg) = Postgres::start() else {
@@ -68,7 +34,7 @@ fn main() {
             Arc::new(AuditLog::open_database(db).expect("the audit log"))
         })
         .collect();
-    let cluster_rate = append_rate(&replicas);
+    let cluster_rate = append_rate(&replicas, APPENDS, WRITERS);
     let report = replicas[0].source().verify().expect("verify");
     assert!(report.ok, "{report:?}");
     assert_eq!(
@@ -82,7 +48,7 @@ fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     let files = Arc::new(AuditLog::open(dir.path().join("audit.log"), u64::MAX).unwrap());
-    let files_rate = append_rate(&[Arc::clone(&files), files]);
+    let files_rate = append_rate(&[Arc::clone(&files), files], APPENDS, WRITERS);
 
     println!(
         "registry-admin cluster audit benchmark (2 x {APPENDS} appends, {WRITERS} writers per replica)"

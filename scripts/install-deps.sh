@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the packages the stack and the tests use, if they are missing:
 # docker-registry (registry:2), skopeo (pushes test images), apache2-utils (htpasswd),
-# podman, and, when named, nginx (tests/proxy.rs and tests/cluster.rs put it in front),
-# postgresql (tests/cluster.rs starts its own server) and docker-compose (CI validates the
+# podman, and, when named, nginx (tests/operations/proxy.rs and tests/cluster/stack.rs put it in front),
+# postgresql (tests/cluster/stack.rs starts its own server) and docker-compose (CI validates the
 # compose files). With arguments, it installs exactly those; without, the stack's five.
 # `moto-server` is not a Debian package: it is moto's S3 server from PyPI (`moto[server]`,
 # the cluster tests' shared storage), installed with pipx into ~/.local/bin unless a

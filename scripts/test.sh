@@ -8,17 +8,16 @@
 # under CI=true, where it is an error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# PostgreSQL, nginx and moto's S3 server for the cluster tests (tests/cluster.rs), and Redis for
-# the cache purge of tests/cluster_gc.rs, which skip with a warning when one is missing — and
+# PostgreSQL, nginx and moto's S3 server for the cluster tests (tests/cluster/stack.rs), and Redis for
+# the cache purge of tests/cluster/gc.rs, which skip with a warning when one is missing — and
 # fail instead under CI=true.
 scripts/install-deps.sh docker-registry skopeo apache2-utils podman nginx postgresql moto-server redis-server
 cargo test --locked "$@"
 
-# The test binaries that start a registry (tests/packaging.rs checks this list against tests/).
+# The test binaries that start a registry (tests/operations/packaging.rs checks this list
+# against tests/).
 registry_tests=(
-  artifacts audit audit_bounds cli cluster cluster_gc concurrency gc gc_token grants_api hardening_auth
-  hardening_events hardening_files harness htpasswd_interop images operations proxy retention
-  robots security startup tag_delete token_mode token_registry users_api users_registry
+  audit cluster gc grants images operations retention security tokens users
 )
 v3_bin="${REGISTRY3_BIN:-$PWD/../shared/registry3/registry}"
 if [ -x "$v3_bin" ]; then

@@ -24,6 +24,7 @@ pub mod request_id;
 pub mod retention;
 pub mod robots;
 pub mod schedule;
+pub mod startup;
 pub mod store;
 pub mod sync;
 pub mod token;
@@ -33,7 +34,6 @@ pub mod write_guard;
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
@@ -44,29 +44,23 @@ use crate::audit::AuditLog;
 use crate::audit::burst::BurstTracker;
 use crate::audit::events::SeenEvents;
 use crate::auth::Authenticator;
-use crate::auth::limit::FailureLimiter;
-use crate::auth::token::TokenSigner;
-use crate::auth::verify::Verifier;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::freeze::WriteFreeze;
 use crate::grants::GrantsStore;
 use crate::metrics::Metrics;
 use crate::net::ClientAddresses;
-use crate::registry::client::{BasicAuth, RegistryClient, UpstreamAuth};
+use crate::registry::client::RegistryClient;
 use crate::registry::delete::TagDeletes;
 use crate::robots::RobotsStore;
-use crate::token::{SelfSignedAuth, TokenIssuer};
+use crate::token::TokenIssuer;
 use crate::users::store::UserStore;
-
-/// Longest wait for one upstream request before answering 504.
-const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Request bodies above this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// The services, built once at start. Each is registered as its own `web::Data`, and a handler
-/// names the ones it uses (`web::Data<UserStore>`, `web::Data<RegistryClient>`, …).
+/// The services, built once at start by [`startup::build`]. Each is registered as its own
+/// `web::Data`, and a handler names the ones it uses (`web::Data<UserStore>`, …).
 pub struct AppState {
     pub config: Arc<Config>,
     pub store: Arc<UserStore>,
@@ -95,142 +89,7 @@ pub struct AppState {
     pub retention: Arc<retention::Retention>,
 }
 
-/// How registry-admin proves itself to registry:2.
-pub enum Upstream {
-    /// htpasswd mode: Basic credentials of an htpasswd account.
-    Basic { username: String, password: String },
-    /// Token mode: tokens it signs for itself with the registry token key.
-    SelfSigned(Arc<TokenIssuer>),
-}
-
 impl AppState {
-    /// htpasswd mode, toward the registry as `registry_credentials`.
-    pub fn new(
-        config: Config,
-        store: Arc<UserStore>,
-        registry_credentials: (String, String),
-        audit: Arc<AuditLog>,
-    ) -> Result<AppState, String> {
-        let (username, password) = registry_credentials;
-        Self::with_upstream(config, store, Upstream::Basic { username, password }, audit)
-    }
-
-    pub fn with_upstream(
-        config: Config,
-        store: Arc<UserStore>,
-        upstream: Upstream,
-        audit: Arc<AuditLog>,
-    ) -> Result<AppState, String> {
-        // Cluster mode: the freeze, event ids and failed logins are shared through the
-        // database (each starts its own background reader).
-        let database = store.place().database().cloned();
-        let freeze = Arc::new(match &database {
-            Some(db) => WriteFreeze::clustered(Arc::clone(db)),
-            None => WriteFreeze::default(),
-        });
-        let metrics = Arc::new(Metrics::default());
-        let grants = Arc::new(GrantsStore::at(store.place()));
-        let robots = Arc::new(RobotsStore::at(store.place()));
-        let addresses = Arc::new(ClientAddresses::new(config.trusted_proxies.clone()));
-        let verifier = Verifier::new(Arc::clone(&store), config.bcrypt_cost, Arc::clone(&metrics))
-            .map_err(|e| format!("bcrypt: {e}"))?;
-        let tokens = TokenSigner::new(
-            config.token_secret.as_deref().map(str::as_bytes),
-            config.token_ttl,
-        );
-        let auth = Arc::new(Authenticator {
-            verifier,
-            limiter: Arc::new(match &database {
-                Some(db) => FailureLimiter::default().shared_with(Arc::clone(db)),
-                None => FailureLimiter::default(),
-            }),
-            tokens,
-            addresses: Arc::clone(&addresses),
-        });
-        let (upstream_auth, token_issuer): (Arc<dyn UpstreamAuth>, _) = match upstream {
-            Upstream::Basic { username, password } => {
-                (Arc::new(BasicAuth::new(username, password)), None)
-            }
-            Upstream::SelfSigned(issuer) => {
-                // Push and delete tokens that an earlier process signed with this key may still
-                // be valid, and nothing recorded them: a garbage collection must assume one
-                // issued just before this start. (In cluster mode every replica records its
-                // write tokens in the database before issuing them.)
-                if database.is_none() {
-                    freeze.note_write_token(chrono::Utc::now() + issuer.ttl());
-                }
-                (
-                    Arc::new(SelfSignedAuth::new(
-                        Arc::clone(&issuer),
-                        Arc::clone(&freeze),
-                    )),
-                    Some(issuer),
-                )
-            }
-        };
-        let registry = RegistryClient::with_auth(
-            &config.registry_url,
-            upstream_auth,
-            UPSTREAM_TIMEOUT,
-            Arc::clone(&metrics),
-        )?;
-        let config = Arc::new(config);
-        let registry = Arc::new(registry);
-        let gc = Arc::new(gc::GcService::new(
-            store.place(),
-            Arc::clone(&config),
-            Arc::clone(&registry),
-            Arc::clone(&audit),
-            Arc::clone(&metrics),
-            Arc::clone(&freeze),
-        ));
-        let seen_events = Arc::new(match &database {
-            Some(db) => {
-                audit::events::spawn_prune(Arc::clone(db));
-                gc::cluster::spawn_watch(
-                    Arc::clone(db),
-                    Arc::clone(&freeze),
-                    Arc::clone(gc.jobs_store()),
-                    Arc::clone(&audit),
-                );
-                SeenEvents::shared(Arc::clone(db))
-            }
-            None => SeenEvents::default(),
-        });
-        let retention = Arc::new(retention::Retention::new(
-            retention::store::PolicyStore::at(store.place()),
-            retention::Facts::from_source(audit.source()),
-            match store.place().database() {
-                Some(db) => retention::plan::PlanStore::Database(Arc::clone(db)),
-                None => retention::plan::PlanStore::default(),
-            },
-        ));
-        let directory = Arc::new(directory::Directory {
-            users: Arc::clone(&store),
-            grants: Arc::clone(&grants),
-            robots: Arc::clone(&robots),
-        });
-        Ok(AppState {
-            config,
-            store,
-            auth,
-            registry,
-            tag_deletes: Arc::new(TagDeletes::default()),
-            audit,
-            seen_events,
-            metrics,
-            addresses,
-            directory,
-            grants,
-            robots,
-            freeze,
-            gc,
-            refusals: Arc::new(BurstTracker::default()),
-            token_issuer,
-            retention,
-        })
-    }
-
     pub fn client_ip(&self, req: &actix_web::HttpRequest) -> std::net::IpAddr {
         self.addresses.client_ip(req)
     }

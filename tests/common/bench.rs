@@ -91,3 +91,42 @@ pub async fn read_rate(target: &str, creds: Credentials) -> f64 {
     }
     count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
+
+/// Audit entries per second appended through `logs` at once: `writers` tasks on each, each
+/// appending `appends / writers` entries and waiting for every one to be stored.
+pub fn append_rate(
+    logs: &[Arc<registry_admin::audit::AuditLog>],
+    appends: usize,
+    writers: usize,
+) -> f64 {
+    use registry_admin::audit::entry::{Entry, Outcome, Source};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let t = Instant::now();
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for (r, log) in logs.iter().enumerate() {
+            for w in 0..writers {
+                let log = Arc::clone(log);
+                tasks.push(tokio::spawn(async move {
+                    for i in 0..appends / writers {
+                        let mut e = Entry::new(
+                            "user.password",
+                            &format!("r{r}w{w}"),
+                            Outcome::Success,
+                            Source::Api,
+                        );
+                        e.user = Some(format!("u{i}"));
+                        log.record(e).await.unwrap();
+                    }
+                }));
+            }
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    ((appends / writers) * writers * logs.len()) as f64 / t.elapsed().as_secs_f64()
+}

@@ -15,6 +15,7 @@ use super::images::{ACCEPT_ALL, one_image};
 use super::moto::Moto;
 use super::nginx::ClusterNginx;
 use super::postgres::Postgres;
+use super::registry_config::{Auth, RegistryConfig};
 use super::token_stack::{SERVICE, skopeo, token_auth};
 use super::{App, AppEnv, PortTaken, Registry, client, on_free_port, registry_bin};
 
@@ -44,17 +45,15 @@ pub fn addr_of(url: &str) -> SocketAddr {
 }
 
 /// A registry on moto's bucket with the shared `http.secret`, in `dir`, on a free port, with
-/// the auth (and notifications) sections `auth`.
-pub fn s3_registry(moto: &Moto, dir: &Path, auth: &str) -> Registry {
+/// `auth`, sending its events to registry-admin at `notify`.
+pub fn s3_registry(moto: &Moto, dir: &Path, auth: &Auth, notify: Option<&str>) -> Registry {
     std::fs::create_dir_all(dir).unwrap();
     on_free_port(|port| {
-        Registry::launch_with_storage(
-            dir,
-            port,
-            &moto.registry_storage(),
-            &format!("  secret: {HTTP_SECRET}\n"),
-            auth,
-        )
+        let spec = RegistryConfig::new(port, moto.registry_storage())
+            .http_secret(HTTP_SECRET)
+            .auth(auth.clone())
+            .notify(notify);
+        Registry::launch(dir, spec)
     })
 }
 
@@ -115,10 +114,10 @@ impl ClusterStack {
                 .collect();
             // One after the other: the first writes the shared key and certificate.
             let replicas: Vec<App> = envs.iter().map(AppEnv::start).collect();
-            let auth = token_auth(&format!("{lb}/token"), &crt, &lb);
+            let auth = token_auth(&format!("{lb}/token"), &crt);
             let registries: Vec<Registry> = registry_dirs
                 .iter()
-                .map(|d| s3_registry(&moto, d, &auth))
+                .map(|d| s3_registry(&moto, d, &auth, Some(&lb)))
                 .collect();
             let nginx = ClusterNginx::try_start(
                 lb_port,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use reqwest::blocking::RequestBuilder;
@@ -44,9 +44,8 @@ impl Registry {
 
     /// Adds `yaml` under `storage:` of the config and restarts the registry with it.
     pub fn restart_with_storage(&mut self, yaml: &str) {
-        let text = std::fs::read_to_string(&self.config).unwrap();
-        let text = text.replacen("storage:\n", &format!("storage:\n{yaml}"), 1);
-        std::fs::write(&self.config, text).unwrap();
+        self.spec.storage_extra.push_str(yaml);
+        self.spec.write(&self.config);
         self.restart();
     }
 
@@ -113,6 +112,28 @@ fn finished(state: &str) -> bool {
 /// Polls `GET /gc/{id}` until the job is finished; returns it.
 pub fn wait_for_job(app: &App, id: &str, limit: Duration) -> Value {
     poll_job(app, id, "the GC job to finish", limit, finished)
+}
+
+/// Waits (bounded) until `app` knows GC job `id`, started on another replica: like any change,
+/// it is promised there within a second, not at once. Prints how long it took.
+pub fn wait_for_job_known(app: &App, id: &str) {
+    let start = Instant::now();
+    wait_until(
+        "the job to be known on the other replica",
+        Duration::from_secs(10),
+        || app.admin_json(Method::GET, &format!("/gc/{id}")).0 == 200,
+    );
+    eprintln!("job {id} known on {} after {:?}", app.url, start.elapsed());
+}
+
+/// Cluster mode: a real run (the default is a dry run) started on `runner`, which must accept
+/// it (202), once `other` knows it. Returns the job as `runner` answered and its id.
+pub fn start_real_gc_seen_on(runner: &App, other: &App) -> (Value, String) {
+    let (status, job) = start_gc(runner, serde_json::json!({"dry_run": false}));
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_str().expect("job id").to_string();
+    wait_for_job_known(other, &id);
+    (job, id)
 }
 
 /// Starts a job with `body`, which must be accepted (202), and waits for it to finish.

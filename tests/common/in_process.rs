@@ -1,4 +1,6 @@
-//! The application in-process (`actix_web::test`), without a registry or a child process.
+//! The application in-process (`actix_web::test`), without a registry or a child process,
+//! assembled by `registry_admin::startup::build` exactly as `main` assembles it:
+//! `TestApp::new().with_users(4).with_env("EVENTS_TOKEN", …).build()`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,6 +10,7 @@ use chrono::Utc;
 use registry_admin::AppState;
 use registry_admin::audit::AuditLog;
 use registry_admin::config::Config;
+use registry_admin::startup;
 use registry_admin::users::htpasswd::bcrypt_hash;
 use registry_admin::users::model::Role;
 use registry_admin::users::store::UserStore;
@@ -18,61 +21,83 @@ pub struct TestApp {
     pub audit: Arc<AuditLog>,
 }
 
-/// An app in a fresh directory: htpasswd and audit log (1 MiB) there, BCRYPT_COST 4, a registry
-/// URL that refuses connections, then `settings`. With `users_cost`, `admin` and the user-role
-/// `ursula` exist (passwords `NAME-password`, hashed at that cost). The state is made by `make`
-/// from the config, store and audit log.
-pub fn test_app_with(
-    settings: &[(&'static str, &str)],
+/// What the app is built from; [`TestAppBuilder::build`] makes it.
+pub struct TestAppBuilder {
+    dir: tempfile::TempDir,
+    vars: HashMap<&'static str, String>,
     users_cost: Option<u32>,
-    make: impl FnOnce(Config, Arc<UserStore>, Arc<AuditLog>) -> Result<AppState, String>,
-) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let mut vars: HashMap<&str, String> = HashMap::from([
-        ("BIND_ADDR", "127.0.0.1:0".to_string()),
-        ("REGISTRY_URL", "http://127.0.0.1:1".to_string()),
-        (
-            "HTPASSWD_PATH",
-            dir.path().join("htpasswd").display().to_string(),
-        ),
-        (
-            "AUDIT_LOG_PATH",
-            dir.path().join("audit.log").display().to_string(),
-        ),
-        ("BCRYPT_COST", "4".to_string()),
-    ]);
-    for (key, value) in settings {
-        vars.insert(key, value.to_string());
-    }
-    let config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
-    let store = Arc::new(UserStore::new(&config.htpasswd_path));
-    if let Some(cost) = users_cost {
-        for (name, role) in [("admin", Role::Admin), ("ursula", Role::User)] {
-            let hash = bcrypt_hash(&format!("{name}-password"), cost).unwrap();
-            store
-                .modify(|a| a.create(name, &hash, role, None, Utc::now()))
-                .unwrap();
+}
+
+impl TestApp {
+    /// An app in a fresh directory: htpasswd, audit log (1 MiB) and token key there,
+    /// BCRYPT_COST 4, a registry URL that refuses connections, listening on a port it never
+    /// serves, and toward the registry as `registry-admin` (credentials never used).
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new() -> TestAppBuilder {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        let vars = HashMap::from([
+            ("BIND_ADDR", "127.0.0.1:0".to_string()),
+            ("REGISTRY_URL", "http://127.0.0.1:1".to_string()),
+            ("HTPASSWD_PATH", path("htpasswd")),
+            ("AUDIT_LOG_PATH", path("audit.log")),
+            ("AUDIT_MAX_BYTES", (1u64 << 20).to_string()),
+            ("REGISTRY_TOKEN_KEY", path("token.key")),
+            ("REGISTRY_USERNAME", "registry-admin".to_string()),
+            ("REGISTRY_PASSWORD", "unused".to_string()),
+            ("BCRYPT_COST", "4".to_string()),
+            // Without `with_users`, start-up makes this admin rather than print a password.
+            ("ADMIN_PASSWORD", "admin-password".to_string()),
+        ]);
+        TestAppBuilder {
+            dir,
+            vars,
+            users_cost: None,
         }
-    }
-    let audit = Arc::new(AuditLog::open(&config.audit_log_path, 1 << 20).unwrap());
-    let state = make(config, store, Arc::clone(&audit)).unwrap();
-    TestApp {
-        dir,
-        state: web::Data::new(state),
-        audit,
     }
 }
 
-/// The state of an app in basic-auth mode whose registry credentials are never used.
-pub fn basic_mode(
-    config: Config,
-    store: Arc<UserStore>,
-    audit: Arc<AuditLog>,
-) -> Result<AppState, String> {
-    AppState::new(
-        config,
-        store,
-        ("registry-admin".into(), "unused".into()),
-        audit,
-    )
+impl TestAppBuilder {
+    /// One setting, as the environment would give it.
+    pub fn with_env(mut self, key: &'static str, value: &str) -> Self {
+        self.vars.insert(key, value.to_string());
+        self
+    }
+
+    /// `admin` and the user-role `ursula` exist before start (passwords `NAME-password`,
+    /// hashed at `cost`).
+    pub fn with_users(mut self, cost: u32) -> Self {
+        self.users_cost = Some(cost);
+        self
+    }
+
+    /// Token mode, with a key generated in the app's directory.
+    pub fn token_mode(self) -> Self {
+        self.with_env("AUTH_MODE", "token")
+    }
+
+    pub fn build(self) -> TestApp {
+        let TestAppBuilder {
+            dir,
+            vars,
+            users_cost,
+        } = self;
+        let config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
+        if let Some(cost) = users_cost {
+            let store = UserStore::new(&config.htpasswd_path);
+            for (name, role) in [("admin", Role::Admin), ("ursula", Role::User)] {
+                let hash = bcrypt_hash(&format!("{name}-password"), cost).unwrap();
+                store
+                    .modify(|a| a.create(name, &hash, role, None, Utc::now()))
+                    .unwrap();
+            }
+        }
+        let assembly = startup::build(config).unwrap();
+        let audit = Arc::clone(&assembly.state.audit);
+        TestApp {
+            dir,
+            state: web::Data::new(assembly.state),
+            audit,
+        }
+    }
 }

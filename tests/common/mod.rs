@@ -20,6 +20,7 @@ pub mod moto;
 pub mod nginx;
 pub mod postgres;
 pub mod proxy;
+pub mod registry_config;
 pub mod registry_lookup;
 pub mod skip;
 pub mod token;
@@ -39,6 +40,11 @@ use serde_json::Value;
 
 pub const ADMIN_PASSWORD: &str = "admin-secret-1";
 pub const EVENTS_TOKEN: &str = "test-events-token-0123456789abcdef";
+
+/// `admin:PASSWORD`, as skopeo's and podman's `--creds` take the admin's credentials.
+pub fn admin() -> String {
+    format!("admin:{ADMIN_PASSWORD}")
+}
 
 pub fn client() -> Client {
     Client::builder()
@@ -117,6 +123,8 @@ pub fn wait_until(what: &str, limit: Duration, mut probe: impl FnMut() -> bool) 
 pub struct Registry {
     child: Option<Child>,
     config: PathBuf,
+    /// What `config` was written from; changed and written again by `restart_with_storage`.
+    spec: RegistryConfig,
     pub url: String,
     pub port: u16,
     pub dir: PathBuf,
@@ -162,45 +170,25 @@ impl Registry {
             htpasswd.exists(),
             "htpasswd must exist before the registry starts"
         );
-        let mut text = format!(
-            "auth:\n  htpasswd:\n    realm: test-registry\n    path: {htpasswd}\n",
-            htpasswd = htpasswd.display(),
-        );
-        if let Some(app) = notify {
-            text.push_str(&notifications(app));
-        }
-        Self::launch(dir, port, &text)
+        let spec = RegistryConfig::new(port, Self::filesystem(dir))
+            .auth(Auth::htpasswd("test-registry", htpasswd))
+            .notify(notify);
+        Self::launch(dir, spec)
     }
 
-    /// Writes the registry's config (the common part, then `rest`) and starts it on `port`.
-    pub fn launch(dir: &Path, port: u16, rest: &str) -> Result<Registry, PortTaken> {
+    /// Storage in `dir`'s `registry-data`, created here.
+    pub fn filesystem(dir: &Path) -> Storage {
         let data = dir.join("registry-data");
         std::fs::create_dir_all(&data).unwrap();
-        let storage = format!(
-            "storage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\n",
-            data = data.display(),
-        );
-        Self::launch_with_storage(dir, port, &storage, "", rest)
+        Storage::Filesystem(data)
     }
 
-    /// As [`Self::launch`] with `storage` as the whole `storage:` section and `http_extra`
-    /// appended to the `http:` section (each line indented by two spaces).
-    pub fn launch_with_storage(
-        dir: &Path,
-        port: u16,
-        storage: &str,
-        http_extra: &str,
-        rest: &str,
-    ) -> Result<Registry, PortTaken> {
+    /// Writes the registry's config (`registry-config.yml` in `dir`) from `spec` and starts it
+    /// on the port it names.
+    pub fn launch(dir: &Path, spec: RegistryConfig) -> Result<Registry, PortTaken> {
         let config = dir.join("registry-config.yml");
-        let text = format!(
-            "version: 0.1\n\
-             log:\n  level: info\n  accesslog:\n    disabled: true\n\
-             {storage}\
-             http:\n  addr: 127.0.0.1:{port}\n{http_extra}\
-             {rest}",
-        );
-        std::fs::write(&config, text).unwrap();
+        spec.write(&config);
+        let port = spec.port;
         let mut registry = Registry {
             child: None,
             url: format!("http://127.0.0.1:{port}"),
@@ -208,6 +196,7 @@ impl Registry {
             dir: dir.to_path_buf(),
             log: dir.join("registry.log"),
             config,
+            spec,
         };
         registry.spawn()?;
         Ok(registry)
@@ -319,15 +308,7 @@ impl Registry {
     }
 }
 
-/// The `notifications:` section sending every event to registry-admin at `app`.
-pub fn notifications(app: &str) -> String {
-    format!(
-        "notifications:\n  events:\n    includereferences: true\n  endpoints:\n\
-         \x20   - name: registry-admin\n      url: {app}/events\n\
-         \x20     headers:\n        Authorization: [\"Bearer {EVENTS_TOKEN}\"]\n\
-         \x20     timeout: 2s\n      threshold: 3\n      backoff: 1s\n"
-    )
-}
+use registry_config::{Auth, RegistryConfig, Storage};
 
 impl Drop for Registry {
     fn drop(&mut self) {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::registry_config::Storage;
 use super::skip::component_missing;
 use super::{PortTaken, client, on_free_port};
 
@@ -118,17 +119,15 @@ impl Moto {
         panic!("more than 100 pages of objects in the bucket");
     }
 
-    /// The `storage:` section of a registry config on this bucket. A custom endpoint makes the
-    /// driver use path-style URLs; `forcepathstyle` says so for registry 3 as well. Redirects
-    /// are off so that blob GETs go through the registry (and the load balancer), not to S3.
-    pub fn registry_storage(&self) -> String {
-        format!(
-            "storage:\n  s3:\n    accesskey: {ACCESS_KEY}\n    secretkey: {SECRET_KEY}\n\
-             \x20   region: {REGION}\n    regionendpoint: {url}\n    forcepathstyle: true\n\
-             \x20   bucket: {BUCKET}\n    secure: false\n    v4auth: true\n\
-             \x20 delete:\n    enabled: true\n  redirect:\n    disable: true\n",
-            url = self.url,
-        )
+    /// The storage of a registry config on this bucket.
+    pub fn registry_storage(&self) -> Storage {
+        Storage::S3 {
+            endpoint: self.url.clone(),
+            bucket: BUCKET.into(),
+            region: REGION.into(),
+            access_key: ACCESS_KEY.into(),
+            secret_key: SECRET_KEY.into(),
+        }
     }
 }
 

@@ -1,13 +1,10 @@
 //! nginx in front of the stack, running the example config from docs/proxy/nginx.conf with
-//! its addresses, ports and certificate paths substituted, and a CA made here for its TLS.
-//! nginx runs in the foreground as a single process (no workers to outlive it), with every
-//! path it writes in its own temp dir; it is stopped when the handle is dropped.
+//! its addresses, ports and certificate paths substituted, and a CA made here for its TLS;
+//! started by the one launcher in `nginx.rs`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
@@ -16,8 +13,7 @@ use rcgen::{
 use reqwest::blocking::Client;
 
 use super::PortTaken;
-
-pub const NGINX_BIN: &str = "/usr/sbin/nginx";
+use super::nginx::{AccessLog, NGINX_BIN, NginxProcess};
 /// The config README.md shows, exactly as the repository has it.
 pub const DOC_CONFIG: &str = include_str!("../../docs/proxy/nginx.conf");
 
@@ -130,8 +126,7 @@ pub fn config_for(
 }
 
 pub struct Nginx {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
+    process: NginxProcess,
     pub tls: Tls,
     /// `127.0.0.1:PORT` of the registry server block, as skopeo names a registry.
     pub registry_host: String,
@@ -170,121 +165,30 @@ impl Nginx {
             admin_listen,
             &tls.dir,
         );
-        let d = dir.path().display();
-        std::fs::create_dir_all(dir.path().join("temp")).unwrap();
-        std::fs::write(dir.path().join("site.conf"), site).unwrap();
-        // What a distribution's nginx.conf provides around conf.d/, with every path moved
-        // into the temp dir: the compiled-in ones are under /var and /run.
-        let main = format!(
-            "pid {d}/nginx.pid;\n\
-             lock_file {d}/nginx.lock;\n\
-             error_log {d}/error.log notice;\n\
-             events {{ worker_connections 128; }}\n\
-             http {{\n\
-             \x20   access_log {d}/access.log;\n\
-             \x20   client_body_temp_path {d}/temp/body;\n\
-             \x20   proxy_temp_path {d}/temp/proxy;\n\
-             \x20   fastcgi_temp_path {d}/temp/fastcgi;\n\
-             \x20   uwsgi_temp_path {d}/temp/uwsgi;\n\
-             \x20   scgi_temp_path {d}/temp/scgi;\n\
-             \x20   include {d}/site.conf;\n\
-             }}\n"
+        let process = NginxProcess::start(
+            dir,
+            &site,
+            AccessLog::Combined,
+            "the config from docs/proxy/nginx.conf",
+            registry_port,
         );
-        std::fs::write(dir.path().join("nginx.conf"), main).unwrap();
-
-        let check = Self::command(dir.path())
-            .arg("-t")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .expect("run nginx -t");
-        assert!(
-            check.status.success(),
-            "nginx rejects the config from docs/proxy/nginx.conf:\n{}",
-            String::from_utf8_lossy(&check.stderr)
-        );
-
-        let out = std::fs::File::create(dir.path().join("nginx.out")).unwrap();
-        let child = Self::command(dir.path())
-            // No daemon, no master/worker split: the process the test holds is all of nginx.
-            .args(["-g", "daemon off; master_process off;"])
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("start nginx");
         let mut nginx = Nginx {
-            child: Some(child),
+            process,
             registry_host: registry_listen.to_string(),
             registry_url: format!("https://{registry_listen}"),
             admin_url: format!("https://{admin_listen}"),
             tls,
-            dir,
         };
-        nginx.wait_ready()?;
+        let c = nginx.client();
+        let (admin, registry) = (
+            format!("{}/health/live", nginx.admin_url),
+            format!("{}/v2/", nginx.registry_url),
+        );
+        nginx.process.wait_ready(|| {
+            c.get(&admin).send().is_ok_and(|r| r.status() == 200)
+                && c.get(&registry).send().is_ok_and(|r| r.status() == 401)
+        })?;
         Ok(nginx)
-    }
-
-    fn command(dir: &Path) -> Command {
-        let mut cmd = Command::new(NGINX_BIN);
-        cmd.arg("-p")
-            .arg(format!("{}/", dir.display()))
-            .arg("-c")
-            .arg(dir.join("nginx.conf"))
-            .arg("-e")
-            .arg(dir.join("error.log"))
-            .env_clear()
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    /// Until the nginx started here answers on both ports. It writes its pid file only once
-    /// it holds every listening socket, so that file naming our child proves the ports are
-    /// ours and not another test's; a lost bind makes it retry, then exit.
-    fn wait_ready(&mut self) -> Result<(), PortTaken> {
-        let c = self.client();
-        let limit = Duration::from_secs(20);
-        let start = Instant::now();
-        let pid = self.child.as_ref().map(|c| c.id().to_string());
-        loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                let log = self.error_log();
-                if log.contains("Address already in use") {
-                    self.child = None;
-                    let port = self
-                        .registry_host
-                        .rsplit(':')
-                        .next()
-                        .and_then(|p| p.parse().ok());
-                    return Err(PortTaken(port.unwrap_or(0)));
-                }
-                panic!("nginx exited ({status}):\n{log}");
-            }
-            let pid_file = std::fs::read_to_string(self.dir.path().join("nginx.pid"));
-            if pid_file.ok().map(|p| p.trim().to_string()) != pid {
-                assert!(
-                    start.elapsed() < limit,
-                    "nginx did not bind its ports within {limit:?}:\n{}",
-                    self.error_log()
-                );
-                thread::sleep(Duration::from_millis(50));
-                continue;
-            }
-            let admin = c.get(format!("{}/health/live", self.admin_url)).send();
-            let registry = c.get(format!("{}/v2/", self.registry_url)).send();
-            if admin.is_ok_and(|r| r.status() == 200) && registry.is_ok_and(|r| r.status() == 401) {
-                return Ok(());
-            }
-            assert!(
-                start.elapsed() < limit,
-                "nginx did not answer within {limit:?}:\n{}",
-                self.error_log()
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
     }
 
     /// A client that trusts the test CA and nothing else.
@@ -299,34 +203,10 @@ impl Nginx {
     }
 
     pub fn error_log(&self) -> String {
-        let read =
-            |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
-        format!("{}{}", read("error.log"), read("nginx.out"))
+        self.process.error_log()
     }
 
     pub fn access_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        // SIGTERM lets nginx remove its pid file and close its logs; SIGKILL if it does not go.
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(5) {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        self.process.access_log()
     }
 }

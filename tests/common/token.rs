@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use super::registry_config::{Auth, RegistryConfig};
 use super::{Registry, on_free_port};
 
 impl Registry {
@@ -11,11 +12,12 @@ impl Registry {
             rootcertbundle.exists(),
             "the certificate bundle must exist before the registry starts (it panics otherwise)"
         );
-        let auth = format!(
-            "auth:\n  token:\n    realm: http://127.0.0.1:1/token\n    service: {service}\n\
-             \x20   issuer: {issuer}\n    rootcertbundle: {bundle}\n",
-            bundle = rootcertbundle.display(),
-        );
-        on_free_port(|port| Registry::launch(dir, port, &auth))
+        let auth = Auth::token("http://127.0.0.1:1/token", service, issuer, rootcertbundle);
+        on_free_port(|port| {
+            Registry::launch(
+                dir,
+                RegistryConfig::new(port, Registry::filesystem(dir)).auth(auth.clone()),
+            )
+        })
     }
 }

@@ -10,9 +10,8 @@ use reqwest::blocking::Response;
 use serde_json::Value;
 
 use super::images::{ACCEPT_ALL, one_image};
-use super::{
-    ADMIN_PASSWORD, App, AppEnv, PortTaken, Registry, client, notifications, on_free_port,
-};
+use super::registry_config::{Auth, RegistryConfig};
+use super::{ADMIN_PASSWORD, App, AppEnv, PortTaken, Registry, client, on_free_port};
 
 pub const SERVICE: &str = "registry";
 pub const ISSUER: &str = "registry-admin";
@@ -37,19 +36,16 @@ impl Registry {
             bundle.exists(),
             "token.crt must exist before the registry starts"
         );
-        Registry::launch(dir, port, &token_auth(realm, bundle, app))
+        let spec = RegistryConfig::new(port, Registry::filesystem(dir))
+            .auth(token_auth(realm, bundle))
+            .notify(Some(app));
+        Registry::launch(dir, spec)
     }
 }
 
-/// The `auth:` and `notifications:` sections of a registry that sends clients to `realm`,
-/// trusts `bundle` and sends its events to registry-admin at `app`.
-pub fn token_auth(realm: &str, bundle: &Path, app: &str) -> String {
-    format!(
-        "auth:\n  token:\n    realm: {realm}\n    service: {SERVICE}\n\
-         \x20   issuer: {ISSUER}\n    rootcertbundle: {bundle}\n{events}",
-        bundle = bundle.display(),
-        events = notifications(app),
-    )
+/// The `auth:` section of a registry that sends clients to `realm` and trusts `bundle`.
+pub fn token_auth(realm: &str, bundle: &Path) -> Auth {
+    Auth::token(realm, SERVICE, ISSUER, bundle)
 }
 
 impl TokenStack {
