@@ -65,7 +65,8 @@ start_stack() {
     HTPASSWD_PATH="$tmp/auth/htpasswd" AUDIT_LOG_PATH="$tmp/logs/audit.log" \
     ADMIN_USERNAME=admin ADMIN_PASSWORD="$admin_password" BCRYPT_COST=4 \
     EVENTS_TOKEN="$events_token" PUBLIC_REGISTRY_HOST="registry.example.test:5000" \
-    REGISTRY_CONFIG="$tmp/registry.yml" REGISTRY_BIN=/usr/bin/docker-registry GC_UNTAGGED_GRACE=0 \
+    REGISTRY_CONFIG="$root/registry/config.htpasswd.yml" REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY="$tmp/data" \
+    REGISTRY_BIN=/usr/bin/docker-registry GC_UNTAGGED_GRACE=0 \
     RUST_LOG=warn "$bin" >"$tmp/logs/app.log" 2>&1 &
   app_pid=$!
   pids+=("$app_pid")
@@ -73,37 +74,17 @@ start_stack() {
     || { echo "registry-admin failed to start:" >&2; cat "$tmp/logs/app.log" >&2; exit 1; }
   app_port=$(sed -n 's|.*registry-admin: listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$tmp/logs/app.log" | head -n1)
   wait_for "http://127.0.0.1:$app_port/health/live" 200 registry-admin || exit 1
-  cat >"$tmp/registry.yml" <<YAML
-version: 0.1
-log:
-  # info: its "listening on" line proves which process holds the port.
-  level: info
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $tmp/data
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:$reg_port
-auth:
-  htpasswd:
-    realm: ui-test
-    path: $tmp/auth/htpasswd
-notifications:
-  events:
-    includereferences: true
-  endpoints:
-    - name: registry-admin
-      url: http://127.0.0.1:$app_port/events
-      headers:
-        Authorization: ["Bearer $events_token"]
-      timeout: 2s
-      threshold: 3
-      backoff: 1s
-YAML
-  /usr/bin/docker-registry serve "$tmp/registry.yml" >"$tmp/logs/registry.log" 2>&1 &
+  # The registry runs the repository's own htpasswd-mode config (registry/config.htpasswd.yml, as
+  # scripts/stack.sh does), with only the host-specific keys overridden: registry:2 reads every
+  # REGISTRY_* variable as an override of a config key.
+  reg_overrides=(
+    REGISTRY_HTTP_ADDR="127.0.0.1:$reg_port"
+    REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY="$tmp/data"
+    REGISTRY_AUTH_HTPASSWD_PATH="$tmp/auth/htpasswd"
+    REGISTRY_NOTIFICATIONS_ENDPOINTS="[{name: registry-admin, url: 'http://127.0.0.1:$app_port/events', headers: {Authorization: ['Bearer $events_token']}, timeout: 2s, threshold: 3, backoff: 1s}]"
+  )
+  env -i PATH="$PATH" "${reg_overrides[@]}" \
+    /usr/bin/docker-registry serve "$root/registry/config.htpasswd.yml" >"$tmp/logs/registry.log" 2>&1 &
   reg_pid=$!
   pids+=("$reg_pid")
   if ! wait_for_log "$reg_pid" "$tmp/logs/registry.log" "listening on 127.0.0.1:$reg_port"; then
