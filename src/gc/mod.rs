@@ -52,8 +52,8 @@ use crate::config::{AuthMode, Config};
 use crate::durable::DurableError;
 use crate::freeze::WriteFreeze;
 use crate::metrics::Metrics;
+use crate::names;
 use crate::registry::client::{DeleteOutcome, RegistryClient};
-use crate::registry::names;
 use crate::sync::lock;
 use crate::users::store::UserStore;
 

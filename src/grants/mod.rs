@@ -3,6 +3,7 @@
 //! handlers decide repository access through; `routes` is the API that edits and explains them.
 
 pub mod authorize;
+pub mod decide;
 pub mod denied;
 pub mod model;
 pub mod pattern;
@@ -11,10 +12,11 @@ pub mod routes;
 pub mod store;
 
 pub use authorize::{Access, authorize};
-pub use model::{Action, Grant, GrantError, GrantSpec, Grants};
+pub use decide::{Caller, decide};
+pub use model::{Grant, GrantError, GrantSpec, Grants};
 pub use pattern::{Pattern, PatternError};
 pub use policy::{
-    Explanation, Principal, Reason, Source, Wanted, allows, catalog_allowed, explain, granted,
+    Explanation, Principal, Reason, Source, allows, catalog_allowed, explain, granted,
 };
 pub use routes::routes;
 pub use store::GrantsStore;

@@ -4,7 +4,7 @@
 use actix_web::web;
 
 use crate::error::ApiError;
-use crate::users::validate::Username;
+use crate::names::Username;
 
 /// A JSON body whose failure the handler returns itself. The body is read only after the
 /// credentials pass, so a caller without credentials learns nothing from a malformed body: it

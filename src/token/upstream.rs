@@ -14,7 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::RequestBuilder;
 
-use super::sign::{Access, TokenIssuer};
+use super::sign::{AccessClaim, TokenIssuer};
 use crate::bootstrap::SERVICE_ACCOUNT;
 use crate::freeze::WriteFreeze;
 use crate::registry::client::{Action, UpstreamAuth, UpstreamScope};
@@ -49,15 +49,15 @@ impl std::fmt::Debug for SelfSignedAuth {
 }
 
 /// The `access` claim registry:2 checks for a request of this scope.
-pub fn access_of(scope: &UpstreamScope<'_>) -> Vec<Access> {
+pub fn access_of(scope: &UpstreamScope<'_>) -> Vec<AccessClaim> {
     match scope {
         UpstreamScope::Base => Vec::new(),
-        UpstreamScope::Catalog => vec![Access {
+        UpstreamScope::Catalog => vec![AccessClaim {
             kind: "registry".into(),
             name: "catalog".into(),
             actions: vec!["*".into()],
         }],
-        UpstreamScope::Repository { name, actions } => vec![Access {
+        UpstreamScope::Repository { name, actions } => vec![AccessClaim {
             kind: "repository".into(),
             name: (*name).into(),
             actions: actions.iter().map(|a| a.as_str().to_string()).collect(),

@@ -8,7 +8,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::model::{Accounts, Refusal, Role, UserView};
+use super::model::{Accounts, Refusal, UserView};
 use super::store::{StoreError, UserStore};
 use super::validate;
 use crate::audit;
@@ -19,6 +19,7 @@ use crate::directory::Directory;
 use crate::error::ApiError;
 use crate::grants::authorize::is_self_or_admin;
 use crate::http::extract::{JsonBody, path_user};
+use crate::names::Role;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
