@@ -202,6 +202,18 @@ impl From<Digest> for Reference {
     }
 }
 
+impl From<&Tag> for Reference {
+    fn from(t: &Tag) -> Reference {
+        Reference::Tag(t.clone())
+    }
+}
+
+impl From<&Digest> for Reference {
+    fn from(d: &Digest) -> Reference {
+        Reference::Digest(d.clone())
+    }
+}
+
 impl fmt::Display for Reference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

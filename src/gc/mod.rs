@@ -52,8 +52,8 @@ use crate::config::{AuthMode, Config};
 use crate::durable::DurableError;
 use crate::freeze::WriteFreeze;
 use crate::metrics::Metrics;
-use crate::names;
-use crate::registry::client::{DeleteOutcome, RegistryClient};
+use crate::names::{self, Digest, RepoName};
+use crate::registry::client::{DeleteOutcome, RegistryClient, from_upstream};
 use crate::sync::lock;
 use crate::users::store::UserStore;
 
@@ -363,7 +363,8 @@ pub async fn start(ctx: Context, req: StartRequest, requested_by: &str) -> Resul
     let mut claim = ctx.jobs.claim(&job)?;
     if ctx.config.auth_mode == AuthMode::Htpasswd && !req.dry_run {
         // registry:2 cannot be frozen in this mode: only its read-only mode keeps pushes out.
-        if ctx.registry.uploads_accepted(PROBE_REPOSITORY).await? {
+        let probe = from_upstream(RepoName::parse(PROBE_REPOSITORY))?;
+        if ctx.registry.uploads_accepted(&probe).await? {
             return Err(GcError::RegistryWritable(
                 "registry:2 accepts uploads (an upload start was not refused with 405): in htpasswd \
                  mode a job that deletes needs it read-only — set storage.maintenance.readonly.enabled: \
@@ -657,10 +658,10 @@ async fn delete_untagged(ctx: &Context, plan: &Plan, job: &Job) -> Result<u64, S
         .map_err(|e| format!("listing repositories: {e}"))?;
     let mut deleted = 0u64;
     for name in repos {
-        if names::repository(&name).is_err() {
+        let Ok(repo) = RepoName::parse(name.as_str()) else {
             log::warn!("gc: skipping catalog entry {name:?}: not a repository name");
             continue;
-        }
+        };
         let stored = {
             let (root, repo) = (root.clone(), name.clone());
             run_blocking(move || untagged::revisions(&root, &repo, SystemTime::now(), grace))
@@ -676,7 +677,11 @@ async fn delete_untagged(ctx: &Context, plan: &Plan, job: &Job) -> Result<u64, S
                 deleted += 1;
                 continue;
             }
-            match ctx.registry.delete_manifest(&name, &digest).await {
+            let outcome = match from_upstream(Digest::parse(digest.as_str())) {
+                Ok(d) => ctx.registry.delete_manifest(&repo, &d.into()).await,
+                Err(e) => Err(e),
+            };
+            match outcome {
                 Ok(DeleteOutcome::Deleted) => {
                     deleted += 1;
                     let mut e = Entry::new(

@@ -117,9 +117,11 @@ fn percent_decode(s: &str) -> Option<String> {
 
 #[derive(Serialize, ToSchema)]
 pub(crate) struct Catalog {
-    repositories: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    repositories: Vec<RepoName>,
     /// Those repositories (of all the caller may pull) that have no tags, sorted.
-    empty: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    empty: Vec<RepoName>,
 }
 
 #[derive(Deserialize, IntoParams, Default)]
@@ -138,9 +140,14 @@ pub(crate) async fn catalog(
     registry: web::Data<RegistryClient>,
     params: web::Query<CatalogParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut repositories = registry.catalog().await?;
-    // registry:2 stores only valid names, so nothing the caller could see is left out here.
-    repositories.retain(|r| RepoName::parse(r.as_str()).is_ok_and(|r| access.may_pull(&r)));
+    // registry:2 stores only valid names, so parsing leaves nothing out.
+    let mut repositories: Vec<RepoName> = registry
+        .catalog()
+        .await?
+        .into_iter()
+        .filter_map(|r| RepoName::parse(r).ok())
+        .filter(|r| access.may_pull(r))
+        .collect();
     let empty = super::empty::empty_repositories(&registry, &repositories).await?;
     if params.hide_empty == Some(true) {
         repositories.retain(|r| empty.binary_search(r).is_err());
