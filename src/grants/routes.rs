@@ -20,7 +20,7 @@ use crate::directory::Directory;
 use crate::error::ApiError;
 use crate::freeze::{REGISTRY_LEEWAY_SECS, WriteFreeze};
 use crate::http::extract::{JsonBody, path_user};
-use crate::names::{RepoName, Role};
+use crate::names::{RepoName, Role, Username};
 use crate::users::model::{Accounts, UserView};
 use crate::users::store::{StoreError, UserStore};
 
@@ -58,7 +58,8 @@ pub(crate) struct Overview {
 
 #[derive(Serialize, ToSchema)]
 pub(crate) struct UserGrants {
-    user: String,
+    #[schema(value_type = String)]
+    user: Username,
     #[schema(value_type = Vec<GrantSpec>)]
     grants: Vec<Grant>,
 }
@@ -93,7 +94,8 @@ pub(crate) struct AccessQuery {
 
 #[derive(Serialize, ToSchema)]
 pub(crate) struct AccessAnswer {
-    user: String,
+    #[schema(value_type = String)]
+    user: Username,
     repository: String,
     #[serde(flatten)]
     explanation: Explanation,

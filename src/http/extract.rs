@@ -12,8 +12,8 @@ use crate::names::Username;
 pub type JsonBody<T> = Result<web::Json<T>, actix_web::Error>;
 
 /// The `{user}` path segment, checked like a body's username.
-pub fn path_user(path: web::Path<String>) -> Result<String, ApiError> {
-    Ok(Username::parse(path.into_inner())?.as_str().to_string())
+pub fn path_user(path: web::Path<String>) -> Result<Username, ApiError> {
+    Ok(Username::parse(path.into_inner())?)
 }
 
 /// Error handler for the JSON extractor: oversize is 413, everything else 400.

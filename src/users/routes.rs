@@ -186,7 +186,7 @@ pub(crate) async fn set_password(
     body: JsonBody<NewPassword>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let user = path_user(path)?;
-    let own = account.username == user;
+    let own = account.username == user.as_str();
     if !is_self_or_admin(&account, &user) {
         return Err(ApiError::Forbidden.into());
     }
