@@ -1,7 +1,8 @@
-//! The seam every handler that decides repository access goes through: one function,
-//! [`authorize`], and [`Access`], an extractor that authenticates the request and carries what
-//! that function needs (the caller as a [`Principal`], the grants in force, the freeze). `/token`
-//! asks the same policy, so what the API shows and what the registry allows cannot drift apart.
+//! The seam every decision about repository access goes through: one function, [`authorize`],
+//! and [`Access`], an extractor that authenticates the request and carries what that function
+//! needs (the caller, the grants in force, the freeze). `GET /token` asks the same question
+//! through [`super::decide`], so what the API shows and what the registry allows cannot drift
+//! apart.
 
 pub use super::denied::Denied;
 use std::future::Future;
