@@ -5,8 +5,8 @@ use rand::RngCore;
 use thiserror::Error;
 
 use crate::config::Config;
+use crate::names::Role;
 use crate::users::htpasswd::bcrypt_hash as hash;
-use crate::users::model::Role;
 use crate::users::store::{StoreError, UserStore};
 
 /// The account registry-admin provisions for itself when `REGISTRY_USERNAME` is unset.

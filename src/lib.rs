@@ -15,6 +15,7 @@ pub mod grants;
 pub mod health;
 pub mod http;
 pub mod metrics;
+pub mod names;
 pub mod net;
 pub mod openapi;
 pub mod ops;

@@ -14,7 +14,7 @@ use super::{entry, events, source, verify};
 use crate::auth::Admin;
 use crate::blocking::run_blocking;
 use crate::error::ApiError;
-use crate::registry::names;
+use crate::names;
 
 pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 1000;

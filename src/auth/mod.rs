@@ -22,11 +22,11 @@ use std::sync::Arc;
 
 use crate::audit::Audited;
 use crate::error::ApiError;
+use crate::names::Role;
 use crate::net::ClientAddresses;
 use crate::request_id::AccountName;
 use crate::robots::RobotCaller;
 use crate::robots::caller::is_robot_name;
-use crate::users::model::Role;
 use crate::users::store::UserStore;
 use limit::{FailureLimiter, Throttled};
 use token::TokenSigner;

@@ -12,11 +12,11 @@ use crate::audit::entry::{Entry, Outcome, Source};
 use crate::audit::writer::AuditLog;
 use crate::config::{AuthMode, Config};
 use crate::directory::Directory;
+use crate::names::Role;
 use crate::net::ClientAddresses;
 use crate::robots::RobotCaller;
 use crate::robots::caller::{Refusal, decide};
 use crate::robots::model::split_name;
-use crate::users::model::Role;
 use crate::users::store::StoreError;
 
 /// `last_used_at` is written at most this often per robot.

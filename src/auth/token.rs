@@ -12,7 +12,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::users::model::Role;
+use crate::names::Role;
 
 type HmacSha256 = Hmac<Sha256>;
 const PREFIX: &str = "ra1";

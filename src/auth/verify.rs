@@ -26,8 +26,9 @@ use super::token::{TokenSigner, fingerprint};
 use crate::blocking::{BlockingError, run_blocking};
 use crate::error::{ErrorCode, StatusCode};
 use crate::metrics::Metrics;
+use crate::names::Role;
 use crate::users::htpasswd::{bcrypt_hash, is_bcrypt};
-use crate::users::model::{Accounts, Role};
+use crate::users::model::Accounts;
 use crate::users::store::{StoreError, UserStore};
 use crate::users::validate::MAX_PASSWORD_BYTES;
 

@@ -14,9 +14,10 @@ use rand::distr::Alphanumeric;
 
 use registry_admin::audit::entry::{Entry, Outcome, Source};
 use registry_admin::bootstrap::SERVICE_ACCOUNT;
+use registry_admin::names::Role;
 use registry_admin::robots::ROBOT_PREFIX;
 use registry_admin::users::htpasswd::bcrypt_hash;
-use registry_admin::users::model::{Accounts, Refusal, Role};
+use registry_admin::users::model::{Accounts, Refusal};
 use registry_admin::users::store::{StoreError, UserStore};
 use registry_admin::users::validate;
 

@@ -9,8 +9,8 @@ use super::service::GcService;
 use super::{prune, untagged};
 use crate::audit::entry::{Entry, Outcome, Source};
 use crate::blocking::run_blocking;
-use crate::registry::client::DeleteOutcome;
-use crate::registry::names;
+use crate::names::{self, Digest, RepoName};
+use crate::registry::client::{DeleteOutcome, from_upstream};
 
 /// Removes (a dry run: counts) the storage of repositories with no tags and no manifests;
 /// returns how many. Runs after the untagged cleanup, so repositories it emptied go too.
@@ -69,10 +69,10 @@ pub(super) async fn delete_untagged(gc: &GcService, plan: &Plan, job: &Job) -> R
         .map_err(|e| format!("listing repositories: {e}"))?;
     let mut deleted = 0u64;
     for name in repos {
-        if names::repository(&name).is_err() {
+        let Ok(repo) = RepoName::parse(name.as_str()) else {
             log::warn!("gc: skipping catalog entry {name:?}: not a repository name");
             continue;
-        }
+        };
         let stored = {
             let (root, repo) = (root.clone(), name.clone());
             run_blocking(move || untagged::revisions(&root, &repo, SystemTime::now(), grace))
@@ -88,7 +88,11 @@ pub(super) async fn delete_untagged(gc: &GcService, plan: &Plan, job: &Job) -> R
                 deleted += 1;
                 continue;
             }
-            match gc.registry.delete_manifest(&name, &digest).await {
+            let outcome = match from_upstream(Digest::parse(digest.as_str())) {
+                Ok(d) => gc.registry.delete_manifest(&repo, &d.into()).await,
+                Err(e) => Err(e),
+            };
+            match outcome {
                 Ok(DeleteOutcome::Deleted) => {
                     deleted += 1;
                     let mut e = Entry::new(

@@ -15,7 +15,8 @@ use std::future::Future;
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::registry::client::{Manifest, RegistryClient, UpstreamError};
+use crate::names::{Digest, Reference, RepoName, Tag};
+use crate::registry::client::{Manifest, RegistryClient, UpstreamError, from_upstream};
 use crate::registry::details::is_index;
 
 /// Indexes nested deeper than this are refused rather than followed (real ones nest once).
@@ -55,25 +56,31 @@ pub trait ManifestSource {
     ) -> impl Future<Output = Result<Option<Manifest>, UpstreamError>>;
 }
 
+/// The names, tags and digests here come from the registry's own answers; they are parsed
+/// before they go back into a URL.
 impl ManifestSource for RegistryClient {
-    fn tags(&self, name: &str) -> impl Future<Output = Result<Option<Vec<String>>, UpstreamError>> {
-        RegistryClient::tags(self, name)
+    async fn tags(&self, name: &str) -> Result<Option<Vec<String>>, UpstreamError> {
+        RegistryClient::tags(self, &from_upstream(RepoName::parse(name))?).await
     }
 
-    fn resolve(
+    async fn resolve(
         &self,
         name: &str,
         reference: &str,
-    ) -> impl Future<Output = Result<Option<(String, String)>, UpstreamError>> {
-        RegistryClient::resolve(self, name, reference)
+    ) -> Result<Option<(String, String)>, UpstreamError> {
+        let name = from_upstream(RepoName::parse(name))?;
+        // A digest or a tag, whichever grammar it meets.
+        let reference = match Digest::parse(reference) {
+            Ok(digest) => Reference::Digest(digest),
+            Err(_) => Reference::Tag(from_upstream(Tag::parse(reference))?),
+        };
+        RegistryClient::resolve(self, &name, &reference).await
     }
 
-    fn manifest(
-        &self,
-        name: &str,
-        digest: &str,
-    ) -> impl Future<Output = Result<Option<Manifest>, UpstreamError>> {
-        RegistryClient::manifest(self, name, digest)
+    async fn manifest(&self, name: &str, digest: &str) -> Result<Option<Manifest>, UpstreamError> {
+        let name = from_upstream(RepoName::parse(name))?;
+        let digest = from_upstream(Digest::parse(digest))?;
+        RegistryClient::manifest(self, &name, &digest.into()).await
     }
 }
 

@@ -20,7 +20,8 @@ use crate::blocking::run_blocking;
 use crate::config::{AuthMode, Config};
 use crate::freeze::WriteFreeze;
 use crate::metrics::Metrics;
-use crate::registry::client::RegistryClient;
+use crate::names::RepoName;
+use crate::registry::client::{RegistryClient, from_upstream};
 use crate::store::Place;
 
 /// Longest `garbage-collect` may run; writes stay frozen meanwhile, so a hung one must end.
@@ -102,7 +103,8 @@ impl GcService {
         let claim = self.jobs.claim(&job)?;
         if self.config.auth_mode == AuthMode::Htpasswd && !req.dry_run {
             // registry:2 cannot be frozen in this mode: only its read-only mode keeps pushes out.
-            if self.registry.uploads_accepted(PROBE_REPOSITORY).await? {
+            let probe = from_upstream(RepoName::parse(PROBE_REPOSITORY))?;
+            if self.registry.uploads_accepted(&probe).await? {
                 return Err(GcError::RegistryWritable(
                     "registry:2 accepts uploads (an upload start was not refused with 405): in htpasswd \
                      mode a job that deletes needs it read-only — set storage.maintenance.readonly.enabled: \

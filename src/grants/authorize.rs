@@ -1,7 +1,8 @@
-//! The seam every handler that decides repository access goes through: one function,
-//! [`authorize`], and [`Access`], an extractor that authenticates the request and carries what
-//! that function needs (the caller as a [`Principal`], the grants in force, the freeze). `/token`
-//! asks the same policy, so what the API shows and what the registry allows cannot drift apart.
+//! The seam every decision about repository access goes through: one function, [`authorize`],
+//! and [`Access`], an extractor that authenticates the request and carries what that function
+//! needs (the caller, the grants in force, the freeze). `GET /token` asks the same question
+//! through [`super::decide`], so what the API shows and what the registry allows cannot drift
+//! apart.
 
 pub use super::denied::Denied;
 use std::future::Future;
@@ -11,22 +12,23 @@ use std::sync::Arc;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
-use super::model::{Action, Grant, Grants};
+use super::decide::Caller;
+use super::model::Grants;
 use super::policy::{Principal, allows};
 use super::store::GrantsStore;
 use crate::durable::DurableError;
 use crate::error::ApiError;
 use crate::freeze::WriteFreeze;
+use crate::names::{Action, RepoName, Role};
 use crate::robots::RobotCaller;
 use crate::users::model::Account;
-use crate::users::model::Role;
 
 /// Whether `principal` may do `action` on `repo` (a valid repository name). Admins may do
 /// everything everywhere; while `frozen` (garbage collection) nobody may push or delete.
 pub fn authorize(
     principal: &Principal,
     action: Action,
-    repo: &str,
+    repo: &RepoName,
     grants: &Grants,
     frozen: bool,
 ) -> bool {
@@ -45,6 +47,39 @@ pub fn principal_of(username: &str, role: Role) -> Principal {
     }
 }
 
+/// The caller of `GET /token`: anonymous without credentials, and a robot within its owner's
+/// rights and its own grants. An account is an admin or a user here: the service account
+/// never gets a token through this door.
+pub fn token_caller(account: Option<&Account>, robot: Option<&RobotCaller>) -> Caller {
+    let principal = |account: Option<&Account>| match account {
+        None => Principal::Anonymous,
+        Some(a) if a.role == Role::Admin => Principal::Admin,
+        Some(a) => Principal::User {
+            name: a.username.clone(),
+        },
+    };
+    match robot {
+        Some(r) => Caller::robot(principal(Some(&r.owner)), r.grants.clone()),
+        None => Caller::person(principal(account)),
+    }
+}
+
+/// The grants a token decision reads. Admins' access does not depend on grants, so an
+/// unreadable `grants.json` still lets them work; nobody else's access is guessed.
+pub fn grants_for_token(
+    store: &GrantsStore,
+    principal: &Principal,
+) -> Result<Arc<Grants>, ApiError> {
+    match (store.current(), principal) {
+        (Ok(g), _) => Ok(g),
+        (Err(e), Principal::Admin) => {
+            log::error!("grants.json unreadable, issuing an admin token regardless: {e}");
+            Ok(Default::default())
+        }
+        (Err(e), _) => Err(ApiError::Internal(format!("grants.json: {e}"))),
+    }
+}
+
 /// Account-level decisions (passwords, one's own grants): admins for anyone, others for
 /// themselves only.
 pub fn is_self_or_admin(account: &Account, user: &str) -> bool {
@@ -54,22 +89,20 @@ pub fn is_self_or_admin(account: &Account, user: &str) -> bool {
 /// An authenticated caller with the grants and freeze state of this request.
 pub struct Access {
     pub account: Account,
-    pub principal: Principal,
+    /// The principal (a robot's owner's) and, for a robot, its own grants, which bound it
+    /// further; at the API a robot only reads.
+    pub caller: Caller,
     grants: Arc<Grants>,
     frozen: bool,
-    /// A robot: `principal` is its owner's, and these are the robot's own grants, which
-    /// bound it further; at the API a robot only reads.
-    robot: Option<Vec<Grant>>,
 }
 
 impl Access {
     pub fn new(account: Account, grants: Arc<Grants>, frozen: bool) -> Access {
         Access {
-            principal: principal_of(&account.username, account.role),
+            caller: Caller::person(principal_of(&account.username, account.role)),
             account,
             grants,
             frozen,
-            robot: None,
         }
     }
 
@@ -82,41 +115,37 @@ impl Access {
     ) -> Access {
         Access {
             account,
-            principal: principal_of(&caller.owner.username, caller.owner.role),
+            caller: Caller::robot(
+                principal_of(&caller.owner.username, caller.owner.role),
+                caller.grants.clone(),
+            ),
             grants,
             frozen,
-            robot: Some(caller.grants.clone()),
         }
     }
 
     /// Visibility: may the caller see (pull) this repository.
-    pub fn may_pull(&self, repo: &str) -> bool {
-        let robot_may = self.robot.as_ref().is_none_or(|own| {
-            own.iter()
-                .any(|g| g.repository.matches(repo) && g.actions().contains(&Action::Pull))
-        });
-        robot_may && authorize(&self.principal, Action::Pull, repo, &self.grants, false)
+    pub fn may_pull(&self, repo: &RepoName) -> bool {
+        self.caller.may(Action::Pull, repo, &self.grants, false)
     }
 
     /// For a write: hidden (404) before missing grant (403) before freeze (409), so the answer
     /// names the first thing the caller could fix.
-    pub fn check(&self, action: Action, repo: &str) -> Result<(), Denied> {
+    pub fn check(&self, action: Action, repo: &RepoName) -> Result<(), Denied> {
         if !self.may_pull(repo) {
             return Err(Denied::Hidden);
         }
-        if self.robot.is_some() && action != Action::Pull {
-            return Err(Denied::Missing {
-                action,
-                repo: repo.to_string(),
-            });
+        let missing = || Denied::Missing {
+            action,
+            repo: repo.to_string(),
+        };
+        if self.caller.robot.is_some() && action != Action::Pull {
+            return Err(missing());
         }
-        if !authorize(&self.principal, action, repo, &self.grants, false) {
-            return Err(Denied::Missing {
-                action,
-                repo: repo.to_string(),
-            });
+        if !self.caller.may(action, repo, &self.grants, false) {
+            return Err(missing());
         }
-        if !authorize(&self.principal, action, repo, &self.grants, self.frozen) {
+        if !self.caller.may(action, repo, &self.grants, self.frozen) {
             return Err(Denied::Frozen {
                 action,
                 repo: repo.to_string(),
@@ -192,6 +221,10 @@ mod tests {
         Principal::User { name: name.into() }
     }
 
+    fn repo(name: &str) -> RepoName {
+        RepoName::parse(name).unwrap()
+    }
+
     fn account(name: &str, role: Role) -> Account {
         Account {
             username: name.into(),
@@ -233,11 +266,11 @@ mod tests {
             (user("alice"), Delete, "team/app", true, false),
             (user("alice"), Pull, "team/app", true, true),
         ];
-        for (principal, action, repo, frozen, want) in cases {
+        for (principal, action, name, frozen, want) in cases {
             assert_eq!(
-                authorize(principal, *action, repo, &g, *frozen),
+                authorize(principal, *action, &repo(name), &g, *frozen),
                 *want,
-                "{principal:?} {action} {repo} frozen={frozen}"
+                "{principal:?} {action} {name} frozen={frozen}"
             );
         }
     }
@@ -270,8 +303,8 @@ mod tests {
             (admin(false), "anything", Ok(())),
             (admin(true), "anything", frozen(Delete, "anything")),
         ];
-        for (access, repo, want) in cases {
-            assert_eq!(access.check(Delete, repo), want, "{repo}");
+        for (access, name, want) in cases {
+            assert_eq!(access.check(Delete, &repo(name)), want, "{name}");
         }
     }
 

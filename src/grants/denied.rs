@@ -2,8 +2,8 @@
 
 use thiserror::Error;
 
-use super::model::Action;
 use crate::error::{ErrorCode, StatusCode};
+use crate::names::Action;
 
 /// Why an action on a repository is refused, in the order a handler checks.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

@@ -1,8 +1,10 @@
 //! Grants: which repositories a `user` may pull, push and delete, by pattern, and which an
-//! anonymous caller may pull. The file lives beside users.json; `authorize` is the one seam
-//! handlers decide repository access through; `routes` is the API that edits and explains them.
+//! anonymous caller may pull. The file lives beside users.json; `authorize` is the one question
+//! "may this principal do this here", asked by the API's `Access` and, through `decide`, by
+//! `GET /token`; `routes` is the API that edits and explains them.
 
 pub mod authorize;
+pub mod decide;
 pub mod denied;
 pub mod model;
 pub mod pattern;
@@ -11,10 +13,11 @@ pub mod routes;
 pub mod store;
 
 pub use authorize::{Access, authorize};
-pub use model::{Action, Grant, GrantError, GrantSpec, Grants};
+pub use decide::{Caller, decide};
+pub use model::{Grant, GrantError, GrantSpec, Grants};
 pub use pattern::{Pattern, PatternError};
 pub use policy::{
-    Explanation, Principal, Reason, Source, Wanted, allows, catalog_allowed, explain, granted,
+    Explanation, Principal, Reason, Source, allows, catalog_allowed, explain, granted,
 };
 pub use routes::routes;
 pub use store::GrantsStore;

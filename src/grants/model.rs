@@ -3,7 +3,6 @@
 //! normalised, whether it came from the file or from the API.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -11,42 +10,10 @@ use utoipa::ToSchema;
 
 use super::pattern::{Pattern, PatternError};
 use crate::error::{ErrorCode, StatusCode};
+use crate::names::Action;
 
 /// Grants in one list beyond this are refused: the file is read on every `/token`.
 pub const MAX_GRANTS_PER_LIST: usize = 100;
-
-/// Declared in alphabetical order so that sets of actions come out sorted as text.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Delete,
-    Pull,
-    Push,
-}
-
-impl Action {
-    pub const ALL: [Action; 3] = [Action::Delete, Action::Pull, Action::Push];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Delete => "delete",
-            Action::Pull => "pull",
-            Action::Push => "push",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Action> {
-        Action::ALL.into_iter().find(|a| a.as_str() == s)
-    }
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum GrantError {

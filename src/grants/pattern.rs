@@ -8,7 +8,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 
-use crate::registry::names;
+use crate::names;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum PatternError {

@@ -7,8 +7,9 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::model::{Action, Grant, Grants};
+use super::model::{Grant, Grants};
 use super::pattern::Pattern;
+use crate::names::{Action, RepoName, Wanted};
 
 /// Who is asking. Disabled accounts never get this far: they fail authentication.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,40 +21,6 @@ pub enum Principal {
     Anonymous,
     /// registry-admin itself, toward registry:2 (token mode).
     Service,
-}
-
-/// What a caller asked for on one repository: named actions, and/or `*` for every action it
-/// may have there.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Wanted {
-    pub actions: BTreeSet<Action>,
-    pub any: bool,
-}
-
-impl Wanted {
-    pub fn any() -> Wanted {
-        Wanted {
-            actions: BTreeSet::new(),
-            any: true,
-        }
-    }
-
-    pub fn of(actions: &[Action]) -> Wanted {
-        Wanted {
-            actions: actions.iter().copied().collect(),
-            any: false,
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        !self.any && self.actions.is_empty()
-    }
-
-    /// Adds what `other` asked for (a resource named twice in one request).
-    pub fn merge(&mut self, other: &Wanted) {
-        self.any |= other.any;
-        self.actions.extend(other.actions.iter().copied());
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -91,7 +58,7 @@ pub struct Explanation {
 pub fn granted(
     principal: &Principal,
     grants: &Grants,
-    repository: &str,
+    repository: &RepoName,
     wanted: &Wanted,
     frozen: bool,
 ) -> BTreeSet<Action> {
@@ -107,7 +74,7 @@ pub fn granted(
 pub fn allows(
     principal: &Principal,
     grants: &Grants,
-    repository: &str,
+    repository: &RepoName,
     action: Action,
     frozen: bool,
 ) -> bool {
@@ -130,7 +97,7 @@ pub fn catalog_allowed(principal: &Principal) -> bool {
 pub fn explain(
     principal: &Principal,
     grants: &Grants,
-    repository: &str,
+    repository: &RepoName,
     frozen: bool,
 ) -> Explanation {
     let reasons = reasons(principal, grants, repository);
@@ -149,7 +116,7 @@ fn available(reasons: &[Reason], frozen: bool) -> BTreeSet<Action> {
         .collect()
 }
 
-fn reasons(principal: &Principal, grants: &Grants, repository: &str) -> Vec<Reason> {
+fn reasons(principal: &Principal, grants: &Grants, repository: &RepoName) -> Vec<Reason> {
     let from = |source: Source, list: &[Grant]| -> Vec<Reason> {
         list.iter()
             .filter(|g| g.repository.matches(repository))
@@ -212,6 +179,10 @@ mod tests {
 
     fn user(name: &str) -> Principal {
         Principal::User { name: name.into() }
+    }
+
+    fn repo(name: &str) -> RepoName {
+        RepoName::parse(name).unwrap()
     }
 
     fn set(actions: &[Action]) -> BTreeSet<Action> {
@@ -292,11 +263,11 @@ mod tests {
             (Principal::Anonymous, "library/ubuntu", &all, true, &[Pull]),
             (user("alice"), "team/app", &Wanted::default(), false, &[]),
         ];
-        for (principal, repo, wanted, frozen, want) in cases {
+        for (principal, name, wanted, frozen, want) in cases {
             assert_eq!(
-                granted(principal, &grants(), repo, wanted, *frozen),
+                granted(principal, &grants(), &repo(name), wanted, *frozen),
                 set(want),
-                "{principal:?} {repo} {wanted:?} frozen={frozen}"
+                "{principal:?} {name} {wanted:?} frozen={frozen}"
             );
         }
     }
@@ -304,10 +275,22 @@ mod tests {
     #[test]
     fn allows_answers_for_one_action() {
         let g = grants();
-        assert!(allows(&user("alice"), &g, "team/app", Push, false));
-        assert!(!allows(&user("alice"), &g, "team/app", Push, true));
-        assert!(!allows(&user("alice"), &g, "team/app", Delete, false));
-        assert!(allows(&Principal::Anonymous, &g, "library/x", Pull, false));
+        assert!(allows(&user("alice"), &g, &repo("team/app"), Push, false));
+        assert!(!allows(&user("alice"), &g, &repo("team/app"), Push, true));
+        assert!(!allows(
+            &user("alice"),
+            &g,
+            &repo("team/app"),
+            Delete,
+            false
+        ));
+        assert!(allows(
+            &Principal::Anonymous,
+            &g,
+            &repo("library/x"),
+            Pull,
+            false
+        ));
     }
 
     #[test]
@@ -328,7 +311,7 @@ mod tests {
         }"#,
         )
         .unwrap();
-        let e = explain(&user("alice"), &g, "team/app", false);
+        let e = explain(&user("alice"), &g, &repo("team/app"), false);
         assert_eq!(
             serde_json::to_value(&e).unwrap(),
             serde_json::json!({
@@ -340,7 +323,7 @@ mod tests {
                 ]
             })
         );
-        let admin = explain(&Principal::Admin, &g, "x", false);
+        let admin = explain(&Principal::Admin, &g, &repo("x"), false);
         assert_eq!(
             serde_json::to_value(&admin).unwrap(),
             serde_json::json!({
@@ -348,11 +331,11 @@ mod tests {
                 "reasons": [{"source": "role", "actions": ["delete", "pull", "push"]}]
             })
         );
-        let frozen = explain(&user("alice"), &g, "team/app", true);
+        let frozen = explain(&user("alice"), &g, &repo("team/app"), true);
         assert_eq!(frozen.actions, vec![Pull]);
         assert!(frozen.frozen);
         assert_eq!(frozen.reasons.len(), 3);
-        let none = explain(&user("bob"), &g, "elsewhere", false);
+        let none = explain(&user("bob"), &g, &repo("elsewhere"), false);
         assert!(none.actions.is_empty() && none.reasons.is_empty());
     }
 }

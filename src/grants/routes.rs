@@ -21,8 +21,8 @@ use crate::directory::Directory;
 use crate::error::ApiError;
 use crate::freeze::{REGISTRY_LEEWAY_SECS, WriteFreeze};
 use crate::http::extract::{JsonBody, path_user};
-use crate::registry::names;
-use crate::users::model::{Accounts, Role, UserView};
+use crate::names::{RepoName, Role, Username};
+use crate::users::model::{Accounts, UserView};
 use crate::users::store::{StoreError, UserStore};
 
 /// Audit details stay short: the list itself can be 100 patterns of 255 characters.
@@ -87,7 +87,8 @@ pub(crate) struct Overview {
 
 #[derive(Serialize, ToSchema)]
 pub(crate) struct UserGrants {
-    user: String,
+    #[schema(value_type = String)]
+    user: Username,
     #[schema(value_type = Vec<GrantSpec>)]
     grants: Vec<Grant>,
 }
@@ -122,7 +123,8 @@ pub(crate) struct AccessQuery {
 
 #[derive(Serialize, ToSchema)]
 pub(crate) struct AccessAnswer {
-    user: String,
+    #[schema(value_type = String)]
+    user: Username,
     repository: String,
     #[serde(flatten)]
     explanation: Explanation,
@@ -300,8 +302,7 @@ pub(crate) async fn access(
             ApiError::ForbiddenBecause("a user may ask only about its own access".into()).into(),
         );
     }
-    let repository = query?.into_inner().repository;
-    names::repository(&repository).map_err(ApiError::from)?;
+    let repository = RepoName::parse(query?.into_inner().repository).map_err(ApiError::from)?;
     let view = store
         .current()
         .map_err(ApiError::from)?
@@ -312,7 +313,7 @@ pub(crate) async fn access(
     let explanation = explain(&principal, &grants, &repository, freeze.is_frozen());
     Ok(HttpResponse::Ok().json(AccessAnswer {
         user,
-        repository,
+        repository: repository.to_string(),
         explanation,
     }))
 }

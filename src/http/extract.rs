@@ -4,7 +4,7 @@
 use actix_web::web;
 
 use crate::error::ApiError;
-use crate::users::validate::Username;
+use crate::names::Username;
 
 /// A JSON body whose failure the handler returns itself. The body is read only after the
 /// credentials pass, so a caller without credentials learns nothing from a malformed body: it
@@ -12,8 +12,8 @@ use crate::users::validate::Username;
 pub type JsonBody<T> = Result<web::Json<T>, actix_web::Error>;
 
 /// The `{user}` path segment, checked like a body's username.
-pub fn path_user(path: web::Path<String>) -> Result<String, ApiError> {
-    Ok(Username::parse(path.into_inner())?.as_str().to_string())
+pub fn path_user(path: web::Path<String>) -> Result<Username, ApiError> {
+    Ok(Username::parse(path.into_inner())?)
 }
 
 /// Error handler for the JSON extractor: oversize is 413, everything else 400.

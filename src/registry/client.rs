@@ -12,11 +12,13 @@ use crate::metrics::Metrics;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, LINK, LOCATION};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
+
+use crate::names::{Digest, InvalidReference, Reference, RepoName, Tag};
 
 pub use super::limits::*;
 pub use super::media::*;
-pub use super::upstream_auth::{Action, BasicAuth, UpstreamAuth, UpstreamScope};
+pub use super::upstream_auth::{BasicAuth, UpstreamAuth, UpstreamScope};
 use super::upstream_error::RegistryErrors;
 pub use super::upstream_error::UpstreamError;
 
@@ -271,7 +273,7 @@ impl RegistryClient {
     }
 
     /// Tags of `name`, unsorted as the registry gives them; `None` for an unknown repository.
-    pub async fn tags(&self, name: &str) -> Result<Option<Vec<String>>, UpstreamError> {
+    pub async fn tags(&self, name: &RepoName) -> Result<Option<Vec<String>>, UpstreamError> {
         let url = self.url(&format!("/v2/{name}/tags/list"))?;
         let resp = self
             .send(self.request(Method::GET, url, UpstreamScope::pull(name)))
@@ -297,8 +299,8 @@ impl RegistryClient {
     /// The manifest `reference` (tag or digest) names, as stored; `None` when there is none.
     pub async fn manifest(
         &self,
-        name: &str,
-        reference: &str,
+        name: &RepoName,
+        reference: &Reference,
     ) -> Result<Option<Manifest>, UpstreamError> {
         let url = self.url(&format!("/v2/{name}/manifests/{reference}"))?;
         let resp = self
@@ -329,8 +331,8 @@ impl RegistryClient {
     /// The digest and media type `reference` resolves to, by HEAD; `None` when unknown.
     pub async fn resolve(
         &self,
-        name: &str,
-        reference: &str,
+        name: &RepoName,
+        reference: &Reference,
     ) -> Result<Option<(String, String)>, UpstreamError> {
         let url = self.url(&format!("/v2/{name}/manifests/{reference}"))?;
         let resp = self
@@ -361,8 +363,8 @@ impl RegistryClient {
     /// A blob of at most `max_bytes`; larger ones are refused, not read.
     pub async fn blob(
         &self,
-        name: &str,
-        digest: &str,
+        name: &RepoName,
+        digest: &Digest,
         max_bytes: u64,
     ) -> Result<Vec<u8>, UpstreamError> {
         let url = self.url(&format!("/v2/{name}/blobs/{digest}"))?;
@@ -377,8 +379,8 @@ impl RegistryClient {
 
     pub async fn delete_manifest(
         &self,
-        name: &str,
-        reference: &str,
+        name: &RepoName,
+        reference: &Reference,
     ) -> Result<DeleteOutcome, UpstreamError> {
         let url = self.url(&format!("/v2/{name}/manifests/{reference}"))?;
         let resp = self
@@ -402,7 +404,7 @@ impl RegistryClient {
     /// `false` on 405, its answer in read-only mode. An accepted session is cancelled at once,
     /// so the probe leaves no upload behind (and no repository: the catalog lists only
     /// repositories with layers).
-    pub async fn uploads_accepted(&self, name: &str) -> Result<bool, UpstreamError> {
+    pub async fn uploads_accepted(&self, name: &RepoName) -> Result<bool, UpstreamError> {
         let start = self.url(&format!("/v2/{name}/blobs/uploads/"))?;
         let resp = self
             .send(self.request(Method::POST, start, UpstreamScope::push(name)))
@@ -428,7 +430,11 @@ impl RegistryClient {
     }
 
     /// Uploads `bytes` as a blob of `name` (monolithic: POST for a session, PUT with the digest).
-    pub async fn upload_blob(&self, name: &str, bytes: Vec<u8>) -> Result<String, UpstreamError> {
+    pub async fn upload_blob(
+        &self,
+        name: &RepoName,
+        bytes: Vec<u8>,
+    ) -> Result<String, UpstreamError> {
         let digest = sha256_digest(&bytes);
         let start = self.url(&format!("/v2/{name}/blobs/uploads/"))?;
         let resp = self
@@ -468,8 +474,8 @@ impl RegistryClient {
     /// Stores a manifest under `reference`; returns its digest.
     pub async fn put_manifest(
         &self,
-        name: &str,
-        reference: &str,
+        name: &RepoName,
+        reference: &Tag,
         media_type: &str,
         bytes: Vec<u8>,
     ) -> Result<String, UpstreamError> {
@@ -487,6 +493,12 @@ impl RegistryClient {
         }
         Ok(digest)
     }
+}
+
+/// A name, tag or digest the registry sent, checked like any other before it goes back into a
+/// URL: one that fails the grammar makes the registry's answer invalid.
+pub fn from_upstream<T>(parsed: Result<T, InvalidReference>) -> Result<T, UpstreamError> {
+    parsed.map_err(|e| UpstreamError::Invalid(e.to_string()))
 }
 
 fn invalid(what: &str, e: impl std::fmt::Display) -> UpstreamError {
@@ -630,16 +642,17 @@ mod tests {
             UpstreamScope::Catalog.token_scope().as_deref(),
             Some("registry:catalog:*")
         );
+        let app = RepoName::parse("team/app").unwrap();
         assert_eq!(
-            UpstreamScope::pull("team/app").token_scope().as_deref(),
+            UpstreamScope::pull(&app).token_scope().as_deref(),
             Some("repository:team/app:pull")
         );
         assert_eq!(
-            UpstreamScope::push("team/app").token_scope().as_deref(),
+            UpstreamScope::push(&app).token_scope().as_deref(),
             Some("repository:team/app:pull,push")
         );
         assert_eq!(
-            UpstreamScope::delete("team/app").token_scope().as_deref(),
+            UpstreamScope::delete(&app).token_scope().as_deref(),
             Some("repository:team/app:delete")
         );
     }

@@ -22,8 +22,9 @@ use rand::RngCore;
 use serde::Serialize;
 use serde_json::json;
 
-use super::client::{DeleteOutcome, OCI_MANIFEST, RegistryClient, UpstreamError};
+use super::client::{DeleteOutcome, OCI_MANIFEST, RegistryClient, UpstreamError, from_upstream};
 use crate::error::{ErrorCode, StatusCode};
+use crate::names::{Digest, Reference, RepoName, Tag};
 
 /// How many sibling tags are resolved at once.
 const LOOKUP_CONCURRENCY: usize = 8;
@@ -133,17 +134,20 @@ impl NativeSupport {
 pub async fn delete_tag(
     client: &RegistryClient,
     deletes: &TagDeletes,
-    name: &str,
-    tag: &str,
+    name: &RepoName,
+    tag: &Tag,
 ) -> Result<Deleted, DeleteError> {
     let lock = deletes.lock_for(name);
     let _guard = lock.lock().await;
     let not_found = || DeleteError::NotFound(format!("{name}:{tag}"));
 
-    let (digest, _) = client.resolve(name, tag).await?.ok_or_else(not_found)?;
+    let (digest, _) = client
+        .resolve(name, &tag.into())
+        .await?
+        .ok_or_else(not_found)?;
     let method = match deletes.native.get() {
         Some(false) => None,
-        Some(true) | None => match client.delete_manifest(name, tag).await? {
+        Some(true) | None => match client.delete_manifest(name, &tag.into()).await? {
             DeleteOutcome::Deleted => {
                 deletes.native.set(true);
                 Some(Method::Tag)
@@ -180,14 +184,15 @@ pub async fn delete_tag(
 /// pushed while it ran is there too.
 async fn tags_at(
     client: &RegistryClient,
-    name: &str,
+    name: &RepoName,
     digest: &str,
 ) -> Result<Vec<String>, UpstreamError> {
     // A repository whose last tag went lists no tags (2.8: 404 or `null`).
     let tags = client.tags(name).await?.unwrap_or_default();
     let resolved: Vec<(String, Option<(String, String)>)> = stream::iter(tags)
         .map(|t| async move {
-            let r = client.resolve(name, &t).await?;
+            let tag = from_upstream(Tag::parse(t.as_str()))?;
+            let r = client.resolve(name, &Reference::Tag(tag)).await?;
             Ok::<_, UpstreamError>((t, r))
         })
         .buffer_unordered(LOOKUP_CONCURRENCY)
@@ -206,8 +211,8 @@ async fn tags_at(
 /// `tag` goes with it. Leaves two small blobs for garbage collection.
 async fn delete_via_throwaway(
     client: &RegistryClient,
-    name: &str,
-    tag: &str,
+    name: &RepoName,
+    tag: &Tag,
 ) -> Result<(), DeleteError> {
     let mut nonce = [0u8; 16];
     rand::rng().fill_bytes(&mut nonce);
@@ -218,7 +223,7 @@ async fn delete_via_throwaway(
         "architecture": "unknown",
         "os": "unknown",
         "config": {"Labels": {
-            "delete-tag": tag,
+            "delete-tag": tag.as_str(),
             "delete-date": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
             "delete-nonce": hex::encode(nonce),
         }},
@@ -237,6 +242,7 @@ async fn delete_via_throwaway(
     let throwaway = client
         .put_manifest(name, tag, OCI_MANIFEST, manifest)
         .await?;
+    let throwaway = Reference::Digest(from_upstream(Digest::parse(throwaway))?);
     match client.delete_manifest(name, &throwaway).await? {
         DeleteOutcome::Deleted => Ok(()),
         DeleteOutcome::NotFound => Err(UpstreamError::Invalid(

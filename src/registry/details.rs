@@ -12,9 +12,11 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::names::{Digest, RepoName, Tag};
+
 use super::client::{
     DOCKER_LIST, DOCKER_MANIFEST, MAX_CONFIG_BYTES, Manifest, OCI_INDEX, OCI_MANIFEST,
-    RegistryClient, UpstreamError, human_bytes,
+    RegistryClient, UpstreamError, from_upstream, human_bytes,
 };
 
 /// How many children of one index are fetched at once.
@@ -208,7 +210,7 @@ pub fn child_digests(manifest: &Manifest) -> Result<Vec<String>, UpstreamError> 
 async fn platform(
     client: &RegistryClient,
     budget: &Budget,
-    name: &str,
+    name: &RepoName,
     manifest: &Manifest,
     hint: Option<PlatformSpec>,
 ) -> Result<Platform, UpstreamError> {
@@ -233,7 +235,11 @@ async fn platform(
         ImageConfig::default()
     } else {
         let config_bytes = client
-            .blob(name, &image.config.digest, MAX_CONFIG_BYTES)
+            .blob(
+                name,
+                &from_upstream(Digest::parse(image.config.digest.as_str()))?,
+                MAX_CONFIG_BYTES,
+            )
             .await?;
         budget.spend(config_bytes.len())?;
         serde_json::from_slice(&config_bytes).unwrap_or_default()
@@ -276,10 +282,10 @@ async fn platform(
 pub async fn image_details(
     client: &RegistryClient,
     public_host: &str,
-    name: &str,
-    tag: &str,
+    name: &RepoName,
+    tag: &Tag,
 ) -> Result<Option<ImageDetails>, UpstreamError> {
-    let Some(top) = client.manifest(name, tag).await? else {
+    let Some(top) = client.manifest(name, &tag.into()).await? else {
         return Ok(None);
     };
     let budget = Budget::default();
@@ -300,8 +306,9 @@ pub async fn image_details(
         let platforms: Vec<Platform> = stream::iter(index.manifests)
             .map(|d| async move {
                 d.size()?;
+                let digest = from_upstream(Digest::parse(d.digest.as_str()))?;
                 let child = client
-                    .manifest(name, &d.digest)
+                    .manifest(name, &digest.into())
                     .await?
                     .ok_or_else(|| invalid("index", format!("child {} is missing", d.digest)))?;
                 budget.spend(child.bytes.len())?;

@@ -5,6 +5,7 @@
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use super::client::{RegistryClient, UpstreamError};
+use crate::names::RepoName;
 
 /// Tag listings in flight at once.
 const CONCURRENCY: usize = 16;
@@ -13,9 +14,9 @@ const CONCURRENCY: usize = 16;
 /// counts as empty: it is in the catalog and holds nothing.
 pub async fn empty_repositories(
     client: &RegistryClient,
-    names: &[String],
-) -> Result<Vec<String>, UpstreamError> {
-    let found: Vec<Option<String>> = stream::iter(names)
+    names: &[RepoName],
+) -> Result<Vec<RepoName>, UpstreamError> {
+    let found: Vec<Option<RepoName>> = stream::iter(names)
         .map(|name| async move {
             let tags = client.tags(name).await?;
             Ok::<_, UpstreamError>(tags.is_none_or(|t| t.is_empty()).then(|| name.clone()))

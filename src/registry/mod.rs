@@ -1,4 +1,4 @@
-//! Images: the upstream registry:2 client, the name grammar, image details, tag deletion.
+//! Images: the upstream registry:2 client, image details, tag deletion.
 
 pub mod client;
 pub mod delete;
@@ -6,7 +6,6 @@ pub mod details;
 pub mod empty;
 pub mod limits;
 pub mod media;
-pub mod names;
 pub mod routes;
 pub mod upstream_auth;
 pub mod upstream_error;

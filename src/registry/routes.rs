@@ -20,14 +20,15 @@ use super::details::ImageDetails;
 use super::client::RegistryClient;
 use super::delete::{TagDeletes, delete_tag};
 use super::details::image_details;
-use super::names::{self, InvalidReference};
 use crate::audit;
 use crate::audit::Audited;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::freeze::WriteFreeze;
+use crate::grants::Access;
 use crate::grants::denied::Denied;
-use crate::grants::{Access, Action};
+use crate::names::Action;
+use crate::names::{InvalidReference, RepoName, Tag};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/images").route(web::get().to(catalog)))
@@ -53,8 +54,8 @@ pub struct RegistryApi;
 
 #[derive(Debug, PartialEq)]
 enum Target {
-    Tags(String),
-    Tag(String, String),
+    Tags(RepoName),
+    Tag(RepoName, Tag),
 }
 
 /// Decodes each segment once; an encoded slash or an empty segment is refused, never treated
@@ -81,15 +82,13 @@ fn parse_target(raw_path: &str) -> Result<Target, ApiError> {
     }
     let n = segments.len();
     if n >= 2 && segments[n - 1] == "tags" {
-        let name = segments[..n - 1].join("/");
-        names::repository(&name)?;
+        let name = RepoName::parse(segments[..n - 1].join("/"))?;
         return Ok(Target::Tags(name));
     }
     if n >= 3 && segments[n - 2] == "tags" {
-        let name = segments[..n - 2].join("/");
-        names::repository(&name)?;
-        names::tag(&segments[n - 1])?;
-        return Ok(Target::Tag(name, segments[n - 1].clone()));
+        let name = RepoName::parse(segments[..n - 2].join("/"))?;
+        let tag = Tag::parse(segments[n - 1].clone())?;
+        return Ok(Target::Tag(name, tag));
     }
     Err(no_endpoint())
 }
@@ -104,14 +103,10 @@ fn no_endpoint() -> ApiError {
 fn separated_target(name: &[String], rest: &[String]) -> Result<Target, ApiError> {
     let name = name.join("/");
     match rest {
-        [tags] if tags == "tags" => {
-            names::repository(&name)?;
-            Ok(Target::Tags(name))
-        }
+        [tags] if tags == "tags" => Ok(Target::Tags(RepoName::parse(name)?)),
         [tags, tag] if tags == "tags" => {
-            names::repository(&name)?;
-            names::tag(tag)?;
-            Ok(Target::Tag(name, tag.clone()))
+            let name = RepoName::parse(name)?;
+            Ok(Target::Tag(name, Tag::parse(tag.clone())?))
         }
         _ => Err(no_endpoint()),
     }
@@ -136,9 +131,11 @@ fn percent_decode(s: &str) -> Option<String> {
 
 #[derive(Serialize, ToSchema)]
 pub(crate) struct Catalog {
-    repositories: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    repositories: Vec<RepoName>,
     /// Those repositories (of all the caller may pull) that have no tags, sorted.
-    empty: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    empty: Vec<RepoName>,
 }
 
 #[derive(Deserialize, IntoParams, Default)]
@@ -157,8 +154,14 @@ pub(crate) async fn catalog(
     registry: web::Data<RegistryClient>,
     params: web::Query<CatalogParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut repositories = registry.catalog().await?;
-    repositories.retain(|r| access.may_pull(r));
+    // registry:2 stores only valid names, so parsing leaves nothing out.
+    let mut repositories: Vec<RepoName> = registry
+        .catalog()
+        .await?
+        .into_iter()
+        .filter_map(|r| RepoName::parse(r).ok())
+        .filter(|r| access.may_pull(r))
+        .collect();
     let empty = super::empty::empty_repositories(&registry, &repositories).await?;
     if params.hide_empty == Some(true) {
         repositories.retain(|r| empty.binary_search(r).is_err());
@@ -258,7 +261,7 @@ async fn get(
 /// registry:2 ignores `n` and `last` on tags/list and returns tags unsorted: we sort and page.
 async fn list_tags(
     registry: &RegistryClient,
-    name: String,
+    name: RepoName,
     page: TagPage,
 ) -> Result<HttpResponse, ApiError> {
     if let Some(n) = page.n
@@ -269,7 +272,7 @@ async fn list_tags(
         )));
     }
     if let Some(last) = &page.last {
-        names::tag(last)?;
+        Tag::parse(last.clone())?;
     }
     let mut tags = registry
         .tags(&name)
@@ -290,7 +293,10 @@ async fn list_tags(
             format!("</images/{name}/-/tags?n={n}&last={last}>; rel=\"next\""),
         ));
     }
-    Ok(resp.json(TagList { name, tags }))
+    Ok(resp.json(TagList {
+        name: name.to_string(),
+        tags,
+    }))
 }
 
 /// The older form of `DELETE /images/{name}/-/tags/{tag}`, kept working; it cannot reach a tag
@@ -320,8 +326,8 @@ pub(crate) async fn delete(
         ));
     };
     audit::api::note(&req, |n| {
-        n.image = Some(name.clone());
-        n.tag = Some(tag.clone());
+        n.image = Some(name.to_string());
+        n.tag = Some(tag.to_string());
     });
     match access.check(Action::Delete, &name) {
         Ok(()) => {}
@@ -334,7 +340,7 @@ pub(crate) async fn delete(
     let _writing = freeze.begin_write().ok_or_else(|| {
         ApiError::from(Denied::Frozen {
             action: Action::Delete,
-            repo: name.clone(),
+            repo: name.to_string(),
         })
     })?;
     let deleted = delete_tag(&registry, &deletes, &name, &tag).await?;
@@ -360,8 +366,13 @@ mod tests {
 
     #[test]
     fn paths() {
-        let tags = |n: &str| Some(Target::Tags(n.into()));
-        let tag = |n: &str, t: &str| Some(Target::Tag(n.into(), t.into()));
+        let tags = |n: &str| Some(Target::Tags(RepoName::parse(n).unwrap()));
+        let tag = |n: &str, t: &str| {
+            Some(Target::Tag(
+                RepoName::parse(n).unwrap(),
+                Tag::parse(t).unwrap(),
+            ))
+        };
         let parse_target = |p: &str| super::parse_target(p).ok();
         assert_eq!(parse_target("/images/app/tags"), tags("app"));
         assert_eq!(parse_target("/images/team/app/tags"), tags("team/app"));
@@ -391,8 +402,13 @@ mod tests {
 
     #[test]
     fn the_dash_separator_makes_every_tag_reachable() {
-        let tags = |n: &str| Some(Target::Tags(n.into()));
-        let tag = |n: &str, t: &str| Some(Target::Tag(n.into(), t.into()));
+        let tags = |n: &str| Some(Target::Tags(RepoName::parse(n).unwrap()));
+        let tag = |n: &str, t: &str| {
+            Some(Target::Tag(
+                RepoName::parse(n).unwrap(),
+                Tag::parse(t).unwrap(),
+            ))
+        };
         let parse_target = |p: &str| super::parse_target(p).ok();
         assert_eq!(parse_target("/images/x/-/tags"), tags("x"));
         assert_eq!(parse_target("/images/x/-/tags/tags"), tag("x", "tags"));

@@ -4,6 +4,8 @@
 
 use reqwest::RequestBuilder;
 
+use crate::names::{Action, RepoName};
+
 /// What an upstream request needs to be allowed to do. registry:2 in token mode asks for
 /// exactly these scopes (`registry:catalog:*`, `repository:<name>:<actions>`), so a provider
 /// that signs tokens can sign one per scope.
@@ -14,31 +16,14 @@ pub enum UpstreamScope<'a> {
     /// `GET /v2/_catalog`: `registry:catalog:*`.
     Catalog,
     Repository {
-        name: &'a str,
+        name: &'a RepoName,
         actions: &'static [Action],
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Pull,
-    Push,
-    Delete,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Pull => "pull",
-            Action::Push => "push",
-            Action::Delete => "delete",
-        }
-    }
-}
-
 impl<'a> UpstreamScope<'a> {
     /// Reads: manifests (GET and HEAD), blobs, tags/list.
-    pub fn pull(name: &'a str) -> Self {
+    pub fn pull(name: &'a RepoName) -> Self {
         UpstreamScope::Repository {
             name,
             actions: &[Action::Pull],
@@ -46,7 +31,7 @@ impl<'a> UpstreamScope<'a> {
     }
 
     /// Writes: blob uploads and manifest PUTs; registry:2 asks for `pull,push` on them.
-    pub fn push(name: &'a str) -> Self {
+    pub fn push(name: &'a RepoName) -> Self {
         UpstreamScope::Repository {
             name,
             actions: &[Action::Pull, Action::Push],
@@ -54,7 +39,7 @@ impl<'a> UpstreamScope<'a> {
     }
 
     /// `DELETE` of a manifest.
-    pub fn delete(name: &'a str) -> Self {
+    pub fn delete(name: &'a RepoName) -> Self {
         UpstreamScope::Repository {
             name,
             actions: &[Action::Delete],

@@ -16,6 +16,8 @@ use super::evaluate::evaluate;
 use super::plan::Plan;
 use super::{Retention, RetentionError, Services, live};
 use crate::audit::entry::{Entry, Outcome, Source, clean};
+use crate::names::{RepoName, Tag};
+use crate::registry::client::from_upstream;
 use crate::registry::delete::{DeleteError, delete_tag};
 
 /// `max_delete` when the caller gives none.
@@ -155,7 +157,10 @@ impl Retention {
                     report.skip(name, tag, "a garbage collection froze registry writes");
                     continue;
                 };
-                match delete_tag(&services.registry, &services.locks, name, tag).await {
+                // Both were just read back from the registry (`live`), so they parse.
+                let repo_name = from_upstream(RepoName::parse(name))?;
+                let tag_name = from_upstream(Tag::parse(tag))?;
+                match delete_tag(&services.registry, &services.locks, &repo_name, &tag_name).await {
                     Ok(deleted) => {
                         budget -= 1;
                         services

@@ -7,7 +7,8 @@ use std::collections::{HashMap, HashSet};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use super::evaluate::{RepoState, TagState};
-use crate::registry::client::{RegistryClient, UpstreamError};
+use crate::names::{Digest, RepoName, Tag};
+use crate::registry::client::{RegistryClient, UpstreamError, from_upstream};
 use crate::registry::details::{MAX_INDEX_CHILDREN, child_digests, is_index};
 
 /// Lookups in flight at once for one repository.
@@ -18,12 +19,14 @@ pub async fn repository(
     client: &RegistryClient,
     name: &str,
 ) -> Result<Option<RepoState>, UpstreamError> {
+    let name = &from_upstream(RepoName::parse(name))?;
     let Some(tags) = client.tags(name).await? else {
         return Ok(None);
     };
     let resolved: Vec<(String, Option<(String, String)>)> = stream::iter(tags)
         .map(|t| async move {
-            let r = client.resolve(name, &t).await?;
+            let tag = from_upstream(Tag::parse(t.as_str()))?;
+            let r = client.resolve(name, &tag.into()).await?;
             Ok::<_, UpstreamError>((t, r))
         })
         .buffer_unordered(CONCURRENCY)
@@ -43,7 +46,8 @@ pub async fn repository(
     }
     let children: Vec<(String, Vec<String>)> = stream::iter(indexes)
         .map(|d| async move {
-            let children = match client.manifest(name, &d).await? {
+            let digest = from_upstream(Digest::parse(d.as_str()))?;
+            let children = match client.manifest(name, &digest.into()).await? {
                 Some(m) => {
                     let mut c = child_digests(&m)?;
                     c.truncate(MAX_INDEX_CHILDREN);

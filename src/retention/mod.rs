@@ -31,9 +31,9 @@ use crate::audit::writer::AuditLog;
 use crate::blocking::run_blocking;
 use crate::freeze::WriteFreeze;
 use crate::grants::Pattern;
+use crate::names;
 use crate::registry::client::RegistryClient;
 use crate::registry::delete::TagDeletes;
-use crate::registry::names;
 
 /// Repositories evaluated at once while a plan is made.
 const REPO_CONCURRENCY: usize = 4;

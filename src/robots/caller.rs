@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use super::model::{ROBOT_PREFIX, Robot, Robots};
 use super::secret;
 use crate::grants::Grant;
-use crate::users::model::{Account, Accounts, Role};
+use crate::names::Role;
+use crate::users::model::{Account, Accounts};
 
 /// A request authenticated as a robot, left in the request's extensions beside its `Account`
 /// (the robot's name, role `user`): what the owner may do and the robot's own grants.

@@ -1,13 +1,11 @@
-//! What a robot may do: its own grants, bounded by what its owner may do. When grants are set,
-//! each robot grant must be covered by the owner's rights (a pattern inside one of the owner's
-//! patterns, with the action); at every use, the answer is the owner's current rights (the
-//! one policy in `crate::grants::policy`) intersected with the robot's grants, so a robot never
-//! outlives its owner's rights.
+//! What a robot may be given: its own grants, bounded by what its owner may do. When grants
+//! are set, each robot grant must be covered by the owner's rights (a pattern inside one of the
+//! owner's patterns, with the action). At every use the decision (`crate::grants::decide`)
+//! intersects the owner's current rights with the robot's grants, so a robot never outlives its
+//! owner's rights.
 
-use std::collections::BTreeSet;
-
-use crate::grants::{Action, Grant, Grants, Pattern, Principal, Wanted, granted};
-use crate::token::{Access, Resource, Scope};
+use crate::grants::{Grant, Grants, Pattern, Principal};
+use crate::names::Action;
 
 fn is_deep(p: &Pattern) -> bool {
     p.as_str() == "**" || p.as_str().ends_with("/**")
@@ -69,71 +67,10 @@ pub fn uncovered(
     })
 }
 
-/// The actions the robot's own grants give on `repository`.
-fn robot_actions(robot: &[Grant], repository: &str) -> BTreeSet<Action> {
-    robot
-        .iter()
-        .filter(|g| g.repository.matches(repository))
-        .flat_map(|g| g.actions().iter().copied())
-        .collect()
-}
-
-/// What a robot gets on `repository`: asked for ∩ its grants ∩ what its owner may do now.
-pub fn robot_granted(
-    owner: &Principal,
-    grants: &Grants,
-    robot: &[Grant],
-    repository: &str,
-    wanted: &Wanted,
-    frozen: bool,
-) -> BTreeSet<Action> {
-    let own = robot_actions(robot, repository);
-    granted(owner, grants, repository, wanted, frozen)
-        .intersection(&own)
-        .copied()
-        .collect()
-}
-
-/// The `access` claim of a robot's registry token. Never the catalog: a robot's grants name
-/// repositories only.
-pub fn robot_access(
-    owner: &Principal,
-    grants: &Grants,
-    robot: &[Grant],
-    scopes: &[Scope],
-    frozen: bool,
-) -> Vec<Access> {
-    let mut out: Vec<Access> = Vec::new();
-    for scope in scopes {
-        let Resource::Repository(name) = &scope.resource else {
-            continue;
-        };
-        let got = robot_granted(owner, grants, robot, name, &scope.wanted, frozen);
-        if got.is_empty() {
-            continue;
-        }
-        let actions: Vec<String> = got.iter().map(|a| a.as_str().to_string()).collect();
-        // A repository named twice in one request is one entry with every action granted.
-        match out.iter_mut().find(|a| a.name == *name) {
-            Some(a) => {
-                let merged: BTreeSet<String> = a.actions.drain(..).chain(actions).collect();
-                a.actions = merged.into_iter().collect();
-            }
-            None => out.push(Access {
-                kind: "repository".into(),
-                name: name.clone(),
-                actions,
-            }),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::token::parse_scopes;
-    use Action::{Delete, Pull, Push};
+    use Action::{Delete, Push};
 
     fn p(s: &str) -> Pattern {
         Pattern::parse(s).unwrap()
@@ -211,39 +148,6 @@ mod tests {
         assert_eq!(
             uncovered(&Principal::Admin, &g0, &[g("**", &["delete"])]),
             None
-        );
-    }
-
-    #[test]
-    fn a_robot_gets_what_both_it_and_its_owner_have_now() {
-        let alice = Principal::User {
-            name: "alice".into(),
-        };
-        let robot = [g("team/app", &["push"]), g("other/*", &["pull"])];
-        let scopes = parse_scopes([
-            "repository:team/app:pull,push,delete repository:team/other:pull repository:other/x:pull registry:catalog:*",
-        ])
-        .unwrap();
-        let got = robot_access(&alice, &grants(), &robot, &scopes, false);
-        assert_eq!(got.len(), 1);
-        assert_eq!(
-            (got[0].name.as_str(), got[0].actions.clone()),
-            ("team/app", vec!["pull".to_string(), "push".to_string()])
-        );
-        // The owner narrowed to pull: the robot is narrowed too, at once.
-        let narrowed: Grants = serde_json::from_str(
-            r#"{"users":{"alice":[{"repository":"team/**","actions":["pull"]}]}}"#,
-        )
-        .unwrap();
-        let got = robot_access(&alice, &narrowed, &robot, &scopes, false);
-        assert_eq!(got[0].actions, vec!["pull".to_string()]);
-        // An admin owner lends everything the robot holds, and a freeze still takes push.
-        let got = robot_access(&Principal::Admin, &Grants::default(), &robot, &scopes, true);
-        assert_eq!(got.len(), 2);
-        assert_eq!(got[0].actions, vec!["pull".to_string()]);
-        assert!(
-            robot_granted(&alice, &grants(), &robot, "team/app", &Wanted::any(), false)
-                .contains(&Pull)
         );
     }
 }

@@ -24,8 +24,9 @@ use crate::grants::authorize::{is_self_or_admin, principal_of};
 use crate::grants::model::validate_list;
 use crate::grants::{Grant, GrantSpec, Grants};
 use crate::http::extract::JsonBody;
+use crate::names::Role;
 use crate::users::model::Account;
-use crate::users::model::{Accounts, Role};
+use crate::users::model::Accounts;
 
 /// Longest overlap in which a rotated-out secret still works: a day, enough for a rolling
 /// update of image-pull secrets.

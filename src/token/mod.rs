@@ -1,7 +1,9 @@
 //! Token mode: registry-admin signs the tokens registry:2 checks. The key and its certificate,
-//! the libtrust key id, the `scope` grammar, the JWT, and the step from requested scopes to the
-//! `access` claim; `GET /token` (routes) and registry-admin's own tokens (upstream).
+//! the libtrust key id, the `scope` grammar, the JWT, the `access` claim of what the one
+//! decision (`crate::grants::decide`) grants, issuing under the write freeze (issue);
+//! `GET /token` (routes) and registry-admin's own tokens (upstream).
 
+pub mod issue;
 pub mod key;
 pub mod kid;
 pub mod routes;
@@ -11,49 +13,34 @@ pub mod upstream;
 
 pub use key::{CertificateStatus, KeyError, KeySetup, TokenKey, load_or_generate};
 pub use routes::routes;
-pub use scope::{Resource, Scope, ScopeError, parse_scopes};
-pub use sign::{Access, Claims, IssuedToken, TokenIssuer};
+pub use scope::{ScopeError, parse_scopes};
+pub use sign::{AccessClaim, Claims, IssuedToken, TokenIssuer};
 pub use upstream::SelfSignedAuth;
 
-use crate::grants::{self, Grants, Principal};
+use crate::grants::{Caller, Grants, decide};
+use crate::names::Scope;
 
-/// The `access` claim for `scopes`: one entry per requested resource granted at least one
-/// action, holding only requested actions (`*` expanded to what the caller has there).
+/// The `access` claim for `scopes`: what the one decision grants `caller`, one entry per
+/// requested resource granted at least one action.
 pub fn access_for(
-    principal: &Principal,
+    caller: &Caller,
     grants: &Grants,
     scopes: &[Scope],
     frozen: bool,
-) -> Vec<Access> {
-    scopes
+) -> Vec<AccessClaim> {
+    decide(caller, grants, scopes, frozen)
         .iter()
-        .filter_map(|scope| match &scope.resource {
-            Resource::Repository(name) => {
-                let granted = grants::granted(principal, grants, name, &scope.wanted, frozen);
-                (!granted.is_empty()).then(|| Access {
-                    kind: "repository".into(),
-                    name: name.clone(),
-                    actions: granted.iter().map(|a| a.as_str().to_string()).collect(),
-                })
-            }
-            // registry:2 asks for exactly `registry:catalog:*`, so the `*` stays literal.
-            Resource::Catalog => {
-                (scope.wanted.any && grants::catalog_allowed(principal)).then(|| Access {
-                    kind: "registry".into(),
-                    name: "catalog".into(),
-                    actions: vec!["*".into()],
-                })
-            }
-        })
+        .map(AccessClaim::from)
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::grants::Principal;
 
-    fn access(kind: &str, name: &str, actions: &[&str]) -> Access {
-        Access {
+    fn access(kind: &str, name: &str, actions: &[&str]) -> AccessClaim {
+        AccessClaim {
             kind: kind.into(),
             name: name.into(),
             actions: actions.iter().map(|a| a.to_string()).collect(),
@@ -71,9 +58,9 @@ mod tests {
             "repository:pub/x:* repository:team/app:pull",
         ])
         .unwrap();
-        let alice = Principal::User {
+        let alice = Caller::person(Principal::User {
             name: "alice".into(),
-        };
+        });
         assert_eq!(
             access_for(&alice, &g, &scopes, false),
             vec![
@@ -82,11 +69,11 @@ mod tests {
             ]
         );
         assert_eq!(
-            access_for(&Principal::Anonymous, &g, &scopes, false),
+            access_for(&Caller::person(Principal::Anonymous), &g, &scopes, false),
             vec![access("repository", "pub/x", &["pull"])]
         );
         assert_eq!(
-            access_for(&Principal::Admin, &g, &scopes, false),
+            access_for(&Caller::person(Principal::Admin), &g, &scopes, false),
             vec![
                 access("repository", "team/app", &["delete", "pull", "push"]),
                 access("repository", "other", &["pull"]),

@@ -10,21 +10,20 @@ use chrono::SecondsFormat;
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
-use super::access_for;
-use super::scope::{Resource, Scope, parse_scopes};
-use super::sign::{Access, TokenIssuer};
+use super::issue::issue_token;
+use super::scope::parse_scopes;
+use super::sign::{AccessClaim, TokenIssuer};
 use crate::audit::Audited;
 use crate::audit::api::note;
 use crate::audit::entry::Outcome;
-use crate::auth::{Account, AuthAttempt, authenticate_basic};
-use crate::blocking::run_blocking;
+use crate::auth::{AuthAttempt, authenticate_basic};
 use crate::bootstrap::SERVICE_ACCOUNT;
 use crate::error::ApiError;
 use crate::freeze::WriteFreeze;
-use crate::grants::{Grants, GrantsStore, Principal};
+use crate::grants::GrantsStore;
+use crate::grants::authorize::{grants_for_token, token_caller};
+use crate::names::{Resource, Scope};
 use crate::robots::RobotCaller;
-use crate::robots::cover::robot_access;
-use crate::users::model::Role;
 
 /// Registered by `app()` in token mode only.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -51,7 +50,7 @@ pub(crate) struct RegistryTokenResponse {
 }
 
 /// `TYPE:NAME:ACTIONS`, as the spec writes scopes.
-fn spell(access: &Access) -> String {
+fn spell(access: &AccessClaim) -> String {
     format!(
         "{}:{}:{}",
         access.kind,
@@ -71,7 +70,7 @@ fn listed(items: Vec<String>) -> String {
 }
 
 /// Whether every action asked for on every resource was granted (`*` is satisfied by any).
-fn fully_granted(scopes: &[Scope], access: &[Access]) -> bool {
+fn fully_granted(scopes: &[Scope], access: &[AccessClaim]) -> bool {
     scopes.iter().all(|s| {
         let (kind, name) = match &s.resource {
             Resource::Repository(name) => ("repository", name.as_str()),
@@ -85,16 +84,6 @@ fn fully_granted(scopes: &[Scope], access: &[Access]) -> bool {
                 s.wanted.actions.iter().all(|w| got.contains(w.as_str()))
             })
     })
-}
-
-fn principal(account: Option<&Account>) -> Principal {
-    match account {
-        None => Principal::Anonymous,
-        Some(a) if a.role == Role::Admin => Principal::Admin,
-        Some(a) => Principal::User {
-            name: a.username.clone(),
-        },
-    }
 }
 
 /// A registry token for the requested scopes, holding only what the caller is granted.
@@ -140,7 +129,7 @@ pub(crate) async fn issue(
         Resource::Catalog => None,
     });
     if let (Some(only), None) = (repositories.next(), repositories.next()) {
-        note(&req, |n| n.image = Some(only.clone()));
+        note(&req, |n| n.image = Some(only.to_string()));
     }
 
     let account = authenticate_basic(&req).await?;
@@ -152,45 +141,12 @@ pub(crate) async fn issue(
         req.extensions_mut().insert(AuthAttempt(a.username.clone()));
         return Err(ApiError::CredentialsRejected);
     }
-    // A robot acts within its owner's rights as they are now, further bounded by its own grants.
     let robot = req.extensions().get::<RobotCaller>().cloned();
-    let principal = match &robot {
-        Some(r) => principal(Some(&r.owner)),
-        None => principal(account.as_ref()),
-    };
-    let in_force = match (grants.current(), &principal) {
-        (Ok(g), _) => g,
-        // Admins' access does not depend on grants; nobody else's is guessed.
-        (Err(e), Principal::Admin) => {
-            log::error!("grants.json unreadable, issuing an admin token regardless: {e}");
-            Default::default()
-        }
-        (Err(e), _) => return Err(ApiError::Internal(format!("grants.json: {e}"))),
-    };
-    let in_force: &Grants = &in_force;
-    let decide = |frozen: bool| match &robot {
-        Some(r) => robot_access(&principal, in_force, &r.grants, &scopes, frozen),
-        None => access_for(&principal, in_force, &scopes, frozen),
-    };
-    let mut access = decide(freeze.is_frozen());
+    let caller = token_caller(account.as_ref(), robot.as_ref());
+    let in_force = grants_for_token(&grants, &caller.principal)?;
     let sub = account.as_ref().map_or("", |a| a.username.as_str());
-    let mut issued = issuer.issue(sub, &access);
-    // `*` on a repository has been spelled out by now; on the catalog it writes nothing.
-    let writes = access
-        .iter()
-        .any(|a| a.actions.iter().any(|x| x == "push" || x == "delete"));
-    if writes && freeze.database().is_some() {
-        // Cluster mode: the token's expiry is recorded where every replica's garbage
-        // collection looks, in one transaction with the check that no job freezes writes;
-        // when one does, the answer carries no push or delete. Pulls never get here.
-        let (shared, expires_at) = (freeze.clone().into_inner(), issued.expires_at);
-        if !run_blocking(move || shared.admit_write_token(expires_at)).await?? {
-            access = decide(true);
-            issued = issuer.issue(sub, &access);
-        }
-    } else if writes {
-        freeze.note_write_token(issued.expires_at);
-    }
+    let freeze = freeze.into_inner();
+    let (access, issued) = issue_token(&issuer, &freeze, &caller, &in_force, &scopes, sub).await?;
 
     let outcome = if fully_granted(&scopes, &access) {
         Outcome::Success
@@ -220,8 +176,8 @@ pub(crate) async fn issue(
 mod tests {
     use super::*;
 
-    fn access(kind: &str, name: &str, actions: &[&str]) -> Access {
-        Access {
+    fn access(kind: &str, name: &str, actions: &[&str]) -> AccessClaim {
+        AccessClaim {
             kind: kind.into(),
             name: name.into(),
             actions: actions.iter().map(|a| a.to_string()).collect(),

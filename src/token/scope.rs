@@ -5,32 +5,13 @@
 //! reaches the name check (and fails it) rather than shifting the actions. Types and actions
 //! this service does not grant are left out, not refused: clients ask for what they might use.
 
-use std::fmt;
-
 use thiserror::Error;
 
 use crate::error::{ErrorCode, StatusCode};
-use crate::grants::{Action, Wanted};
-use crate::registry::names::{self, InvalidReference};
+use crate::names::{Action, InvalidReference, RepoName, Resource, Scope, Wanted};
 
 /// Scopes beyond this in one request are refused; docker asks for one or two.
 pub const MAX_SCOPES: usize = 64;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Resource {
-    /// A valid repository name.
-    Repository(String),
-    /// `registry:catalog`.
-    Catalog,
-}
-
-/// One requested resource, merged over every time it was named.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Scope {
-    pub resource: Resource,
-    /// For the catalog only `any` (`*`) means something.
-    pub wanted: Wanted,
-}
 
 #[derive(Debug, PartialEq, Error)]
 pub enum ScopeError {
@@ -85,7 +66,7 @@ fn parse_one(text: &str) -> Result<Option<Scope>, ScopeError> {
     let actions = || actions.split(',');
     let scope = match kind {
         "repository" => {
-            names::repository(name).map_err(|source| ScopeError::Name {
+            let name = RepoName::parse(name).map_err(|source| ScopeError::Name {
                 scope: text.into(),
                 source,
             })?;
@@ -98,7 +79,7 @@ fn parse_one(text: &str) -> Result<Option<Scope>, ScopeError> {
                 }
             }
             Scope {
-                resource: Resource::Repository(name.into()),
+                resource: Resource::Repository(name),
                 wanted,
             }
         }
@@ -111,23 +92,6 @@ fn parse_one(text: &str) -> Result<Option<Scope>, ScopeError> {
     Ok((!scope.wanted.is_empty()).then_some(scope))
 }
 
-impl fmt::Display for Scope {
-    /// The spec's own spelling, for audit details.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.resource {
-            Resource::Catalog => f.write_str("registry:catalog:*"),
-            Resource::Repository(name) => {
-                let mut actions: Vec<&str> =
-                    self.wanted.actions.iter().map(|a| a.as_str()).collect();
-                if self.wanted.any {
-                    actions.push("*");
-                }
-                write!(f, "repository:{name}:{}", actions.join(","))
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,7 +99,7 @@ mod tests {
 
     fn repo(name: &str, actions: &[Action], any: bool) -> Scope {
         Scope {
-            resource: Resource::Repository(name.into()),
+            resource: Resource::Repository(RepoName::parse(name).unwrap()),
             wanted: Wanted {
                 actions: actions.iter().copied().collect(),
                 any,

@@ -13,14 +13,34 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use super::key::TokenKey;
+use crate::names::{Resource, Scope};
 
 /// One entry of the `access` claim. registry:2 matches these exactly: no patterns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Access {
+pub struct AccessClaim {
     #[serde(rename = "type")]
     pub kind: String,
     pub name: String,
     pub actions: Vec<String>,
+}
+
+/// A granted scope as the claim writes it: the catalog's `*` stays literal, since registry:2
+/// asks for exactly `registry:catalog:*`.
+impl From<&Scope> for AccessClaim {
+    fn from(scope: &Scope) -> AccessClaim {
+        match &scope.resource {
+            Resource::Repository(name) => AccessClaim {
+                kind: "repository".into(),
+                name: name.to_string(),
+                actions: scope.wanted.actions.iter().map(|a| a.to_string()).collect(),
+            },
+            Resource::Catalog => AccessClaim {
+                kind: "registry".into(),
+                name: "catalog".into(),
+                actions: vec!["*".into()],
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,7 +65,7 @@ pub struct Claims {
     pub nbf: i64,
     pub iat: i64,
     pub jti: String,
-    pub access: Vec<Access>,
+    pub access: Vec<AccessClaim>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,12 +117,12 @@ impl TokenIssuer {
         self.ttl
     }
 
-    pub fn issue(&self, sub: &str, access: &[Access]) -> IssuedToken {
+    pub fn issue(&self, sub: &str, access: &[AccessClaim]) -> IssuedToken {
         self.issue_at(sub, access, Utc::now())
     }
 
     /// As `issue`, as if the clock read `now`.
-    pub fn issue_at(&self, sub: &str, access: &[Access], now: DateTime<Utc>) -> IssuedToken {
+    pub fn issue_at(&self, sub: &str, access: &[AccessClaim], now: DateTime<Utc>) -> IssuedToken {
         self.issue_with_ttl(sub, access, now, self.ttl)
     }
 
@@ -111,7 +131,7 @@ impl TokenIssuer {
     pub fn issue_with_ttl(
         &self,
         sub: &str,
-        access: &[Access],
+        access: &[AccessClaim],
         now: DateTime<Utc>,
         ttl: Duration,
     ) -> IssuedToken {
@@ -186,7 +206,7 @@ mod tests {
     #[test]
     fn a_token_has_the_header_and_claims_registry_2_expects() {
         let issuer = issuer();
-        let access = vec![Access {
+        let access = vec![AccessClaim {
             kind: "repository".into(),
             name: "team/app".into(),
             actions: vec!["pull".into(), "push".into()],

@@ -14,10 +14,11 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::RequestBuilder;
 
-use super::sign::{Access, TokenIssuer};
+use super::sign::{AccessClaim, TokenIssuer};
 use crate::bootstrap::SERVICE_ACCOUNT;
 use crate::freeze::WriteFreeze;
-use crate::registry::client::{Action, UpstreamAuth, UpstreamScope};
+use crate::names::Action;
+use crate::registry::client::{UpstreamAuth, UpstreamScope};
 use crate::sync::lock;
 
 /// Lifetime of registry-admin's own tokens: the shortest a client token may live
@@ -49,17 +50,17 @@ impl std::fmt::Debug for SelfSignedAuth {
 }
 
 /// The `access` claim registry:2 checks for a request of this scope.
-pub fn access_of(scope: &UpstreamScope<'_>) -> Vec<Access> {
+pub fn access_of(scope: &UpstreamScope<'_>) -> Vec<AccessClaim> {
     match scope {
         UpstreamScope::Base => Vec::new(),
-        UpstreamScope::Catalog => vec![Access {
+        UpstreamScope::Catalog => vec![AccessClaim {
             kind: "registry".into(),
             name: "catalog".into(),
             actions: vec!["*".into()],
         }],
-        UpstreamScope::Repository { name, actions } => vec![Access {
+        UpstreamScope::Repository { name, actions } => vec![AccessClaim {
             kind: "repository".into(),
-            name: (*name).into(),
+            name: name.to_string(),
             actions: actions.iter().map(|a| a.as_str().to_string()).collect(),
         }],
     }
@@ -133,6 +134,7 @@ impl UpstreamAuth for SelfSignedAuth {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::names::RepoName;
     use crate::token::TokenKey;
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -149,6 +151,10 @@ mod tests {
         (SelfSignedAuth::new(issuer, Arc::clone(&freeze)), freeze)
     }
 
+    fn repo(name: &str) -> RepoName {
+        RepoName::parse(name).unwrap()
+    }
+
     /// Whole seconds, as tokens carry them.
     fn now() -> DateTime<Utc> {
         DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap()
@@ -163,7 +169,7 @@ mod tests {
     fn a_token_holds_exactly_the_scope_of_the_request() {
         let (auth, _) = auth();
         let now = now();
-        let c = claims(&auth.token_at(&UpstreamScope::pull("team/app"), now));
+        let c = claims(&auth.token_at(&UpstreamScope::pull(&repo("team/app")), now));
         assert_eq!(c["sub"], "registry-admin");
         assert_eq!(
             c["access"],
@@ -185,15 +191,21 @@ mod tests {
     fn a_token_is_reused_per_scope_until_shortly_before_it_expires() {
         let (auth, _) = auth();
         let now = now();
-        let pull = auth.token_at(&UpstreamScope::pull("a"), now);
+        let pull = auth.token_at(&UpstreamScope::pull(&repo("a")), now);
         assert_eq!(
-            auth.token_at(&UpstreamScope::pull("a"), now + TimeDelta::seconds(30)),
+            auth.token_at(
+                &UpstreamScope::pull(&repo("a")),
+                now + TimeDelta::seconds(30)
+            ),
             pull
         );
-        assert_ne!(auth.token_at(&UpstreamScope::pull("b"), now), pull);
-        assert_ne!(auth.token_at(&UpstreamScope::delete("a"), now), pull);
+        assert_ne!(auth.token_at(&UpstreamScope::pull(&repo("b")), now), pull);
+        assert_ne!(auth.token_at(&UpstreamScope::delete(&repo("a")), now), pull);
         assert_ne!(
-            auth.token_at(&UpstreamScope::pull("a"), now + TimeDelta::seconds(45)),
+            auth.token_at(
+                &UpstreamScope::pull(&repo("a")),
+                now + TimeDelta::seconds(45)
+            ),
             pull,
             "15 s left is too little"
         );
@@ -203,11 +215,11 @@ mod tests {
     fn write_tokens_are_reported_to_the_freeze_and_read_tokens_are_not() {
         let (auth, freeze) = auth();
         let now = now();
-        auth.token_at(&UpstreamScope::pull("a"), now);
+        auth.token_at(&UpstreamScope::pull(&repo("a")), now);
         auth.token_at(&UpstreamScope::Catalog, now);
         assert_eq!(freeze.freeze(now), None);
         freeze.thaw();
-        auth.token_at(&UpstreamScope::delete("a"), now);
+        auth.token_at(&UpstreamScope::delete(&repo("a")), now);
         let until = freeze.freeze(now).expect("a delete token is outstanding");
         assert_eq!((until - now).num_seconds(), 60 + 60);
     }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::htpasswd::Htpasswd;
+use crate::names::Role;
 
 /// Who a request is, once authenticated: an account's name and role as they stand now (a robot
 /// acts as role `user` under its own name).
@@ -15,25 +16,6 @@ use super::htpasswd::Htpasswd;
 pub struct Account {
     pub username: String,
     pub role: Role,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Admin,
-    User,
-    /// registry-admin's own account toward registry:2; never assignable through the API.
-    Service,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::User => "user",
-            Role::Service => "service",
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -8,7 +8,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use utoipa::{OpenApi, ToSchema};
 
-use super::model::{Accounts, Refusal, Role, UserView};
+use super::model::{Accounts, Refusal, UserView};
 use super::store::{StoreError, UserStore};
 use super::validate;
 use crate::audit::{self, Audited};
@@ -19,6 +19,7 @@ use crate::directory::Directory;
 use crate::error::ApiError;
 use crate::grants::authorize::is_self_or_admin;
 use crate::http::extract::{JsonBody, path_user};
+use crate::names::Role;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -212,7 +213,7 @@ pub(crate) async fn set_password(
     body: JsonBody<NewPassword>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let user = path_user(path)?;
-    let own = account.username == user;
+    let own = account.username == user.as_str();
     if !is_self_or_admin(&account, &user) {
         return Err(ApiError::Forbidden.into());
     }

@@ -394,7 +394,7 @@ impl UserStore {
 mod tests {
     use super::*;
     use crate::durable::file_stamp as stamp;
-    use crate::users::model::Role;
+    use crate::names::Role;
     use chrono::Utc;
     use std::fs;
     use std::fs::OpenOptions;

@@ -2,8 +2,8 @@
 
 use thiserror::Error;
 
-use super::model::Role;
 use crate::error::{ErrorCode, StatusCode};
+use crate::names::{self, InvalidUsername, Role};
 
 #[derive(Debug, Error, PartialEq)]
 pub enum InvalidInput {
@@ -28,61 +28,13 @@ impl ErrorCode for InvalidInput {
     }
 }
 
-pub const MAX_USERNAME_CHARS: usize = 64;
 pub const MIN_PASSWORD_BYTES: usize = 8;
 /// bcrypt reads no further; a longer password is refused rather than silently truncated.
 pub const MAX_PASSWORD_BYTES: usize = 72;
 
+/// The username rules of [`crate::names::username`], answered as this module's error.
 pub fn username(name: &str) -> Result<(), InvalidInput> {
-    let fail = |why: &str| Err(InvalidInput::Username(format!("invalid username: {why}")));
-    if name.is_empty() {
-        return fail("it is empty");
-    }
-    if name.len() > MAX_USERNAME_CHARS {
-        return fail("it is longer than 64 characters");
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-')))
-    {
-        return fail(&format!(
-            "{c:?} is not allowed (use letters, digits, '.', '_', '@', '-')"
-        ));
-    }
-    if name.starts_with('-') || name.starts_with('.') {
-        return fail("it must not start with '-' or '.'");
-    }
-    Ok(())
-}
-
-/// A username that passed [`username`]: what handlers take instead of a raw path segment.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(transparent)]
-pub struct Username(String);
-
-impl Username {
-    pub fn parse(value: impl Into<String>) -> Result<Username, InvalidInput> {
-        let value = value.into();
-        username(&value)?;
-        Ok(Username(value))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::ops::Deref for Username {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for Username {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+    names::username(name).map_err(|InvalidUsername(why)| InvalidInput::Username(why))
 }
 
 pub fn password(pw: &str) -> Result<(), InvalidInput> {
@@ -115,34 +67,6 @@ pub fn assignable_role(role: &str) -> Result<Role, InvalidInput> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_username_holds_only_a_valid_name() {
-        assert_eq!(Username::parse("alice").unwrap().as_str(), "alice");
-        assert!(Username::parse("-x").is_err() && Username::parse("a:b").is_err());
-    }
-
-    #[test]
-    fn usernames() {
-        for ok in ["a", "alice", "a.b_c@d-e", "A9", &"x".repeat(64)] {
-            assert_eq!(username(ok), Ok(()), "{ok}");
-        }
-        for bad in [
-            "",
-            "a:b",
-            "a\nb",
-            "a\0b",
-            "a b",
-            "é",
-            "-a",
-            ".a",
-            "a/b",
-            "..%2Fadmin",
-            &"x".repeat(65),
-        ] {
-            assert!(username(bad).is_err(), "{bad:?}");
-        }
-    }
 
     #[test]
     fn passwords() {

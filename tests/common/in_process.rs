@@ -10,9 +10,9 @@ use chrono::Utc;
 use registry_admin::AppState;
 use registry_admin::audit::AuditLog;
 use registry_admin::config::Config;
+use registry_admin::names::Role;
 use registry_admin::startup;
 use registry_admin::users::htpasswd::bcrypt_hash;
-use registry_admin::users::model::Role;
 use registry_admin::users::store::UserStore;
 
 pub struct TestApp {

@@ -20,8 +20,8 @@ use serde_json::Value;
 use common::AppEnv;
 use common::in_process::TestApp;
 use registry_admin::app;
+use registry_admin::names::Role;
 use registry_admin::users::htpasswd::bcrypt_hash;
-use registry_admin::users::model::Role;
 
 const EVENTS_TOKEN: &str = "events-token-0123456789abcdef0123456789";
 /// Every request of these tests comes from here unless it says otherwise.

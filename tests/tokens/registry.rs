@@ -14,7 +14,9 @@ use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
 use registry_admin::token::sign::sign_parts;
-use registry_admin::token::{Access, CertificateStatus, TokenIssuer, TokenKey, load_or_generate};
+use registry_admin::token::{
+    AccessClaim, CertificateStatus, TokenIssuer, TokenKey, load_or_generate,
+};
 use reqwest::blocking::Response;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -70,8 +72,8 @@ impl TokenStack {
     }
 }
 
-fn repository(name: &str, actions: &[&str]) -> Vec<Access> {
-    vec![Access {
+fn repository(name: &str, actions: &[&str]) -> Vec<AccessClaim> {
+    vec![AccessClaim {
         kind: "repository".into(),
         name: name.into(),
         actions: actions.iter().map(|a| a.to_string()).collect(),
