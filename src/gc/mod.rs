@@ -42,6 +42,7 @@ pub mod request;
 pub mod routes;
 pub mod run;
 pub mod service;
+mod start;
 pub mod untagged;
 
 pub use error::GcError;
@@ -49,4 +50,5 @@ pub use jobs::Jobs;
 pub use recover::recover;
 pub use request::StartRequest;
 pub use routes::routes;
-pub use service::{GcService, PROBE_REPOSITORY, RUN_TIMEOUT};
+pub use service::{GcService, RUN_TIMEOUT};
+pub use start::PROBE_REPOSITORY;

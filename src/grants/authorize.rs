@@ -1,8 +1,8 @@
-//! The seam every decision about repository access goes through: one function, [`authorize`],
-//! and [`Access`], an extractor that authenticates the request and carries what that function
-//! needs (the caller, the grants in force, the freeze). `GET /token` asks the same question
-//! through [`super::decide`], so what the API shows and what the registry allows cannot drift
-//! apart.
+//! The HTTP side of access decisions: [`Access`], an extractor that authenticates the request
+//! and carries what the one question, [`super::policy::authorize`], needs (the caller, the
+//! grants in force, the freeze), and asks it through [`Caller::may`]. `GET /token` asks the
+//! same question through [`super::decide`], so what the API shows and what the registry allows
+//! cannot drift apart.
 
 pub use super::denied::Denied;
 use std::future::Future;
@@ -14,7 +14,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
 use super::decide::Caller;
 use super::model::Grants;
-use super::policy::{Principal, allows};
+use super::policy::Principal;
 use super::store::GrantsStore;
 use crate::durable::DurableError;
 use crate::error::ApiError;
@@ -22,18 +22,6 @@ use crate::freeze::WriteFreeze;
 use crate::names::{Action, RepoName, Role};
 use crate::robots::RobotCaller;
 use crate::users::model::Account;
-
-/// Whether `principal` may do `action` on `repo` (a valid repository name). Admins may do
-/// everything everywhere; while `frozen` (garbage collection) nobody may push or delete.
-pub fn authorize(
-    principal: &Principal,
-    action: Action,
-    repo: &RepoName,
-    grants: &Grants,
-    frozen: bool,
-) -> bool {
-    allows(principal, grants, repo, action, frozen)
-}
 
 /// The caller as the policy sees it. Disabled accounts never authenticate, so they never
 /// reach this.
@@ -197,6 +185,7 @@ impl FromRequest for Access {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::grants::policy::authorize;
     use Action::{Delete, Pull, Push};
 
     fn grants() -> Grants {

@@ -7,9 +7,8 @@
 
 use std::collections::BTreeSet;
 
-use super::authorize::authorize;
 use super::model::{Grant, Grants};
-use super::policy::{Principal, catalog_allowed};
+use super::policy::{Principal, authorize, catalog_allowed};
 use crate::names::{Action, RepoName, Resource, Scope, Wanted};
 
 /// Who asks: a principal, or a robot acting for its owner's principal within its own grants.

@@ -12,12 +12,10 @@ pub mod policy;
 pub mod routes;
 pub mod store;
 
-pub use authorize::{Access, authorize};
+pub use authorize::Access;
 pub use decide::{Caller, decide};
 pub use model::{Grant, GrantError, GrantSpec, Grants};
 pub use pattern::{Pattern, PatternError};
-pub use policy::{
-    Explanation, Principal, Reason, Source, allows, catalog_allowed, explain, granted,
-};
+pub use policy::{Explanation, Principal, Reason, Source, authorize, catalog_allowed, explain};
 pub use routes::routes;
 pub use store::GrantsStore;

@@ -55,7 +55,7 @@ pub struct Explanation {
 /// The actions granted on `repository` (a valid repository name): those asked for that the
 /// caller has, or all it has when `*` was asked. While `frozen` (garbage collection), never
 /// push or delete, for anyone.
-pub fn granted(
+fn granted(
     principal: &Principal,
     grants: &Grants,
     repository: &RepoName,
@@ -70,22 +70,18 @@ pub fn granted(
     }
 }
 
-/// One action, for the API's own checks.
-pub fn allows(
+/// Whether `principal` may do `action` on `repo` (a valid repository name): the one question
+/// "may this principal do this here", asked by the API's `Access` and, through `decide`, by
+/// `GET /token`. Admins may do everything everywhere; while `frozen` (garbage collection)
+/// nobody may push or delete.
+pub fn authorize(
     principal: &Principal,
-    grants: &Grants,
-    repository: &RepoName,
     action: Action,
+    repo: &RepoName,
+    grants: &Grants,
     frozen: bool,
 ) -> bool {
-    granted(
-        principal,
-        grants,
-        repository,
-        &Wanted::of(&[action]),
-        frozen,
-    )
-    .contains(&action)
+    granted(principal, grants, repo, &Wanted::of(&[action]), frozen).contains(&action)
 }
 
 /// `registry:catalog:*`: the list of every repository name is for admins (and the service,
@@ -273,22 +269,34 @@ mod tests {
     }
 
     #[test]
-    fn allows_answers_for_one_action() {
+    fn authorize_answers_for_one_action() {
         let g = grants();
-        assert!(allows(&user("alice"), &g, &repo("team/app"), Push, false));
-        assert!(!allows(&user("alice"), &g, &repo("team/app"), Push, true));
-        assert!(!allows(
+        assert!(authorize(
             &user("alice"),
-            &g,
+            Push,
             &repo("team/app"),
-            Delete,
+            &g,
             false
         ));
-        assert!(allows(
-            &Principal::Anonymous,
+        assert!(!authorize(
+            &user("alice"),
+            Push,
+            &repo("team/app"),
             &g,
-            &repo("library/x"),
+            true
+        ));
+        assert!(!authorize(
+            &user("alice"),
+            Delete,
+            &repo("team/app"),
+            &g,
+            false
+        ));
+        assert!(authorize(
+            &Principal::Anonymous,
             Pull,
+            &repo("library/x"),
+            &g,
             false
         ));
     }
