@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::users::validate;
+use crate::validate;
 
 /// A setting that cannot be used; start-up stops and names the variable.
 #[derive(Debug, Error)]

@@ -31,6 +31,7 @@ pub mod sync;
 pub mod token;
 pub mod ui;
 pub mod users;
+pub mod validate;
 pub mod write_guard;
 
 use std::net::TcpListener;
@@ -158,9 +159,8 @@ pub fn app(
         .app_data(web::PathConfig::default().error_handler(http::extract::path_error))
         .app_data(web::QueryConfig::default().error_handler(http::extract::query_error))
         .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
-        // Innermost first: cross-site and non-JSON writes refused, JSON errors, then the audit
-        // entry, then the request id and log line.
-        .wrap(from_fn(write_guard::middleware))
+        // Innermost first: JSON errors, then the audit entry, then the request id and log line.
+        // (Cross-site and non-JSON writes are refused per route, by `Audited`: see write_guard.)
         .wrap(ErrorHandlers::new().default_handler(error::json_error_responses))
         .wrap(from_fn(audit::api::middleware))
         .wrap(from_fn(request_id::middleware))

@@ -1,5 +1,7 @@
 //! One check in front of every state-changing request (POST, PUT, PATCH, DELETE), before any
-//! credentials are looked at:
+//! credentials are looked at. Each changing route's `Audited` wrapper applies it once the route's
+//! audit action is known (so a refusal is audited under that action); `/events` applies it as
+//! its own route middleware:
 //!
 //! - An `Origin` header that is present and names another site is 403 `forbidden`. Browsers
 //!   send `Origin` on every cross-site request that can change state, so a page elsewhere
@@ -43,7 +45,7 @@ fn origin_authority(origin: &str) -> Option<String> {
 }
 
 /// Why the request is refused, if it is.
-fn refusal(req: &ServiceRequest) -> Option<ApiError> {
+pub(crate) fn refusal(req: &ServiceRequest) -> Option<ApiError> {
     if !changes_state(req.method()) {
         return None;
     }

@@ -6,6 +6,8 @@
 //!
 //! The route's wrapper puts the action in the request's extensions before the handler (and its
 //! extractors) run; the audit middleware (`api.rs`) reads it there once the response is known.
+//! It also reserves room for a change's entry, then applies the write guard
+//! (`crate::write_guard`), in that order.
 //! A route without one is not audited by the middleware: reads, unknown paths (404), methods a
 //! path does not take (405), and `/events`, which writes its own entries.
 
@@ -109,6 +111,11 @@ where
                 return Ok(req.into_response(refusal).map_into_right_body());
             }
             req.extensions_mut().insert(AuditAction(declared.action));
+            // The write guard runs here, once the action is known, so a cross-site or
+            // non-JSON write is refused and still audited (as denied) under its action.
+            if let Some(refusal) = crate::write_guard::refusal(&req) {
+                return Ok(req.error_response(refusal).map_into_right_body());
+            }
             service
                 .call(req)
                 .await

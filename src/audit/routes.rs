@@ -2,6 +2,7 @@
 //! notifications): the audit slice's HTTP side. The chain itself is `writer`, `source` and
 //! their stores; nothing below this file knows about requests.
 
+use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -25,7 +26,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         // The handler reads its body itself, bounded in size and time, after the token check.
         // Not `Audited`: it writes the registry's events itself, and refuses them (503, so the
         // registry retries) when it cannot.
-        .route("/events", web::post().to(events::receive));
+        .route(
+            "/events",
+            web::post()
+                .to(events::receive)
+                .wrap(from_fn(crate::write_guard::middleware)),
+        );
 }
 
 /// This slice's part of the OpenAPI document (`crate::openapi`).

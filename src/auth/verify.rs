@@ -30,7 +30,7 @@ use crate::names::Role;
 use crate::users::htpasswd::{bcrypt_hash, is_bcrypt};
 use crate::users::model::Accounts;
 use crate::users::store::{StoreError, UserStore};
-use crate::users::validate::MAX_PASSWORD_BYTES;
+use crate::validate::MAX_PASSWORD_BYTES;
 
 /// Beyond this many remembered accounts the memory starts over; it is only a cache.
 const MAX_CACHED: usize = 10_000;

@@ -19,7 +19,7 @@ use registry_admin::robots::ROBOT_PREFIX;
 use registry_admin::users::htpasswd::bcrypt_hash;
 use registry_admin::users::model::{Accounts, Refusal};
 use registry_admin::users::store::{StoreError, UserStore};
-use registry_admin::users::validate;
+use registry_admin::validate;
 
 use super::{CliError, audit_of, os_actor, settings};
 

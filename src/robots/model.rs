@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::error::RobotError;
 use crate::grants::{Grant, GrantSpec};
-use crate::users::validate;
+use crate::validate;
 
 /// Every robot's full name starts with this; `POST /users` refuses such names.
 pub const ROBOT_PREFIX: &str = "robot.";

@@ -4,6 +4,5 @@ pub mod htpasswd;
 pub mod model;
 pub mod routes;
 pub mod store;
-pub mod validate;
 
 pub use routes::routes;

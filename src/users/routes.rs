@@ -10,7 +10,6 @@ use utoipa::{OpenApi, ToSchema};
 
 use super::model::{Accounts, Refusal, UserView};
 use super::store::{StoreError, UserStore};
-use super::validate;
 use crate::audit::{self, Audited};
 use crate::auth::{Account, Admin, AuthError, Authenticator, retry_after};
 use crate::blocking::run_blocking;
@@ -20,6 +19,7 @@ use crate::error::ApiError;
 use crate::grants::authorize::is_self_or_admin;
 use crate::http::extract::{JsonBody, path_user};
 use crate::names::Role;
+use crate::validate;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
