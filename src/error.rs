@@ -13,7 +13,7 @@ use thiserror::Error;
 
 /// An error that knows how it is answered over HTTP. Each slice implements it beside its own
 /// error type, so this module knows none of them and they all become the one [`ApiError`]
-/// through `?` (the shape of meilisearch's `ErrorCode`).
+/// through `?`.
 pub trait ErrorCode: std::fmt::Display {
     /// The status of the answer.
     fn status(&self) -> StatusCode;

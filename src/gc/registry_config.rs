@@ -17,7 +17,7 @@ use crate::durable::read_bounded;
 pub const DEFAULT_ROOT: &str = "/var/lib/registry";
 /// A registry config is a few KiB; anything larger is not one.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
-/// Keys of `storage` that are settings, not a driver name (distribution's `configuration.go`).
+/// Keys of `storage` that are settings, not a driver name (docs/registry-versions.md, "Configuration").
 const STORAGE_SETTINGS: [&str; 5] = ["cache", "delete", "maintenance", "redirect", "tag"];
 
 /// A Redis blob-descriptor cache shared by the registries (cluster mode only), which the job

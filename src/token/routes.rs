@@ -1,5 +1,5 @@
-//! `GET /token`: the token endpoint registry:2 sends clients to in token mode (distribution's
-//! `docs/spec/auth/token.md`). The route exists only when a signing key was loaded, so in
+//! `GET /token`: the token endpoint registry:2 sends clients to in token mode
+//! (docs/registry-facts.md, "The token request"). The route exists only when a signing key was loaded, so in
 //! htpasswd mode the path is an unknown one (404) and writes no audit entry.
 
 use std::collections::BTreeSet;

@@ -1,4 +1,4 @@
-//! The `scope` parameters of `GET /token`, as distribution's token spec writes them: several
+//! The `scope` parameters of `GET /token` (docs/registry-facts.md, "The token request"): several
 //! space-separated scopes per parameter, each `TYPE:NAME:ACTIONS`.
 //!
 //! The type runs to the first ':' and the actions follow the last one, so a name holding ':'

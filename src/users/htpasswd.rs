@@ -1,4 +1,4 @@
-//! The htpasswd format exactly as registry:2 reads it (`registry/auth/htpasswd/htpasswd.go`):
+//! The htpasswd format exactly as registry:2 reads it (docs/registry-facts.md, "The htpasswd file"):
 //! each line trimmed, blank lines and `#` comments skipped, `user:hash` split at the first
 //! colon, and for a duplicated user the last line wins. Lines we do not own are kept as they
 //! are, so hand edits and the `htpasswd` tool's users survive our writes.
