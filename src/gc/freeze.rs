@@ -20,6 +20,8 @@ pub struct FreezeGuard {
     freeze: Arc<WriteFreeze>,
     /// Cluster mode: the job whose freeze of the maintenance row this guard ends on drop.
     cluster_job: Option<String>,
+    /// Set by `release`, which has thawed already: the drop that follows does nothing.
+    released: bool,
 }
 
 impl FreezeGuard {
@@ -28,6 +30,7 @@ impl FreezeGuard {
         FreezeGuard {
             freeze,
             cluster_job: None,
+            released: false,
         }
     }
 
@@ -91,6 +94,7 @@ impl FreezeGuard {
     /// replicas after the thaw, never before it. Dropping the guard thaws as well, but the
     /// row's update then runs on a thread of its own, unordered with what follows.
     pub async fn release(mut self) {
+        self.released = true;
         self.freeze.thaw();
         let (Some(job), Some(db)) = (self.cluster_job.take(), self.freeze.database().cloned())
         else {
@@ -123,6 +127,9 @@ fn remaining(until: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
 
 impl Drop for FreezeGuard {
     fn drop(&mut self) {
+        if self.released {
+            return;
+        }
         self.freeze.thaw();
         if let (Some(job), Some(db)) = (self.cluster_job.take(), self.freeze.database()) {
             // A database call may block: not on this (possibly async) thread. Should it fail,

@@ -191,7 +191,12 @@ async fn tags_at(
     let tags = client.tags(name).await?.unwrap_or_default();
     let resolved: Vec<(String, Option<(String, String)>)> = stream::iter(tags)
         .map(|t| async move {
-            let tag = from_upstream(Tag::parse(t.as_str()))?;
+            // A tag the registry lists but our grammar refuses cannot be asked about (it
+            // would go into a URL): left out, as a tag deleted meanwhile is, and logged.
+            let Ok(tag) = Tag::parse(t.as_str()) else {
+                log::warn!("leaving out the tag {t:?} of {name}: not a valid tag");
+                return Ok((t, None));
+            };
             let r = client.resolve(name, &Reference::Tag(tag)).await?;
             Ok::<_, UpstreamError>((t, r))
         })

@@ -154,12 +154,19 @@ pub(crate) async fn catalog(
     registry: web::Data<RegistryClient>,
     params: web::Query<CatalogParams>,
 ) -> Result<HttpResponse, ApiError> {
-    // registry:2 stores only valid names, so parsing leaves nothing out.
+    // registry:2 stores only valid names, so parsing leaves nothing out; should one ever come
+    // back, it is left out of the answer and named in the log (GC and retention skip it too).
     let mut repositories: Vec<RepoName> = registry
         .catalog()
         .await?
         .into_iter()
-        .filter_map(|r| RepoName::parse(r).ok())
+        .filter_map(|r| match RepoName::parse(r.as_str()) {
+            Ok(name) => Some(name),
+            Err(e) => {
+                log::warn!("GET /images: leaving out a catalog entry: {e}");
+                None
+            }
+        })
         .filter(|r| access.may_pull(r))
         .collect();
     let empty = super::empty::empty_repositories(&registry, &repositories).await?;

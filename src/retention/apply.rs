@@ -17,7 +17,6 @@ use super::plan::Plan;
 use super::{Retention, RetentionError, Services, live};
 use crate::audit::entry::{Entry, Outcome, Source, clean};
 use crate::names::{RepoName, Tag};
-use crate::registry::client::from_upstream;
 use crate::registry::delete::{DeleteError, delete_tag};
 
 /// `max_delete` when the caller gives none.
@@ -157,9 +156,12 @@ impl Retention {
                     report.skip(name, tag, "a garbage collection froze registry writes");
                     continue;
                 };
-                // Both were just read back from the registry (`live`), so they parse.
-                let repo_name = from_upstream(RepoName::parse(name))?;
-                let tag_name = from_upstream(Tag::parse(tag))?;
+                // Both were just read back from the registry (`live`), so they parse; one that
+                // does not is skipped and said so, like any other tag left alone.
+                let (Ok(repo_name), Ok(tag_name)) = (RepoName::parse(name), Tag::parse(tag)) else {
+                    report.skip(name, tag, "not a valid repository name and tag");
+                    continue;
+                };
                 match delete_tag(&services.registry, &services.locks, &repo_name, &tag_name).await {
                     Ok(deleted) => {
                         budget -= 1;
