@@ -4,7 +4,7 @@ use chrono::Utc;
 use rand::RngCore;
 use thiserror::Error;
 
-use crate::config::Config;
+use crate::config::{AuthMode, Config};
 use crate::names::Role;
 use crate::users::htpasswd::bcrypt_hash as hash;
 use crate::users::store::{StoreError, UserStore};
@@ -148,4 +148,38 @@ pub fn ensure_admin(config: &Config, store: &UserStore) -> Result<AdminOutcome, 
         username: user,
         generated,
     })
+}
+
+/// The registry account registry-admin itself acts as toward registry:2. Its own requests
+/// (digest lookups, deletes) come back as events that are nobody's action, and are recognised by
+/// this actor alone: a `User-Agent` is whatever the client chose to send. In token mode the
+/// subject of registry-admin's own tokens is the same `registry-admin`.
+pub fn own_registry_account(config: &Config) -> &str {
+    match config.auth_mode {
+        // REGISTRY_USERNAME is ignored there: registry-admin's tokens always name itself.
+        AuthMode::Token => SERVICE_ACCOUNT,
+        AuthMode::Htpasswd => config
+            .registry_credentials
+            .as_ref()
+            .map_or(SERVICE_ACCOUNT, |(user, _)| user.as_str()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_own_account_is_the_configured_one_or_the_service_account() {
+        let mut c = Config::from_lookup(|_| None).unwrap();
+        assert_eq!(own_registry_account(&c), "registry-admin");
+        c.registry_credentials = Some(("svc".into(), "pw".into()));
+        assert_eq!(own_registry_account(&c), "svc");
+        c.auth_mode = AuthMode::Token;
+        assert_eq!(
+            own_registry_account(&c),
+            "registry-admin",
+            "token mode ignores REGISTRY_USERNAME"
+        );
+    }
 }

@@ -11,6 +11,9 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use thiserror::Error;
 
+/// Request bodies above this are refused with 413 (`ApiError::PayloadTooLarge`).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
 /// An error that knows how it is answered over HTTP. Each slice implements it beside its own
 /// error type, so this module knows none of them and they all become the one [`ApiError`]
 /// through `?`.
@@ -169,7 +172,7 @@ pub fn json_error_responses<B: MessageBody + 'static>(
         StatusCode::METHOD_NOT_ALLOWED => {
             ApiError::MethodNotAllowed("method not allowed on this endpoint".into())
         }
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(crate::MAX_BODY_BYTES),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(MAX_BODY_BYTES),
         StatusCode::UNAUTHORIZED => ApiError::Unauthorized,
         StatusCode::FORBIDDEN => ApiError::Forbidden,
         s if s.is_client_error() => ApiError::InvalidRequest(

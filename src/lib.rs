@@ -1,5 +1,6 @@
 //! registry-admin: the admin side of a private registry:2.
 
+pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod blocking;
@@ -12,13 +13,10 @@ pub mod error;
 pub mod freeze;
 pub mod gc;
 pub mod grants;
-pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod names;
 pub mod net;
-pub mod openapi;
-pub mod ops;
 pub mod paths;
 pub mod registry;
 pub mod request_id;
@@ -58,8 +56,7 @@ use crate::robots::RobotsStore;
 use crate::token::TokenIssuer;
 use crate::users::store::UserStore;
 
-/// Request bodies above this are refused with 413.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub use error::MAX_BODY_BYTES;
 
 /// The services, built once at start by [`startup::build`]. Each is registered as its own
 /// `web::Data`, and a handler names the ones it uses (`web::Data<UserStore>`, …).
@@ -97,19 +94,9 @@ impl AppState {
     }
 }
 
-/// Every route of the service.
+/// Every route of the service: the API, then the UI's files.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    health::routes(cfg);
-    auth::routes(cfg);
-    users::routes(cfg);
-    registry::routes(cfg);
-    grants::routes(cfg);
-    robots::routes(cfg);
-    audit::routes::routes(cfg);
-    ops::routes(cfg);
-    gc::routes(cfg);
-    retention::routes(cfg);
-    openapi::routes(cfg);
+    api::routes(cfg);
     ui::routes(cfg);
 }
 
@@ -132,7 +119,7 @@ pub fn app(
     if let Some(issuer) = &state.token_issuer {
         app = app
             .app_data(web::Data::from(Arc::clone(issuer)))
-            .configure(token::routes);
+            .configure(api::token::routes);
     }
     app.app_data(web::Data::from(Arc::clone(&state.config)))
         .app_data(web::Data::from(Arc::clone(&state.store)))
@@ -162,7 +149,7 @@ pub fn app(
         // Innermost first: JSON errors, then the audit entry, then the request id and log line.
         // (Cross-site and non-JSON writes are refused per route, by `Audited`: see write_guard.)
         .wrap(ErrorHandlers::new().default_handler(error::json_error_responses))
-        .wrap(from_fn(audit::api::middleware))
+        .wrap(from_fn(api::audit_middleware::middleware))
         .wrap(from_fn(request_id::middleware))
         .configure(routes)
         .default_service(web::to(|| async {

@@ -1,10 +1,7 @@
-//! `POST /events`: registry:2 notifications become `image.push`, `image.pull` and
-//! `image.delete` entries. Blob events and the events registry-admin's own registry account
-//! caused are dropped, and a repeated event id (delivery is at-least-once) is recorded once, also
-//! when the repeats arrive at the same time.
-//!
-//! The token is checked before a byte of the body is read, wrong tokens are throttled and audited
-//! like failed logins, and the body must arrive whole within `BODY_DEADLINE`.
+//! Registry notifications as audit entries: `image.push`, `image.pull` and `image.delete`.
+//! Blob events and the events registry-admin's own registry account caused are dropped, and a
+//! repeated event id (delivery is at-least-once) is recorded once, also when the repeats arrive
+//! at the same time ([`SeenEvents`]). `POST /events` (`crate::api::events`) receives them.
 
 use crate::sync::lock;
 use std::collections::{HashSet, VecDeque};
@@ -12,34 +9,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::http::{StatusCode, header};
-use actix_web::web::BytesMut;
-use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
 use serde::Deserialize;
-use serde_json::json;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
-use super::burst::{BurstTracker, Verdict, Who, summary_detail};
 use super::entry::{Entry, Outcome, Source, clean, format_time};
-use super::writer::AuditLog;
-use crate::auth::Authenticator;
 use crate::blocking::run_blocking;
-use crate::bootstrap::SERVICE_ACCOUNT;
-use crate::config::{AuthMode, Config};
 use crate::error::ApiError;
-use crate::metrics::Metrics;
 use crate::store::{Database, DatabaseError};
 
-/// Notifications carry every layer of a manifest as a reference, so they may be larger than
-/// API bodies; refusing one would stall the registry's queue, which retries forever.
-pub const MAX_EVENTS_BODY: usize = 4 << 20;
-/// How long the whole body may take to arrive. registry:2 sends one small event per POST with a
-/// timeout of its own of a few seconds; a body still trickling in after this is someone holding a
-/// connection open.
-pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
 /// registry:2's ids are UUIDs; anything longer is not one of its events, and remembering it
 /// would let one request pin megabytes in the de-duplication set.
 pub const MAX_EVENT_ID: usize = 128;
@@ -85,7 +62,7 @@ impl SeenEvents {
 
     /// [`Self::claim`], across replicas in cluster mode: one `INSERT … ON CONFLICT DO
     /// NOTHING`, so of several deliveries of one event, wherever they arrive, one gets `true`.
-    async fn claim_anywhere(&self, id: &str) -> Result<bool, ApiError> {
+    pub async fn claim_anywhere(&self, id: &str) -> Result<bool, ApiError> {
         let Some(db) = self.database.clone() else {
             return Ok(self.claim(id));
         };
@@ -99,7 +76,7 @@ impl SeenEvents {
 
     /// Cluster mode: notes `id` as recorded, after its entry was stored. Files mode: done by
     /// the claim already.
-    async fn confirm_anywhere(&self, id: &str) {
+    pub async fn confirm_anywhere(&self, id: &str) {
         let Some(db) = self.database.clone() else {
             return;
         };
@@ -111,7 +88,7 @@ impl SeenEvents {
     }
 
     /// [`Self::release`]; in cluster mode nothing was claimed.
-    async fn release_anywhere(&self, id: &str) {
+    pub async fn release_anywhere(&self, id: &str) {
         if self.database.is_none() {
             self.release(id);
         }
@@ -187,15 +164,16 @@ pub fn spawn_prune(db: Arc<Database>) {
 }
 
 #[derive(Deserialize)]
-struct Envelope {
+pub struct Envelope {
     #[serde(default)]
-    events: Vec<Event>,
+    pub events: Vec<Event>,
 }
 
 #[derive(Deserialize)]
-struct Event {
+pub struct Event {
+    /// registry:2's event id (a UUID), by which repeats are recognised.
     #[serde(default)]
-    id: String,
+    pub id: String,
     #[serde(default)]
     timestamp: String,
     #[serde(default)]
@@ -236,21 +214,6 @@ struct Actor {
     name: Option<String>,
 }
 
-/// The registry account registry-admin itself acts as toward registry:2. Its own requests
-/// (digest lookups, deletes) come back as events that are nobody's action, and are recognised by
-/// this actor alone: a `User-Agent` is whatever the client chose to send. In token mode the
-/// subject of registry-admin's own tokens is the same `registry-admin`.
-pub fn own_registry_account(config: &Config) -> &str {
-    match config.auth_mode {
-        // REGISTRY_USERNAME is ignored there: registry-admin's tokens always name itself.
-        AuthMode::Token => SERVICE_ACCOUNT,
-        AuthMode::Htpasswd => config
-            .registry_credentials
-            .as_ref()
-            .map_or(SERVICE_ACCOUNT, |(user, _)| user.as_str()),
-    }
-}
-
 /// `remote_addr` from an event's `request.addr`, and whether it is only the client's claim.
 ///
 /// registry:2 fills `request.addr` with the first `X-Forwarded-For` entry, else `X-Real-Ip`, each
@@ -268,8 +231,8 @@ fn remote_addr(raw: &str) -> (String, bool) {
 }
 
 /// The entry for one event, or `None` when it is not worth recording. `own` is the account
-/// registry-admin uses toward registry:2 (see `own_registry_account`).
-fn entry_for(e: &Event, own: &str) -> Option<Entry> {
+/// registry-admin uses toward registry:2 (`crate::api::events::own_registry_account`).
+pub fn entry_for(e: &Event, own: &str) -> Option<Entry> {
     let action = match e.action.as_str() {
         "push" => "image.push",
         "pull" => "image.pull",
@@ -311,163 +274,10 @@ fn entry_for(e: &Event, own: &str) -> Option<Entry> {
     Some(entry)
 }
 
-fn token_ok(req: &HttpRequest, expected: Option<&str>) -> bool {
-    let Some(expected) = expected else {
-        return false;
-    };
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    // Comparing digests keeps the comparison constant-time whatever the lengths.
-    let a = Sha256::digest(given.as_bytes());
-    let b = Sha256::digest(expected.as_bytes());
-    bool::from(a.ct_eq(&b))
-}
-
-/// A refused token as an `auth.failure` entry, like a failed login (no username was tried).
-/// Refusals are not throttled, so their entries follow the burst rule of anonymous callers
-/// (per address: ten a minute one by one, then one a minute counting those left out).
-async fn audit_refusal(req: &HttpRequest, audit: &AuditLog, ip: IpAddr) {
-    const ACTION: &str = "auth.failure";
-    const DETAIL: &str = "wrong EVENTS_TOKEN on /events";
-    let who = Who::Anonymous {
-        address: ip.to_string(),
-    };
-    let detail = match req
-        .app_data::<web::Data<BurstTracker>>()
-        .map(|b| b.admit(who.clone(), ACTION, std::time::Instant::now(), Utc::now()))
-    {
-        Some(Verdict::Skip) => return,
-        Some(Verdict::Write(Some(left_out))) => {
-            summary_detail(Some(DETAIL), ACTION, &who, left_out)
-        }
-        Some(Verdict::Write(None)) | None => DETAIL.to_string(),
-    };
-    let mut e = Entry::new(ACTION, "", Outcome::Denied, Source::Api);
-    e.status = Some(StatusCode::UNAUTHORIZED.as_u16());
-    e.request_id = crate::request_id::of(req);
-    e.remote_addr = Some(ip.to_string());
-    e.detail = Some(detail);
-    if let Err(err) = audit.record(e).await {
-        log::error!("could not write the audit entry for a refused /events token: {err}");
-    }
-}
-
-/// Lets the request on only with the right token. The right token is always let on, whatever
-/// failed before from that address: it cannot be guessed, and throttling it would let anyone
-/// sharing the registry's address (a NAT, a proxy, the local stack) hold up its notifications.
-async fn check_token(
-    req: &HttpRequest,
-    auth: &Authenticator,
-    expected: Option<&str>,
-    audit: &AuditLog,
-) -> Result<(), ApiError> {
-    // As with a login, a request without credentials is not written down, so an anonymous
-    // flood costs no disk.
-    if !req.headers().contains_key(header::AUTHORIZATION) {
-        return Err(ApiError::Unauthorized);
-    }
-    if token_ok(req, expected) {
-        return Ok(());
-    }
-    audit_refusal(req, audit, auth.addresses.client_ip(req)).await;
-    Err(ApiError::CredentialsRejected)
-}
-
-/// The whole body, at most `MAX_EVENTS_BODY` bytes, arrived within `BODY_DEADLINE`.
-async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<BytesMut, ApiError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_EVENTS_BODY as u64) {
-        return Err(ApiError::PayloadTooLarge(MAX_EVENTS_BODY));
-    }
-    let read = async {
-        let mut body = BytesMut::new();
-        while let Some(chunk) = payload.next().await {
-            let chunk = chunk.map_err(|e| {
-                ApiError::InvalidRequest(format!("could not read the notification body: {e}"))
-            })?;
-            if body.len() + chunk.len() > MAX_EVENTS_BODY {
-                return Err(ApiError::PayloadTooLarge(MAX_EVENTS_BODY));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
-    };
-    tokio::time::timeout(BODY_DEADLINE, read)
-        .await
-        .map_err(|_| {
-            ApiError::InvalidRequest(format!(
-                "the notification body did not arrive within {} seconds",
-                BODY_DEADLINE.as_secs()
-            ))
-        })?
-}
-
-/// registry:2's notification endpoint; takes `Authorization: Bearer $EVENTS_TOKEN` only.
-#[utoipa::path(post, path = "/events", tag = "registry", request_body(content = Object, content_type = "application/vnd.docker.distribution.events.v1+json"),
-    responses((status = 200, description = "recorded", body = Object)), security(("events_token" = [])))]
-pub async fn receive(
-    req: HttpRequest,
-    auth: web::Data<Authenticator>,
-    config: web::Data<Config>,
-    audit: web::Data<AuditLog>,
-    seen_events: web::Data<SeenEvents>,
-    metrics: web::Data<Metrics>,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    check_token(&req, &auth, config.events_token.as_deref(), &audit).await?;
-    let body = read_body(&req, payload).await?;
-    let envelope: Envelope = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::InvalidRequest(format!("invalid notification body: {e}")))?;
-    // As for state-changing API calls: when entries cannot be written, or the volume is as good
-    // as full, 503 before anything is recorded, so the registry keeps the event and retries.
-    audit.reserve().await?;
-    let own = own_registry_account(&config);
-    let (mut recorded, mut dropped) = (0, 0);
-    for event in &envelope.events {
-        let Some(entry) = entry_for(event, own) else {
-            dropped += 1;
-            continue;
-        };
-        // Dropped rather than refused: a refusal makes registry:2 retry the POST forever,
-        // holding up every event behind it.
-        let id = event.id.as_str();
-        if id.len() > MAX_EVENT_ID || (!id.is_empty() && !seen_events.claim_anywhere(id).await?) {
-            dropped += 1;
-            continue;
-        }
-        // Retention's push/pull index learns the event as it is written.
-        if let Some(facts) = req.app_data::<web::Data<crate::retention::Facts>>() {
-            facts.observe(&entry);
-        }
-        if let Err(e) = audit.record(entry).await {
-            if !id.is_empty() {
-                seen_events.release_anywhere(id).await;
-            }
-            // 503: registry:2 keeps the event in its queue and sends it again; ids already
-            // recorded from this envelope are then recognised as repeats.
-            log::error!("could not record a registry event: {e}");
-            return Err(e.into());
-        }
-        if !id.is_empty() {
-            seen_events.confirm_anywhere(id).await;
-        }
-        recorded += 1;
-    }
-    metrics.events(recorded, dropped);
-    Ok(HttpResponse::Ok().json(json!({"recorded": recorded, "dropped": dropped})))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     const OWN: &str = "registry-admin";
 
@@ -561,19 +371,5 @@ mod tests {
         seen.release("a");
         assert!(seen.claim("a"));
         assert_eq!(lock(&seen.inner).1.len(), 1);
-    }
-
-    #[test]
-    fn the_own_account_is_the_configured_one_or_the_service_account() {
-        let mut c = Config::from_lookup(|_| None).unwrap();
-        assert_eq!(own_registry_account(&c), "registry-admin");
-        c.registry_credentials = Some(("svc".into(), "pw".into()));
-        assert_eq!(own_registry_account(&c), "svc");
-        c.auth_mode = AuthMode::Token;
-        assert_eq!(
-            own_registry_account(&c),
-            "registry-admin",
-            "token mode ignores REGISTRY_USERNAME"
-        );
     }
 }

@@ -1,8 +1,6 @@
 //! The audit trail: one append-only, hash-chained JSON-lines log of API actions and registry
 //! events, with newest-first queries and a chain check.
 
-pub mod action;
-pub mod api;
 pub mod bound;
 pub mod burst;
 pub mod coalesce;
@@ -10,7 +8,6 @@ pub mod entry;
 pub mod events;
 pub mod files;
 pub mod query;
-pub mod routes;
 pub mod sink;
 pub mod source;
 pub mod space;
@@ -19,5 +16,4 @@ pub mod store_rows;
 pub mod verify;
 pub mod writer;
 
-pub use action::{AuditAction, Audited};
 pub use writer::AuditLog;

@@ -3,19 +3,15 @@
 //! "may this principal do this here", asked by the API's `Access` and, through `decide`, by
 //! `GET /token`; `routes` is the API that edits and explains them.
 
-pub mod authorize;
 pub mod decide;
 pub mod denied;
 pub mod model;
 pub mod pattern;
 pub mod policy;
-pub mod routes;
 pub mod store;
 
-pub use authorize::Access;
 pub use decide::{Caller, decide};
 pub use model::{Grant, GrantError, GrantSpec, Grants};
 pub use pattern::{Pattern, PatternError};
 pub use policy::{Explanation, Principal, Reason, Source, authorize, catalog_allowed, explain};
-pub use routes::routes;
 pub use store::GrantsStore;

@@ -24,7 +24,7 @@ pub fn json_payload_error(
     use actix_web::error::JsonPayloadError as J;
     match err {
         J::OverflowKnownLength { .. } | J::Overflow { .. } => {
-            ApiError::PayloadTooLarge(crate::MAX_BODY_BYTES).into()
+            ApiError::PayloadTooLarge(crate::error::MAX_BODY_BYTES).into()
         }
         J::ContentType => {
             ApiError::InvalidRequest("Content-Type must be application/json".into()).into()

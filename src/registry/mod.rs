@@ -6,8 +6,5 @@ pub mod details;
 pub mod empty;
 pub mod limits;
 pub mod media;
-pub mod routes;
 pub mod upstream_auth;
 pub mod upstream_error;
-
-pub use routes::routes;

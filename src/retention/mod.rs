@@ -10,7 +10,6 @@ pub mod facts;
 pub mod live;
 pub mod plan;
 pub mod policy;
-pub mod routes;
 pub mod schedule;
 pub mod store;
 
@@ -21,7 +20,6 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 pub use error::RetentionError;
 pub use facts::Facts;
-pub use routes::routes;
 
 use self::evaluate::evaluate;
 use self::plan::{Plan, PlanStore, RepositoryPlan};

@@ -10,12 +10,10 @@ pub mod cover;
 pub mod error;
 pub mod metrics;
 pub mod model;
-pub mod routes;
 pub mod secret;
 pub mod store;
 
 pub use caller::RobotCaller;
 pub use error::RobotError;
 pub use model::{ROBOT_PREFIX, Robot, RobotView, Robots};
-pub use routes::routes;
 pub use store::RobotsStore;

@@ -6,13 +6,11 @@
 pub mod issue;
 pub mod key;
 pub mod kid;
-pub mod routes;
 pub mod scope;
 pub mod sign;
 pub mod upstream;
 
 pub use key::{CertificateStatus, KeyError, KeySetup, TokenKey, load_or_generate};
-pub use routes::routes;
 pub use scope::{ScopeError, parse_scopes};
 pub use sign::{AccessClaim, Claims, IssuedToken, TokenIssuer};
 pub use upstream::SelfSignedAuth;

@@ -2,7 +2,4 @@
 
 pub mod htpasswd;
 pub mod model;
-pub mod routes;
 pub mod store;
-
-pub use routes::routes;

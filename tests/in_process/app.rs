@@ -13,8 +13,8 @@ use chrono::Utc;
 use serde_json::Value;
 
 use common::in_process::TestApp;
+use registry_admin::api::AuditAction;
 use registry_admin::app;
-use registry_admin::audit::AuditAction;
 use registry_admin::audit::entry::ACTIONS;
 
 /// A store holding `admin` and the user-role `ursula`, an audit log, and a registry URL that

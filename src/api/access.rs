@@ -1,10 +1,10 @@
 //! The HTTP side of access decisions: [`Access`], an extractor that authenticates the request
-//! and carries what the one question, [`super::policy::authorize`], needs (the caller, the
+//! and carries what the one question, [`crate::grants::policy::authorize`], needs (the caller, the
 //! grants in force, the freeze), and asks it through [`Caller::may`]. `GET /token` asks the
-//! same question through [`super::decide`], so what the API shows and what the registry allows
+//! same question through [`crate::grants::decide`], so what the API shows and what the registry allows
 //! cannot drift apart.
 
-pub use super::denied::Denied;
+pub use crate::grants::denied::Denied;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,13 +12,13 @@ use std::sync::Arc;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
-use super::decide::Caller;
-use super::model::Grants;
-use super::policy::Principal;
-use super::store::GrantsStore;
 use crate::durable::DurableError;
 use crate::error::ApiError;
 use crate::freeze::WriteFreeze;
+use crate::grants::decide::Caller;
+use crate::grants::model::Grants;
+use crate::grants::policy::Principal;
+use crate::grants::store::GrantsStore;
 use crate::names::{Action, RepoName, Role};
 use crate::robots::RobotCaller;
 use crate::users::model::Account;

@@ -8,17 +8,17 @@ use chrono::Utc;
 use serde::Deserialize;
 use utoipa::{OpenApi, ToSchema};
 
-use super::model::{Accounts, Refusal, UserView};
-use super::store::{StoreError, UserStore};
-use crate::audit::{self, Audited};
+use crate::api::Audited;
+use crate::api::access::is_self_or_admin;
 use crate::auth::{Account, Admin, AuthError, Authenticator, retry_after};
 use crate::blocking::run_blocking;
 use crate::config::Config;
 use crate::directory::Directory;
 use crate::error::ApiError;
-use crate::grants::authorize::is_self_or_admin;
 use crate::http::extract::{JsonBody, path_user};
 use crate::names::Role;
+use crate::users::model::{Accounts, Refusal, UserView};
+use crate::users::store::{StoreError, UserStore};
 use crate::validate;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -60,7 +60,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// This slice's part of the OpenAPI document (`crate::openapi`).
+/// This slice's part of the OpenAPI document (`crate::api::openapi`).
 #[derive(OpenApi)]
 #[openapi(paths(list, create, get, delete, set_password, disable, enable, set_role))]
 pub struct UsersApi;
@@ -127,7 +127,7 @@ pub(crate) async fn create(
         role,
     } = body?.into_inner();
     validate::username(&username).map_err(ApiError::from)?;
-    audit::api::note(&req, |n| n.user = Some(username.clone()));
+    crate::api::audit_middleware::note(&req, |n| n.user = Some(username.clone()));
     if username.starts_with(crate::robots::ROBOT_PREFIX) {
         return Err(ApiError::from(validate::InvalidInput::Username(
             "usernames starting with \"robot.\" are reserved for robot accounts (POST /robots)"
@@ -136,7 +136,7 @@ pub(crate) async fn create(
         .into());
     }
     // The name registry-admin goes by at the registry is never a person's, in either mode.
-    if username == crate::audit::events::own_registry_account(&config) {
+    if username == crate::bootstrap::own_registry_account(&config) {
         return Err(ApiError::from(StoreError::Protected(username)).into());
     }
     validate::password(&password).map_err(ApiError::from)?;
@@ -144,7 +144,9 @@ pub(crate) async fn create(
         None => Role::User,
         Some(r) => validate::assignable_role(r).map_err(ApiError::from)?,
     };
-    audit::api::note(&req, |n| n.detail = Some(format!("role {}", role.as_str())));
+    crate::api::audit_middleware::note(&req, |n| {
+        n.detail = Some(format!("role {}", role.as_str()))
+    });
     if store
         .current()
         .map_err(ApiError::from)?
@@ -309,7 +311,9 @@ pub(crate) async fn set_role(
     let user = path_user(path)?;
     let NewRole { role } = body?.into_inner();
     let role = validate::assignable_role(&role).map_err(ApiError::from)?;
-    audit::api::note(&req, |n| n.detail = Some(format!("role {}", role.as_str())));
+    crate::api::audit_middleware::note(&req, |n| {
+        n.detail = Some(format!("role {}", role.as_str()))
+    });
     let view = change(&store, move |a| a.set_role(&user, role)).await?;
     Ok(HttpResponse::Ok().json(view))
 }

@@ -17,10 +17,10 @@ use actix_web::{Error, HttpMessage, HttpRequest, web};
 
 use std::time::Instant;
 
-use super::action::AuditAction;
-use super::burst::{BurstTracker, Verdict, Who, summary_detail};
-use super::entry::{Entry, Outcome, Source, clean};
-use super::writer::AuditLog;
+use crate::api::audited::AuditAction;
+use crate::audit::burst::{BurstTracker, Verdict, Who, summary_detail};
+use crate::audit::entry::{Entry, Outcome, Source, clean};
+use crate::audit::writer::AuditLog;
 use crate::auth::{Account, AuthAttempt};
 use crate::error::AnsweredCode;
 use crate::net::ClientAddresses;

@@ -19,7 +19,7 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::{Error, HttpMessage, ResponseError, web};
 
-use super::writer::AuditLog;
+use crate::audit::writer::AuditLog;
 use crate::error::ApiError;
 
 /// The action an audit entry names (`user.delete`), as its route declared it.

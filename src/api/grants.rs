@@ -9,17 +9,16 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use super::authorize::{current_grants, is_self_or_admin, principal_of};
-use super::model::{Grant, GrantSpec, validate_list, validate_public};
-use super::pattern::Pattern;
-use super::policy::{Explanation, explain};
-use crate::audit;
-use crate::audit::Audited;
+use crate::api::Audited;
+use crate::api::access::{current_grants, is_self_or_admin, principal_of};
 use crate::auth::{Account, Admin};
 use crate::config::{AuthMode, Config};
 use crate::directory::Directory;
 use crate::error::ApiError;
 use crate::freeze::{REGISTRY_LEEWAY_SECS, WriteFreeze};
+use crate::grants::model::{Grant, GrantSpec, validate_list, validate_public};
+use crate::grants::pattern::Pattern;
+use crate::grants::policy::{Explanation, explain};
 use crate::http::extract::{JsonBody, path_user};
 use crate::names::{RepoName, Role, Username};
 use crate::users::model::{Accounts, UserView};
@@ -56,7 +55,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/users/{user}/access").route(web::get().to(access)));
 }
 
-/// This slice's part of the OpenAPI document (`crate::openapi`).
+/// This slice's part of the OpenAPI document (`crate::api::openapi`).
 #[derive(OpenApi)]
 #[openapi(paths(
     overview,
@@ -213,7 +212,7 @@ pub(crate) async fn set_user_grants(
     let user = path_user(path)?;
     let specs = body?.into_inner().grants;
     let list = validate_list(&format!("the grants of {user:?}"), specs).map_err(ApiError::from)?;
-    audit::api::note(&req, |n| {
+    crate::api::audit_middleware::note(&req, |n| {
         n.detail = Some(summary("grants", list.iter().map(grant_text)))
     });
     let name = user.clone();
@@ -240,9 +239,9 @@ pub(crate) async fn set_everyone(
     req: HttpRequest,
     body: JsonBody<NewGrants>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    audit::api::note(&req, |n| n.detail = Some("everyone".into()));
+    crate::api::audit_middleware::note(&req, |n| n.detail = Some("everyone".into()));
     let list = validate_list("everyone", body?.into_inner().grants).map_err(ApiError::from)?;
-    audit::api::note(&req, |n| {
+    crate::api::audit_middleware::note(&req, |n| {
         n.detail = Some(summary("everyone", list.iter().map(grant_text)))
     });
     let stored = directory
@@ -264,9 +263,9 @@ pub(crate) async fn set_public(
     req: HttpRequest,
     body: JsonBody<PublicPatterns>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    audit::api::note(&req, |n| n.detail = Some("public".into()));
+    crate::api::audit_middleware::note(&req, |n| n.detail = Some("public".into()));
     let patterns = validate_public(&body?.into_inner().repositories).map_err(ApiError::from)?;
-    audit::api::note(&req, |n| {
+    crate::api::audit_middleware::note(&req, |n| {
         n.detail = Some(summary(
             "public",
             patterns.iter().map(|p| p.as_str().to_string()),

@@ -9,9 +9,10 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use super::query::{self, Cursor, Filters};
-use super::writer::AuditLog;
-use super::{entry, events, source, verify};
+use super::events;
+use crate::audit::query::{self, Cursor, Filters};
+use crate::audit::writer::AuditLog;
+use crate::audit::{entry, source, verify};
 use crate::auth::Admin;
 use crate::blocking::run_blocking;
 use crate::error::ApiError;
@@ -34,7 +35,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         );
 }
 
-/// This slice's part of the OpenAPI document (`crate::openapi`).
+/// This slice's part of the OpenAPI document (`crate::api::openapi`).
 #[derive(OpenApi)]
 #[openapi(paths(list, verify_chain, events::receive))]
 pub struct AuditApi;

@@ -11,12 +11,8 @@ use serde::Deserialize;
 use std::future::{Ready, ready};
 use utoipa::{OpenApi, ToSchema};
 
-use super::apply::{ApplyReport, DEFAULT_MAX_DELETE, MAX_MAX_DELETE};
-use super::plan::Plan;
-use super::policy::{Policies, parse_body};
-use super::{Retention, RetentionError, Services};
-use crate::audit;
-use crate::audit::{AuditLog, Audited};
+use crate::api::Audited;
+use crate::audit::AuditLog;
 use crate::auth::Admin;
 use crate::blocking::run_blocking;
 use crate::error::ApiError;
@@ -24,6 +20,10 @@ use crate::freeze::WriteFreeze;
 use crate::grants::Pattern;
 use crate::registry::client::RegistryClient;
 use crate::registry::delete::TagDeletes;
+use crate::retention::apply::{ApplyReport, DEFAULT_MAX_DELETE, MAX_MAX_DELETE};
+use crate::retention::plan::Plan;
+use crate::retention::policy::{Policies, parse_body};
+use crate::retention::{Retention, RetentionError, Services};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -50,7 +50,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// This slice's part of the OpenAPI document (`crate::openapi`).
+/// This slice's part of the OpenAPI document (`crate::api::openapi`).
 #[derive(OpenApi)]
 #[openapi(paths(get_policies, put_policies, make_plan, get_plan, apply_plan))]
 pub struct RetentionApi;
@@ -112,15 +112,15 @@ pub(crate) async fn put_policies(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::from(RetentionError::Invalid(super::policy::InvalidPolicy(
-            format!("invalid JSON body: {e}"),
-        )))
+        ApiError::from(RetentionError::Invalid(
+            crate::retention::policy::InvalidPolicy(format!("invalid JSON body: {e}")),
+        ))
     })?;
     let (policies, _) = parse_body(value).map_err(RetentionError::from)?;
     let retention: Arc<Retention> = retention.into_inner();
     let stored = policies.clone();
     run_blocking(move || retention.store.replace(&stored)).await??;
-    audit::api::note(&req, |n| {
+    crate::api::audit_middleware::note(&req, |n| {
         n.detail = Some(format!("{} policies", policies.policies.len()));
     });
     Ok(HttpResponse::Ok().json(policies))
@@ -155,7 +155,7 @@ pub(crate) async fn make_plan(
         .transpose()
         .map_err(|e| ApiError::InvalidRequest(format!("repositories: {e}")))?;
     let plan = retention.into_inner().make_plan(&services, only).await?;
-    audit::api::note(&req, |n| {
+    crate::api::audit_middleware::note(&req, |n| {
         n.detail = Some(format!(
             "plan {}: {} repositories, {} kept, {} to delete",
             plan.id, plan.summary.repositories, plan.summary.kept, plan.summary.delete
@@ -222,7 +222,7 @@ pub(crate) async fn apply_plan(
     let report = retention
         .apply(&services, &plan, max_delete, &admin.0.username)
         .await?;
-    audit::api::note(&req, |n| {
+    crate::api::audit_middleware::note(&req, |n| {
         n.detail = Some(format!(
             "plan {}: {} deleted, {} skipped (max_delete {max_delete})",
             plan.id,

@@ -9,22 +9,22 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use super::cover::uncovered;
-use super::error::RobotError;
-use super::model::{
-    ExpiryRequest, Robot, RobotView, Robots, check_description, expiry_field, full_name, split_name,
-};
-use super::secret;
-use super::store::RobotsStore;
-use crate::audit::{self, Audited};
+use crate::api::Audited;
+use crate::api::access::{is_self_or_admin, principal_of};
 use crate::config::{AuthMode, Config};
 use crate::directory::Directory;
 use crate::error::ApiError;
-use crate::grants::authorize::{is_self_or_admin, principal_of};
 use crate::grants::model::validate_list;
 use crate::grants::{Grant, GrantSpec, Grants};
 use crate::http::extract::JsonBody;
 use crate::names::Role;
+use crate::robots::cover::uncovered;
+use crate::robots::error::RobotError;
+use crate::robots::model::{
+    ExpiryRequest, Robot, RobotView, Robots, check_description, expiry_field, full_name, split_name,
+};
+use crate::robots::secret;
+use crate::robots::store::RobotsStore;
 use crate::users::model::Account;
 use crate::users::model::Accounts;
 
@@ -64,7 +64,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// This slice's part of the OpenAPI document (`crate::openapi`).
+/// This slice's part of the OpenAPI document (`crate::api::openapi`).
 #[derive(OpenApi)]
 #[openapi(paths(create, list, get, set_grants, rotate, delete))]
 pub struct RobotsApi;
@@ -196,7 +196,7 @@ fn robot_to_change(
 ) -> Result<String, RobotError> {
     token_mode(config)?;
     let name = path_robot(path)?;
-    audit::api::note(req, |n| n.user = Some(name.clone()));
+    crate::api::audit_middleware::note(req, |n| n.user = Some(name.clone()));
     Ok(name)
 }
 
@@ -295,7 +295,7 @@ pub(crate) async fn create(
         .clone()
         .unwrap_or_else(|| account.username.clone());
     let name = full_name(&owner, &body.name).map_err(ApiError::from)?;
-    audit::api::note(&req, |n| n.user = Some(name.clone()));
+    crate::api::audit_middleware::note(&req, |n| n.user = Some(name.clone()));
     if !is_self_or_admin(&account, &owner) {
         return Err(ApiError::ForbiddenBecause(
             "only an admin may create a robot for another account".into(),
@@ -309,7 +309,7 @@ pub(crate) async fn create(
         .resolve(now, admin)
         .map_err(ApiError::from)?;
     let list = validate_list("the robot's grants", body.grants).map_err(ApiError::from)?;
-    audit::api::note(&req, |n| {
+    crate::api::audit_middleware::note(&req, |n| {
         n.detail = Some(format!(
             "{}; {}",
             grants_text(&list),
@@ -433,7 +433,7 @@ pub(crate) async fn set_grants(
     let name = robot_to_change(&config, &req, path).map_err(ApiError::from)?;
     let body: NewRobotGrants = parse(body)?;
     let list = validate_list("the robot's grants", body.grants).map_err(ApiError::from)?;
-    audit::api::note(&req, |n| n.detail = Some(grants_text(&list)));
+    crate::api::audit_middleware::note(&req, |n| n.detail = Some(grants_text(&list)));
     let view = change(&files, move |accounts, in_force, all| {
         let robot = visible_mut(all, &account, &name)?;
         check_covered(accounts, in_force, &robot.owner, &list)?;
@@ -475,7 +475,7 @@ pub(crate) async fn rotate(
         .transpose()
         .map_err(ApiError::from)?;
     let overlap = rotation.overlap_seconds;
-    audit::api::note(&req, |n| {
+    crate::api::audit_middleware::note(&req, |n| {
         let mut detail = format!("overlap {overlap} s");
         if let Some(e) = expires {
             detail.push_str(&format!("; {}", expiry_text(e)));

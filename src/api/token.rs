@@ -10,20 +10,20 @@ use chrono::SecondsFormat;
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
-use super::issue::issue_token;
-use super::scope::parse_scopes;
-use super::sign::{AccessClaim, TokenIssuer};
-use crate::audit::Audited;
-use crate::audit::api::note;
+use crate::api::Audited;
+use crate::api::access::{grants_for_token, token_caller};
+use crate::api::audit_middleware::note;
 use crate::audit::entry::Outcome;
 use crate::auth::{AuthAttempt, authenticate_basic};
 use crate::bootstrap::SERVICE_ACCOUNT;
 use crate::error::ApiError;
 use crate::freeze::WriteFreeze;
 use crate::grants::GrantsStore;
-use crate::grants::authorize::{grants_for_token, token_caller};
 use crate::names::{Resource, Scope};
 use crate::robots::RobotCaller;
+use crate::token::issue::issue_token;
+use crate::token::scope::parse_scopes;
+use crate::token::sign::{AccessClaim, TokenIssuer};
 
 /// Registered by `app()` in token mode only.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -32,7 +32,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// This slice's part of the OpenAPI document (`crate::openapi`).
+/// This slice's part of the OpenAPI document (`crate::api::openapi`).
 #[derive(OpenApi)]
 #[openapi(paths(issue))]
 pub struct TokenApi;

@@ -15,7 +15,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/metrics", web::get().to(metrics));
 }
 
-/// This module's part of the OpenAPI document (`crate::openapi`).
+/// This module's part of the OpenAPI document (`crate::api::openapi`).
 #[derive(OpenApi)]
 #[openapi(paths(metrics))]
 pub struct OpsApi;

@@ -41,7 +41,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/health/ready", web::get().to(ready));
 }
 
-/// This module's part of the OpenAPI document (`crate::openapi`).
+/// This module's part of the OpenAPI document (`crate::api::openapi`).
 #[derive(OpenApi)]
 #[openapi(paths(doc_health, live, ready))]
 pub struct HealthApi;

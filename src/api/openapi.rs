@@ -31,17 +31,17 @@ impl Modify for Slices {
         // name (the audit entry's source; a grant explanation's source), and the document has
         // always described the audit's, so the audit part comes before the grants part.
         let parts = [
-            crate::health::HealthApi::openapi,
-            crate::auth::AuthApi::openapi,
-            crate::users::routes::UsersApi::openapi,
-            crate::registry::routes::RegistryApi::openapi,
-            crate::audit::routes::AuditApi::openapi,
-            crate::grants::routes::GrantsApi::openapi,
-            crate::token::routes::TokenApi::openapi,
-            crate::ops::OpsApi::openapi,
-            crate::gc::routes::GcApi::openapi,
-            crate::robots::routes::RobotsApi::openapi,
-            crate::retention::routes::RetentionApi::openapi,
+            crate::api::health::HealthApi::openapi,
+            super::auth::AuthApi::openapi,
+            crate::api::users::UsersApi::openapi,
+            crate::api::images::RegistryApi::openapi,
+            crate::api::audit::AuditApi::openapi,
+            crate::api::grants::GrantsApi::openapi,
+            crate::api::token::TokenApi::openapi,
+            crate::api::ops::OpsApi::openapi,
+            crate::api::gc::GcApi::openapi,
+            crate::api::robots::RobotsApi::openapi,
+            crate::api::retention::RetentionApi::openapi,
         ];
         for part in parts {
             api.merge(part());

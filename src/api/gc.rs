@@ -6,12 +6,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
-use super::job::Job;
-use super::{GcService, StartRequest};
-use crate::audit;
-use crate::audit::Audited;
+use crate::api::Audited;
 use crate::auth::Admin;
 use crate::error::ApiError;
+use crate::gc::job::Job;
+use crate::gc::{GcService, StartRequest};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -22,7 +21,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/gc/{id}", web::get().to(get));
 }
 
-/// This slice's part of the OpenAPI document (`crate::openapi`).
+/// This slice's part of the OpenAPI document (`crate::api::openapi`).
 #[derive(OpenApi)]
 #[openapi(paths(start, list, get))]
 pub struct GcApi;
@@ -50,7 +49,7 @@ pub(crate) async fn start(
     let request = StartRequest::from_body(&body)
         .map_err(|e| ApiError::InvalidRequest(format!("invalid JSON body: {e}")))?;
     let job = gc.start(request, &admin.0.username).await?;
-    audit::api::note(&req, |n| {
+    crate::api::audit_middleware::note(&req, |n| {
         n.detail = Some(format!(
             "job {}: dry_run={} untagged={} prune_empty={}",
             job.id, job.dry_run, job.untagged, job.prune_empty

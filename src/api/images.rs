@@ -14,21 +14,20 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use super::delete::Deleted;
-use super::details::ImageDetails;
+use crate::registry::delete::Deleted;
+use crate::registry::details::ImageDetails;
 
-use super::client::RegistryClient;
-use super::delete::{TagDeletes, delete_tag};
-use super::details::image_details;
-use crate::audit;
-use crate::audit::Audited;
+use crate::api::Access;
+use crate::api::Audited;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::freeze::WriteFreeze;
-use crate::grants::Access;
 use crate::grants::denied::Denied;
 use crate::names::Action;
 use crate::names::{InvalidReference, RepoName, Tag};
+use crate::registry::client::RegistryClient;
+use crate::registry::delete::{TagDeletes, delete_tag};
+use crate::registry::details::image_details;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/images").route(web::get().to(catalog)))
@@ -39,7 +38,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         );
 }
 
-/// This slice's part of the OpenAPI document (`crate::openapi`): both forms of each path.
+/// This slice's part of the OpenAPI document (`crate::api::openapi`): both forms of each path.
 #[derive(OpenApi)]
 #[openapi(paths(
     catalog,
@@ -169,7 +168,7 @@ pub(crate) async fn catalog(
         })
         .filter(|r| access.may_pull(r))
         .collect();
-    let empty = super::empty::empty_repositories(&registry, &repositories).await?;
+    let empty = crate::registry::empty::empty_repositories(&registry, &repositories).await?;
     if params.hide_empty == Some(true) {
         repositories.retain(|r| empty.binary_search(r).is_err());
     }
@@ -332,7 +331,7 @@ pub(crate) async fn delete(
             "DELETE takes one tag: /images/{name}/-/tags/{tag}".into(),
         ));
     };
-    audit::api::note(&req, |n| {
+    crate::api::audit_middleware::note(&req, |n| {
         n.image = Some(name.to_string());
         n.tag = Some(tag.to_string());
     });
@@ -351,7 +350,7 @@ pub(crate) async fn delete(
         })
     })?;
     let deleted = delete_tag(&registry, &deletes, &name, &tag).await?;
-    audit::api::note(&req, |n| {
+    crate::api::audit_middleware::note(&req, |n| {
         n.digest = Some(deleted.digest.clone());
         n.detail = Some(format!(
             "method {}; other_tags [{}]",
