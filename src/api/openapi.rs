@@ -10,7 +10,7 @@ use utoipa::{Modify, OpenApi};
 use crate::error::ErrorBodyDoc;
 
 /// The document: the docs endpoints' own paths here, then each slice's, each declared beside
-/// the routes it describes (`UsersApi` in `users/routes.rs`, …) and merged in by `Slices`.
+/// the routes it describes (`UsersApi` in `api/users.rs`, …) and merged in by `Slices`.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "registry-admin", description = "The admin side of a private registry:2: users in its htpasswd, images, audit."),
@@ -27,9 +27,8 @@ struct Slices;
 
 impl Modify for Slices {
     fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
-        // A schema name two parts both define keeps the first part's schema. `Source` is such a
-        // name (the audit entry's source; a grant explanation's source), and the document has
-        // always described the audit's, so the audit part comes before the grants part.
+        // A schema name two parts both defined would keep the first part's schema only, so
+        // no two schemas share a name (a grant explanation's source is `ReasonSource`).
         let parts = [
             crate::api::health::HealthApi::openapi,
             super::auth::AuthApi::openapi,

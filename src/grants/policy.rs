@@ -23,8 +23,12 @@ pub enum Principal {
     Service,
 }
 
+/// Where a reason comes from: the caller's role, one of its own grants, the grants every
+/// user has, or the public patterns.
+// Named `ReasonSource` in the OpenAPI document: the audit entry's `Source` is another schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = ReasonSource)]
 pub enum Source {
     Role,
     Grant,
