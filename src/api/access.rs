@@ -35,39 +35,6 @@ pub fn principal_of(username: &str, role: Role) -> Principal {
     }
 }
 
-/// The caller of `GET /token`: anonymous without credentials, and a robot within its owner's
-/// rights and its own grants. An account is an admin or a user here: the service account
-/// never gets a token through this door.
-pub fn token_caller(account: Option<&Account>, robot: Option<&RobotCaller>) -> Caller {
-    let principal = |account: Option<&Account>| match account {
-        None => Principal::Anonymous,
-        Some(a) if a.role == Role::Admin => Principal::Admin,
-        Some(a) => Principal::User {
-            name: a.username.clone(),
-        },
-    };
-    match robot {
-        Some(r) => Caller::robot(principal(Some(&r.owner)), r.grants.clone()),
-        None => Caller::person(principal(account)),
-    }
-}
-
-/// The grants a token decision reads. Admins' access does not depend on grants, so an
-/// unreadable `grants.json` still lets them work; nobody else's access is guessed.
-pub fn grants_for_token(
-    store: &GrantsStore,
-    principal: &Principal,
-) -> Result<Arc<Grants>, ApiError> {
-    match (store.current(), principal) {
-        (Ok(g), _) => Ok(g),
-        (Err(e), Principal::Admin) => {
-            log::error!("grants.json unreadable, issuing an admin token regardless: {e}");
-            Ok(Default::default())
-        }
-        (Err(e), _) => Err(ApiError::Internal(format!("grants.json: {e}"))),
-    }
-}
-
 /// Account-level decisions (passwords, one's own grants): admins for anyone, others for
 /// themselves only.
 pub fn is_self_or_admin(account: &Account, user: &str) -> bool {

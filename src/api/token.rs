@@ -11,7 +11,6 @@ use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::api::Audited;
-use crate::api::access::{grants_for_token, token_caller};
 use crate::api::audit_middleware::note;
 use crate::audit::entry::Outcome;
 use crate::auth::{AuthAttempt, authenticate_basic};
@@ -21,7 +20,7 @@ use crate::freeze::WriteFreeze;
 use crate::grants::GrantsStore;
 use crate::names::{Resource, Scope};
 use crate::robots::RobotCaller;
-use crate::token::issue::issue_token;
+use crate::token::issue::issue_for;
 use crate::token::scope::parse_scopes;
 use crate::token::sign::{AccessClaim, TokenIssuer};
 
@@ -142,11 +141,16 @@ pub(crate) async fn issue(
         return Err(ApiError::CredentialsRejected);
     }
     let robot = req.extensions().get::<RobotCaller>().cloned();
-    let caller = token_caller(account.as_ref(), robot.as_ref());
-    let in_force = grants_for_token(&grants, &caller.principal)?;
-    let sub = account.as_ref().map_or("", |a| a.username.as_str());
     let freeze = freeze.into_inner();
-    let (access, issued) = issue_token(&issuer, &freeze, &caller, &in_force, &scopes, sub).await?;
+    let (access, issued) = issue_for(
+        &issuer,
+        &freeze,
+        &grants,
+        account.as_ref(),
+        robot.as_ref(),
+        &scopes,
+    )
+    .await?;
 
     let outcome = if fully_granted(&scopes, &access) {
         Outcome::Success
