@@ -18,22 +18,12 @@ use crate::freeze::WriteFreeze;
 use crate::grants::decide::Caller;
 use crate::grants::model::Grants;
 use crate::grants::policy::Principal;
+pub use crate::grants::policy::principal_of;
 use crate::grants::store::GrantsStore;
 use crate::names::{Action, RepoName, Role};
 use crate::robots::RobotCaller;
 use crate::users::model::Account;
-
-/// The caller as the policy sees it. Disabled accounts never authenticate, so they never
-/// reach this.
-pub fn principal_of(username: &str, role: Role) -> Principal {
-    match role {
-        Role::Admin => Principal::Admin,
-        Role::User => Principal::User {
-            name: username.to_string(),
-        },
-        Role::Service => Principal::Service,
-    }
-}
+pub use crate::users::model::is_self_or_admin;
 
 /// The caller of `GET /token`: anonymous without credentials, and a robot within its owner's
 /// rights and its own grants. An account is an admin or a user here: the service account
@@ -66,12 +56,6 @@ pub fn grants_for_token(
         }
         (Err(e), _) => Err(ApiError::Internal(format!("grants.json: {e}"))),
     }
-}
-
-/// Account-level decisions (passwords, one's own grants): admins for anyone, others for
-/// themselves only.
-pub fn is_self_or_admin(account: &Account, user: &str) -> bool {
-    account.role == Role::Admin || account.username == user
 }
 
 /// An authenticated caller with the grants and freeze state of this request.
