@@ -17,29 +17,12 @@ use crate::error::ApiError;
 use crate::freeze::WriteFreeze;
 use crate::grants::decide::Caller;
 use crate::grants::model::Grants;
-use crate::grants::policy::Principal;
+pub use crate::grants::policy::principal_of;
 use crate::grants::store::GrantsStore;
 use crate::names::{Action, RepoName, Role};
 use crate::robots::RobotCaller;
 use crate::users::model::Account;
-
-/// The caller as the policy sees it. Disabled accounts never authenticate, so they never
-/// reach this.
-pub fn principal_of(username: &str, role: Role) -> Principal {
-    match role {
-        Role::Admin => Principal::Admin,
-        Role::User => Principal::User {
-            name: username.to_string(),
-        },
-        Role::Service => Principal::Service,
-    }
-}
-
-/// Account-level decisions (passwords, one's own grants): admins for anyone, others for
-/// themselves only.
-pub fn is_self_or_admin(account: &Account, user: &str) -> bool {
-    account.role == Role::Admin || account.username == user
-}
+pub use crate::users::model::is_self_or_admin;
 
 /// An authenticated caller with the grants and freeze state of this request.
 pub struct Access {
@@ -152,7 +135,7 @@ impl FromRequest for Access {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grants::policy::authorize;
+    use crate::grants::policy::{Principal, authorize};
     use Action::{Delete, Pull, Push};
 
     fn grants() -> Grants {

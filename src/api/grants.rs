@@ -1,7 +1,8 @@
 //! The grants API: read and replace a user's grants, the `everyone` grants and the public
-//! patterns, and explain what an account may do on one repository. Every write runs inside
-//! `UserStore::modify_with`, so the account it names is checked in the same critical section
-//! that writes grants.json, and a concurrent delete of that account cannot leave grants behind.
+//! patterns, and explain what an account may do on one repository. Every write is one
+//! `Directory` method, one unit of work: the account it names is checked in the same critical
+//! section that writes grants.json, and a concurrent delete of that account cannot leave grants
+//! behind.
 
 use std::collections::BTreeMap;
 
@@ -20,9 +21,8 @@ use crate::grants::model::{Grant, GrantSpec, validate_list, validate_public};
 use crate::grants::pattern::Pattern;
 use crate::grants::policy::{Explanation, explain};
 use crate::http::extract::{JsonBody, path_user};
-use crate::names::{RepoName, Role, Username};
-use crate::users::model::{Accounts, UserView};
-use crate::users::store::{StoreError, UserStore};
+use crate::names::{RepoName, Username};
+use crate::users::store::UserStore;
 
 /// Audit details stay short: the list itself can be 100 patterns of 255 characters.
 const MAX_DETAIL_CHARS: usize = 500;
@@ -129,17 +129,6 @@ pub(crate) struct AccessAnswer {
     explanation: Explanation,
 }
 
-/// The account a grant change names: it must exist, and the service account takes none.
-fn grantee(accounts: &Accounts, user: &str) -> Result<UserView, ApiError> {
-    let view = accounts
-        .view(user)
-        .ok_or_else(|| ApiError::NotFound(format!("user {user:?} not found")))?;
-    if view.role == Role::Service {
-        return Err(StoreError::Protected(user.to_string()).into());
-    }
-    Ok(view)
-}
-
 fn summary(what: &str, items: impl Iterator<Item = String>) -> String {
     let items: Vec<String> = items.collect();
     let mut s = format!("{what}: {} [{}]", items.len(), items.join(" "));
@@ -215,15 +204,11 @@ pub(crate) async fn set_user_grants(
     crate::api::audit_middleware::note(&req, |n| {
         n.detail = Some(summary("grants", list.iter().map(grant_text)))
     });
-    let name = user.clone();
     let stored = directory
         .into_inner()
-        .change(move |accounts, g, _| {
-            grantee(accounts, &name)?;
-            g.set_user(&name, list)?;
-            Ok::<_, ApiError>(g.user(&name).to_vec())
-        })
-        .await?;
+        .set_user_grants(user.clone(), list)
+        .await
+        .map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(UserGrants {
         user,
         grants: stored,
@@ -246,11 +231,9 @@ pub(crate) async fn set_everyone(
     });
     let stored = directory
         .into_inner()
-        .change(move |_, g, _| {
-            g.set_everyone(list)?;
-            Ok::<_, ApiError>(g.everyone().to_vec())
-        })
-        .await?;
+        .set_everyone(list)
+        .await
+        .map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(GrantList { grants: stored }))
 }
 
@@ -273,11 +256,9 @@ pub(crate) async fn set_public(
     });
     let stored = directory
         .into_inner()
-        .change(move |_, g, _| {
-            g.set_public(patterns)?;
-            Ok::<_, ApiError>(g.public().to_vec())
-        })
-        .await?;
+        .set_public(patterns)
+        .await
+        .map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(PublicPatterns {
         repositories: stored.iter().map(|p| p.as_str().to_string()).collect(),
     }))

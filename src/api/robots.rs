@@ -1,40 +1,35 @@
 //! The `/robots` endpoints: create, list, read, set grants, rotate, delete. Admins act on any
 //! owner's robots, users on their own; a robot itself never reaches them (the `Account`
-//! extractor answers robots 403). Every change runs in one critical section under the
-//! htpasswd lock, where the owner and its grants are read as they are on disk.
+//! extractor answers robots 403). Every change is one `Directory` method, which runs it in one
+//! critical section under the htpasswd lock, where the owner and its grants are read as they
+//! are on disk.
 
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::api::Audited;
-use crate::api::access::{is_self_or_admin, principal_of};
+use crate::api::access::is_self_or_admin;
 use crate::config::{AuthMode, Config};
-use crate::directory::Directory;
+use crate::directory::{Directory, SecretRotation};
 use crate::error::ApiError;
 use crate::grants::model::validate_list;
-use crate::grants::{Grant, GrantSpec, Grants};
+use crate::grants::{Grant, GrantSpec};
 use crate::http::extract::JsonBody;
 use crate::names::Role;
-use crate::robots::cover::uncovered;
 use crate::robots::error::RobotError;
 use crate::robots::model::{
-    ExpiryRequest, Robot, RobotView, Robots, check_description, expiry_field, full_name, split_name,
+    ExpiryRequest, Robot, RobotView, check_description, expiry_field, full_name, split_name,
 };
 use crate::robots::secret;
 use crate::robots::store::RobotsStore;
 use crate::users::model::Account;
-use crate::users::model::Accounts;
 
 /// Longest overlap in which a rotated-out secret still works: a day, enough for a rolling
 /// update of image-pull secrets.
 pub const MAX_OVERLAP_SECONDS: i64 = 86_400;
-/// Robots one account may own. Every robot change rewrites robots.json whole under the
-/// htpasswd lock, and the service reads at most 32 MiB of it: without a cap one user could grow
-/// it until no robot anywhere authenticates. 100 robots of 100 grants each stay far below.
-pub const MAX_ROBOTS_PER_OWNER: usize = 100;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -166,27 +161,6 @@ fn path_robot(path: web::Path<String>) -> Result<String, RobotError> {
     Ok(name)
 }
 
-/// The robot, if `caller` may see it; someone else's is answered as missing.
-fn visible<'a>(robots: &'a Robots, caller: &Account, name: &str) -> Result<&'a Robot, RobotError> {
-    robots
-        .get(name)
-        .filter(|r| is_self_or_admin(caller, &r.owner))
-        .ok_or_else(|| RobotError::NotFound(name.to_string()))
-}
-
-/// The same, to change it.
-fn visible_mut<'a>(
-    robots: &'a mut Robots,
-    caller: &Account,
-    name: &str,
-) -> Result<&'a mut Robot, RobotError> {
-    robots
-        .robots
-        .get_mut(name)
-        .filter(|r| is_self_or_admin(caller, &r.owner))
-        .ok_or_else(|| RobotError::NotFound(name.to_string()))
-}
-
 /// The robot a change to `/robots/{robot}` names (token mode only), noted as its audit entry's
 /// user before anything else can fail, so that even a refused change says whom it was for.
 fn robot_to_change(
@@ -214,40 +188,6 @@ fn with_secret(
             secret,
             registry: config.public_registry_host.clone(),
         })
-}
-
-/// A user-owned robot's grants must be covered by what its owner may do.
-fn check_covered(
-    accounts: &Accounts,
-    grants: &Grants,
-    owner: &str,
-    wanted: &[Grant],
-) -> Result<(), RobotError> {
-    let role = accounts
-        .view(owner)
-        .map(|v| v.role)
-        .ok_or_else(|| RobotError::OwnerNotFound(owner.to_string()))?;
-    if let Some((pattern, action)) = uncovered(&principal_of(owner, role), grants, wanted) {
-        return Err(RobotError::ExceedsOwner(format!(
-            "{owner:?} may not {action} on all of {}, so its robot may not either",
-            pattern.as_str()
-        )));
-    }
-    Ok(())
-}
-
-/// Runs `f` on the robots as one unit of work of the directory, off the async workers, with
-/// the accounts and grants as stored (read under the same lock, so the owner's rights a robot
-/// is checked against are the ones in force).
-async fn change<T: Send + 'static>(
-    directory: &web::Data<Directory>,
-    f: impl FnOnce(&Accounts, &Grants, &mut Robots) -> Result<T, RobotError> + Send + 'static,
-) -> Result<T, RobotError> {
-    directory
-        .clone()
-        .into_inner()
-        .change(move |accounts, grants, robots| f(accounts, grants, robots))
-        .await
 }
 
 fn grants_text(list: &[Grant]) -> String {
@@ -318,8 +258,8 @@ pub(crate) async fn create(
     });
     let secret = secret::generate();
     let robot = Robot {
-        name: name.clone(),
-        owner: owner.clone(),
+        name,
+        owner,
         description: body.description,
         grants: list,
         created_at: now,
@@ -331,30 +271,11 @@ pub(crate) async fn create(
         previous_until: None,
         expiry_reported: false,
     };
-    let view = change(&files, move |accounts, in_force, all| {
-        let owner_view = accounts
-            .view(&owner)
-            .ok_or_else(|| RobotError::OwnerNotFound(owner.clone()))?;
-        if owner_view.role == Role::Service {
-            return Err(RobotError::Invalid(
-                "registry-admin's own service account cannot own robots".into(),
-            ));
-        }
-        check_covered(accounts, in_force, &owner, &robot.grants)?;
-        if all.robots.contains_key(&name) {
-            return Err(RobotError::Exists(name));
-        }
-        if all.robots.values().filter(|r| r.owner == owner).count() >= MAX_ROBOTS_PER_OWNER {
-            return Err(RobotError::Invalid(format!(
-                "{owner:?} already has {MAX_ROBOTS_PER_OWNER} robots and an account may have at most {MAX_ROBOTS_PER_OWNER} robots; delete one first"
-            )));
-        }
-        let view = robot.view();
-        all.robots.insert(name, robot);
-        Ok(view)
-    })
-    .await
-    .map_err(ApiError::from)?;
+    let view = files
+        .into_inner()
+        .create_robot(robot)
+        .await
+        .map_err(ApiError::from)?;
     Ok(with_secret(HttpResponse::Created(), view, secret, &config))
 }
 
@@ -414,7 +335,7 @@ pub(crate) async fn get(
     token_mode(&config)?;
     let name = path_robot(path)?;
     let all = robots.current()?;
-    Ok(HttpResponse::Ok().json(visible(&all, &account, &name)?.view()))
+    Ok(HttpResponse::Ok().json(all.visible(&account, &name)?.view()))
 }
 
 /// Replaces a robot's grants (covered by the owner's rights unless the owner is an admin).
@@ -434,14 +355,11 @@ pub(crate) async fn set_grants(
     let body: NewRobotGrants = parse(body)?;
     let list = validate_list("the robot's grants", body.grants).map_err(ApiError::from)?;
     crate::api::audit_middleware::note(&req, |n| n.detail = Some(grants_text(&list)));
-    let view = change(&files, move |accounts, in_force, all| {
-        let robot = visible_mut(all, &account, &name)?;
-        check_covered(accounts, in_force, &robot.owner, &list)?;
-        robot.grants = list;
-        Ok(robot.view())
-    })
-    .await
-    .map_err(ApiError::from)?;
+    let view = files
+        .into_inner()
+        .set_robot_grants(account, name, list)
+        .await
+        .map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -483,25 +401,17 @@ pub(crate) async fn rotate(
         n.detail = Some(detail);
     });
     let secret = secret::generate();
-    let new_hash = secret::hash(&secret);
-    let view = change(&files, move |_, _, all| {
-        let robot = visible_mut(all, &account, &name)?;
-        let old = std::mem::replace(&mut robot.secret_sha256, new_hash);
-        if overlap > 0 {
-            robot.previous_sha256 = Some(old);
-            robot.previous_until = Some(now + Duration::seconds(overlap));
-        } else {
-            robot.previous_sha256 = None;
-            robot.previous_until = None;
-        }
-        if let Some(e) = expires {
-            robot.expires_at = e;
-            robot.expiry_reported = false;
-        }
-        Ok(robot.view())
-    })
-    .await
-    .map_err(ApiError::from)?;
+    let new_secret = SecretRotation {
+        secret_sha256: secret::hash(&secret),
+        overlap_seconds: overlap,
+        now,
+        expires,
+    };
+    let view = files
+        .into_inner()
+        .rotate_robot(account, name, new_secret)
+        .await
+        .map_err(ApiError::from)?;
     Ok(with_secret(HttpResponse::Ok(), view, secret, &config))
 }
 
@@ -518,11 +428,6 @@ pub(crate) async fn delete(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let name = robot_to_change(&config, &req, path)?;
-    change(&files, move |_, _, all| {
-        visible(all, &account, &name)?;
-        all.robots.remove(&name);
-        Ok(())
-    })
-    .await?;
+    files.into_inner().delete_robot(account, name).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -189,17 +189,7 @@ pub(crate) async fn delete(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let user = path_user(path)?;
-    // One unit of work: the refusal checks first; the user's robots and grants go with the
-    // account, so none outlives its owner and a name re-created later starts with none.
-    directory
-        .into_inner()
-        .change(move |accounts, grants, robots| {
-            accounts.delete(&user).map_err(StoreError::from)?;
-            robots.remove_owner(&user);
-            grants.remove_user(&user);
-            Ok::<(), ApiError>(())
-        })
-        .await?;
+    directory.into_inner().delete_account(user).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -69,16 +69,9 @@ pub async fn verify(
 
 /// Sets `last_used_at`; a failure is logged, never the request's failure.
 async fn touch(directory: &Arc<Directory>, name: &str, now: DateTime<Utc>) {
-    let name = name.to_string();
-    let done = directory
-        .change(move |_, _, robots| {
-            if let Some(robot) = robots.robots.get_mut(&name) {
-                robot.last_used_at = Some(now);
-            }
-            Ok::<(), crate::error::ApiError>(())
-        })
-        .await;
+    let done = directory.touch_robot(name.to_string(), now).await;
     if let Err(e) = done {
+        let e = crate::error::ApiError::from(e);
         log::warn!("could not record a robot's last use: {e}");
     }
 }
@@ -91,21 +84,11 @@ async fn report_expired(
     name: &str,
     now: DateTime<Utc>,
 ) {
-    let n = name.to_string();
-    let first = directory
-        .change(move |_, _, all| {
-            Ok::<bool, crate::error::ApiError>(match all.robots.get_mut(&n) {
-                Some(robot) if robot.is_expired(now) && !robot.expiry_reported => {
-                    robot.expiry_reported = true;
-                    true
-                }
-                _ => false,
-            })
-        })
-        .await;
+    let first = directory.report_robot_expired(name.to_string(), now).await;
     let first = match first {
         Ok(first) => first,
         Err(e) => {
+            let e = crate::error::ApiError::from(e);
             log::warn!("could not record a robot's expiry: {e}");
             false
         }

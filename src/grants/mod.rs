@@ -13,5 +13,7 @@ pub mod store;
 pub use decide::{Caller, decide};
 pub use model::{Grant, GrantError, GrantSpec, Grants};
 pub use pattern::{Pattern, PatternError};
-pub use policy::{Explanation, Principal, Reason, Source, authorize, catalog_allowed, explain};
+pub use policy::{
+    Explanation, Principal, Reason, Source, authorize, catalog_allowed, explain, principal_of,
+};
 pub use store::GrantsStore;

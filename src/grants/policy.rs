@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::model::{Grant, Grants};
 use super::pattern::Pattern;
-use crate::names::{Action, RepoName, Wanted};
+use crate::names::{Action, RepoName, Role, Wanted};
 
 /// Who is asking. Disabled accounts never get this far: they fail authentication.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +21,18 @@ pub enum Principal {
     Anonymous,
     /// registry-admin itself, toward registry:2 (token mode).
     Service,
+}
+
+/// The caller as the policy sees it. Disabled accounts never authenticate, so they never
+/// reach this.
+pub fn principal_of(username: &str, role: Role) -> Principal {
+    match role {
+        Role::Admin => Principal::Admin,
+        Role::User => Principal::User {
+            name: username.to_string(),
+        },
+        Role::Service => Principal::Service,
+    }
 }
 
 /// Where a reason comes from: the caller's role, one of its own grants, the grants every

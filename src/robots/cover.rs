@@ -4,8 +4,10 @@
 //! intersects the owner's current rights with the robot's grants, so a robot never outlives its
 //! owner's rights.
 
-use crate::grants::{Grant, Grants, Pattern, Principal};
+use super::error::RobotError;
+use crate::grants::{Grant, Grants, Pattern, Principal, principal_of};
 use crate::names::Action;
+use crate::users::model::Accounts;
 
 fn is_deep(p: &Pattern) -> bool {
     p.as_str() == "**" || p.as_str().ends_with("/**")
@@ -65,6 +67,27 @@ pub fn uncovered(
             })
             .map(|a| (g.repository.clone(), *a))
     })
+}
+
+/// A user-owned robot's grants must be covered by what its owner may do (an admin owner's
+/// always are); the owner must exist.
+pub fn check_covered(
+    accounts: &Accounts,
+    grants: &Grants,
+    owner: &str,
+    wanted: &[Grant],
+) -> Result<(), RobotError> {
+    let role = accounts
+        .view(owner)
+        .map(|v| v.role)
+        .ok_or_else(|| RobotError::OwnerNotFound(owner.to_string()))?;
+    if let Some((pattern, action)) = uncovered(&principal_of(owner, role), grants, wanted) {
+        return Err(RobotError::ExceedsOwner(format!(
+            "{owner:?} may not {action} on all of {}, so its robot may not either",
+            pattern.as_str()
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

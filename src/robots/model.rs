@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use super::error::RobotError;
 use crate::grants::{Grant, GrantSpec};
+use crate::users::model::{Account, is_self_or_admin};
 use crate::validate;
 
 /// Every robot's full name starts with this; `POST /users` refuses such names.
@@ -18,6 +19,10 @@ pub const MAX_SHORT_NAME: usize = 32;
 pub const MAX_DESCRIPTION: usize = 200;
 pub const DEFAULT_EXPIRY_DAYS: i64 = 90;
 pub const MAX_EXPIRY_DAYS: i64 = 3650;
+/// Robots one account may own. Every robot change rewrites robots.json whole under the
+/// htpasswd lock, and the service reads at most 32 MiB of it: without a cap one user could grow
+/// it until no robot anywhere authenticates. 100 robots of 100 grants each stay far below.
+pub const MAX_ROBOTS_PER_OWNER: usize = 100;
 
 /// One robot on disk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,6 +57,29 @@ impl Robot {
             .is_some_and(|e| e <= now + Duration::days(days))
     }
 
+    /// A new secret hash; the previous one keeps working for `overlap_seconds` (none at 0).
+    /// `expires`, when given, replaces the expiry, which is then not yet reported.
+    pub fn rotate(
+        &mut self,
+        new_hash: String,
+        overlap_seconds: i64,
+        now: DateTime<Utc>,
+        expires: Option<Option<DateTime<Utc>>>,
+    ) {
+        let old = std::mem::replace(&mut self.secret_sha256, new_hash);
+        if overlap_seconds > 0 {
+            self.previous_sha256 = Some(old);
+            self.previous_until = Some(now + Duration::seconds(overlap_seconds));
+        } else {
+            self.previous_sha256 = None;
+            self.previous_until = None;
+        }
+        if let Some(e) = expires {
+            self.expires_at = e;
+            self.expiry_reported = false;
+        }
+    }
+
     pub fn view(&self) -> RobotView {
         let time = |t: &DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
         RobotView {
@@ -78,6 +106,27 @@ pub struct Robots {
 impl Robots {
     pub fn get(&self, name: &str) -> Option<&Robot> {
         self.robots.get(name)
+    }
+
+    /// The robot, if `caller` may see it; someone else's is answered as missing.
+    pub fn visible(&self, caller: &Account, name: &str) -> Result<&Robot, RobotError> {
+        self.robots
+            .get(name)
+            .filter(|r| is_self_or_admin(caller, &r.owner))
+            .ok_or_else(|| RobotError::NotFound(name.to_string()))
+    }
+
+    /// The same, to change it.
+    pub fn visible_mut(&mut self, caller: &Account, name: &str) -> Result<&mut Robot, RobotError> {
+        self.robots
+            .get_mut(name)
+            .filter(|r| is_self_or_admin(caller, &r.owner))
+            .ok_or_else(|| RobotError::NotFound(name.to_string()))
+    }
+
+    /// How many robots `owner` has.
+    pub fn owned_by(&self, owner: &str) -> usize {
+        self.robots.values().filter(|r| r.owner == owner).count()
     }
 
     /// Removes every robot `owner` owns; how many went.

@@ -18,6 +18,12 @@ pub struct Account {
     pub role: Role,
 }
 
+/// Account-level decisions (passwords, one's own grants, robots): admins for anyone, others for
+/// themselves only.
+pub fn is_self_or_admin(account: &Account, user: &str) -> bool {
+    account.role == Role::Admin || account.username == user
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserMeta {
     pub role: Role,
