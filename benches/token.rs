@@ -94,7 +94,7 @@ fn main() {
         layout.push(&host, &admin_creds, "img", "bench/app", "v1", false);
         pull_time(|| {
             let into = tempfile::tempdir().unwrap();
-            let out = common::token_stack::skopeo(&[
+            let out = common::skopeo::skopeo(&[
                 "copy",
                 "--quiet",
                 "--src-tls-verify=false",

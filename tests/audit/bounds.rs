@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::auth::metrics_text;
 use common::token_stack::{SERVICE, TokenStack};
 use common::volume::SmallVolume;
-use common::{ADMIN_PASSWORD, EVENTS_TOKEN, Stack, client, json, wait_until};
+use common::{ADMIN_PASSWORD, Stack, json, post_events, wait_until};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -30,21 +30,6 @@ fn parsed(path: &Path) -> Vec<Value> {
         .iter()
         .map(|l| serde_json::from_str(l).expect("audit line"))
         .collect()
-}
-
-fn post_events(url: &str, body: &Value) -> (u16, Value) {
-    json(
-        client()
-            .post(format!("{url}/events"))
-            .header(
-                "content-type",
-                "application/vnd.docker.distribution.events.v1+json",
-            )
-            .bearer_auth(EVENTS_TOKEN)
-            .body(body.to_string())
-            .send()
-            .expect("POST /events"),
-    )
 }
 
 fn pull_event(id: &str) -> Value {

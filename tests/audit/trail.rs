@@ -9,7 +9,9 @@ use std::thread;
 use std::time::Duration;
 
 use common::images::one_image;
-use common::{ADMIN_PASSWORD, AppEnv, EVENTS_TOKEN, Stack, client, json, wait_until};
+use common::{
+    ADMIN_PASSWORD, AppEnv, EVENTS_TOKEN, Stack, audit_entries as entries, client, json, wait_until,
+};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -21,12 +23,6 @@ fn audit(stack: &Stack, query: &str) -> (u16, Value) {
             .send()
             .unwrap(),
     )
-}
-
-fn entries(stack: &Stack, query: &str) -> Vec<Value> {
-    let (status, body) = audit(stack, query);
-    assert_eq!(status, 200, "{query}: {body}");
-    body["entries"].as_array().unwrap().clone()
 }
 
 /// Every entry in the file, oldest first, read without registry-admin.
@@ -263,7 +259,7 @@ fn pushes_and_pulls_at_the_registry_are_recorded_with_their_user() {
             &format!("{action} in the audit log"),
             Duration::from_secs(15),
             || {
-                got = entries(&stack, &format!("?action={action}&image=team/app"));
+                got = entries(&stack.app, &format!("?action={action}&image=team/app"));
                 !got.is_empty()
             },
         );
@@ -328,13 +324,13 @@ fn pushes_and_pulls_at_the_registry_are_recorded_with_their_user() {
         false,
     );
     wait_until("the marker push", Duration::from_secs(15), || {
-        entries(&stack, "?action=image.push&image=team/app").len() == 2
+        entries(&stack.app, "?action=image.push&image=team/app").len() == 2
     });
-    let deletes = entries(&stack, "?action=tag.delete");
+    let deletes = entries(&stack.app, "?action=tag.delete");
     assert_eq!(deletes.len(), 1);
     assert_eq!(deletes[0]["digest"], img.digest);
     assert!(
-        entries(&stack, "?action=image.delete").is_empty(),
+        entries(&stack.app, "?action=image.delete").is_empty(),
         "our own delete was echoed"
     );
     assert_eq!(verify(&stack)["ok"], true);
@@ -367,7 +363,7 @@ fn events_need_the_token_and_repeats_are_recorded_once() {
     assert_eq!(post(Some(EVENTS_TOKEN), "{not json".into()), 400);
     assert_eq!(post(Some(EVENTS_TOKEN), event.to_string()), 200);
     assert_eq!(post(Some(EVENTS_TOKEN), event.to_string()), 200);
-    let got = entries(&stack, "?image=ev/app");
+    let got = entries(&stack.app, "?image=ev/app");
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0]["time"], "2026-11-23T00:33:09.120Z");
     assert_eq!(got[0]["remote_addr"], "203.0.113.9");
@@ -466,7 +462,7 @@ fn filters_return_exactly_the_matching_entries_newest_first() {
             .collect()
     };
     let got = |q: &str| -> Vec<String> {
-        entries(&stack, q)
+        entries(&stack.app, q)
             .iter()
             .map(|e| e["hash"].as_str().unwrap().to_string())
             .collect()
@@ -520,7 +516,7 @@ fn filters_return_exactly_the_matching_entries_newest_first() {
     // The default limit is 100.
     assert_eq!(got("").len(), all.len().min(100));
     // Entries come with their chain fields.
-    let e = &entries(&stack, "?limit=1")[0];
+    let e = &entries(&stack.app, "?limit=1")[0];
     assert!(e["prev"].as_str().unwrap().len() == 64 && e["hash"].as_str().unwrap().len() == 64);
 }
 
@@ -529,7 +525,7 @@ fn cursor_paging_returns_the_union_without_duplicates() {
     let stack = Stack::start();
     populate(&stack);
     for filter in ["user=alice", "outcome=success", "image=team/other"] {
-        let whole: Vec<Value> = entries(&stack, &format!("?{filter}&limit=1000"));
+        let whole: Vec<Value> = entries(&stack.app, &format!("?{filter}&limit=1000"));
         let mut paged: Vec<Value> = Vec::new();
         let mut cursor: Option<String> = None;
         for _ in 0..1000 {
@@ -738,9 +734,9 @@ fn a_torn_last_line_is_reported_not_fatal_and_the_chain_goes_on() {
         v["torn_lines"],
         json!([{"file": "audit.log", "line": lines_before + 1}])
     );
-    let got = entries(&stack, "?action=audit.torn_line");
+    let got = entries(&stack.app, "?action=audit.torn_line");
     assert_eq!(got.len(), 1);
-    assert_eq!(entries(&stack, "?user=after").len(), 1);
+    assert_eq!(entries(&stack.app, "?user=after").len(), 1);
 }
 
 #[test]
@@ -775,7 +771,7 @@ fn rotation_keeps_numbered_files_that_queries_and_verify_span() {
         (Some(true), Some(all.len() as u64)),
         "{v}"
     );
-    let got = entries(&stack, "?action=user.create&limit=1000");
+    let got = entries(&stack.app, "?action=user.create&limit=1000");
     assert_eq!(got.len(), 40);
     assert_eq!(got[0]["user"], "rot39");
     assert_eq!(got[39]["user"], "rot0");

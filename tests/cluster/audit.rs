@@ -12,13 +12,15 @@ use std::process::Output;
 use std::thread;
 
 use common::auth::api_token;
-use common::cluster::{ClusterStack, TOKEN_SECRET, replica_env};
+use common::cluster::{ClusterStack, TOKEN_SECRET, create_user, replica_env, verify};
 use common::postgres::{Postgres, psql};
-use common::{App, AppEnv, json};
+use common::{App, AppEnv, json, output_text as text};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 const NO_REGISTRY: &str = "http://127.0.0.1:1";
+/// The password of every account these tests create.
+const PW: &str = "audit-secret-1";
 
 /// A replica named `name` on `database_url`, its own files under `dir`.
 fn replica(dir: &Path, name: &str, database_url: &str) -> (App, AppEnv) {
@@ -42,17 +44,6 @@ fn files_env(dir: &Path) -> AppEnv {
     )
 }
 
-fn create_user(app: &App, name: &str) {
-    let r = app.create_user(name, "audit-secret-1", "user");
-    assert_eq!(r.status(), 201, "POST /users {name}: {:?}", r.text());
-}
-
-fn verify(app: &App) -> Value {
-    let (status, body) = app.admin_json(Method::GET, "/audit/verify");
-    assert_eq!(status, 200, "{body}");
-    body
-}
-
 fn page(app: &App, query: &str) -> Value {
     let sent = app
         .as_admin(Method::GET, &format!("/audit{query}"))
@@ -69,14 +60,6 @@ fn entries(page: &Value) -> Vec<Value> {
 
 fn cli(env: &AppEnv, args: &[&str]) -> Output {
     ClusterStack::run_cli(env, args)
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// `verify-audit` in files mode on the file at `path`.
@@ -101,7 +84,7 @@ fn the_audit_table_refuses_update_delete_and_truncate_even_to_its_owner() {
     let url = pg.database("trigger");
     let dir = tempfile::tempdir().unwrap();
     let (a, _) = replica(dir.path(), "a", &url);
-    create_user(&a, "tina");
+    create_user(&a, "tina", PW, "user");
     let before = psql(
         &url,
         "SELECT string_agg(line, E'\\n' ORDER BY seq) FROM audit_log",
@@ -139,7 +122,7 @@ fn two_replicas_writing_at_once_keep_one_chain_that_both_page_alike() {
         for (i, app) in [&a, &b].into_iter().enumerate() {
             s.spawn(move || {
                 for n in 0..per_replica {
-                    create_user(app, &format!("r{i}-{n}"));
+                    create_user(app, &format!("r{i}-{n}"), PW, "user");
                 }
             });
         }
@@ -225,7 +208,7 @@ fn export_audit_writes_the_chain_as_lines_that_verify_and_never_overwrites() {
     let dir = tempfile::tempdir().unwrap();
     let (a, env) = replica(dir.path(), "a", &url);
     for n in 0..5 {
-        create_user(&a, &format!("x{n}"));
+        create_user(&a, &format!("x{n}"), PW, "user");
     }
     let shown = entries(&page(&a, "?limit=1000"));
 
@@ -286,7 +269,7 @@ fn export_audit_in_files_mode_joins_the_rotated_files_in_order() {
     let env = files_env(dir.path()).set("AUDIT_MAX_BYTES", "4096");
     let app = env.start();
     for n in 0..30 {
-        create_user(&app, &format!("f{n}"));
+        create_user(&app, &format!("f{n}"), PW, "user");
     }
     let shown = entries(&page(&app, "?limit=1000"));
     let logs = dir.path().join("logs");
@@ -308,7 +291,7 @@ fn export_audit_in_files_mode_joins_the_rotated_files_in_order() {
 fn files_installation(dir: &Path) -> AppEnv {
     let env = files_env(dir);
     let mut app = env.start();
-    create_user(&app, "carol");
+    create_user(&app, "carol", PW, "user");
     let (status, body) = json(
         app.as_admin(Method::PUT, "/users/carol/grants")
             .json(&json!({"grants": [{"repository": "carol/**", "actions": ["pull", "push"]}]}))
@@ -316,7 +299,7 @@ fn files_installation(dir: &Path) -> AppEnv {
             .unwrap(),
     );
     assert_eq!(status, 200, "{body}");
-    create_user(&app, "dave");
+    create_user(&app, "dave", PW, "user");
     app.kill();
     env
 }
@@ -394,7 +377,7 @@ fn import_files_fills_an_empty_database_and_refuses_a_second_time() {
     assert_eq!(verify(&a), checked);
 
     // New entries continue the imported chain.
-    create_user(&a, "erin");
+    create_user(&a, "erin", PW, "user");
     let now = verify(&a);
     assert_eq!(now["ok"], true, "{now}");
     assert_eq!(
@@ -438,7 +421,7 @@ fn a_cluster_backup_is_one_snapshot_that_restores_into_files_and_imports_again()
     let url = pg.database("backup");
     let dir = tempfile::tempdir().unwrap();
     let (a, env) = replica(dir.path(), "a", &url);
-    create_user(&a, "gina");
+    create_user(&a, "gina", PW, "user");
     let (status, body) = json(
         a.as_admin(Method::PUT, "/users/gina/grants")
             .json(&json!({"grants": [{"repository": "gina/**", "actions": ["pull"]}]}))
@@ -538,7 +521,7 @@ fn reset_password_in_cluster_mode_changes_the_database_and_audits_in_its_chain()
     let url = pg.database("reset");
     let dir = tempfile::tempdir().unwrap();
     let (a, env) = replica(dir.path(), "a", &url);
-    create_user(&a, "hank");
+    create_user(&a, "hank", PW, "user");
     let out = reset_password(&env, "hank", "hank-new-secret-2");
     assert!(out.status.success(), "{}", text(&out));
     api_token(&a, "hank", "hank-new-secret-2");

@@ -17,9 +17,7 @@ use common::cluster::{ClusterStack, TOKEN_SECRET, pull_direct};
 use common::gc::{named, start_gc, start_real_gc_seen_on, wait_for_job, wait_for_state};
 use common::images::sha256;
 use common::postgres::Postgres;
-use common::{
-    ADMIN_PASSWORD, App, AppEnv, EVENTS_TOKEN, admin, client, json, registry_bin, wait_until,
-};
+use common::{ADMIN_PASSWORD, App, AppEnv, admin, json, post_events, registry_bin, wait_until};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -204,21 +202,6 @@ fn push_event(id: &str) -> Value {
     }]})
 }
 
-fn post_event(app: &App, body: &Value) -> (u16, Value) {
-    json(
-        client()
-            .post(format!("{}/events", app.url))
-            .bearer_auth(EVENTS_TOKEN)
-            .header(
-                "content-type",
-                "application/vnd.docker.distribution.events.v1+json",
-            )
-            .body(body.to_string())
-            .send()
-            .expect("POST /events"),
-    )
-}
-
 /// `POST /auth/token` (a login) on `app`: its status.
 fn login_status(app: &App, user: &str, password: &str) -> u16 {
     app.request(Method::POST, "/auth/token")
@@ -238,13 +221,13 @@ fn event_ids_and_failed_logins_count_across_replicas() {
         return;
     };
     let event = push_event("5f0c2a1e-9b7d-4c3e-8a21-clusterdedupe");
-    let (status, body) = post_event(c.a(), &event);
+    let (status, body) = post_events(&c.a().url, &event);
     assert_eq!(
         (status, body["recorded"].as_u64()),
         (200, Some(1)),
         "{body}"
     );
-    let (status, body) = post_event(c.b(), &event);
+    let (status, body) = post_events(&c.b().url, &event);
     assert_eq!(
         (status, body["recorded"].as_u64(), body["dropped"].as_u64()),
         (200, Some(0), Some(1)),
@@ -258,7 +241,7 @@ fn event_ids_and_failed_logins_count_across_replicas() {
             .count();
         assert_eq!(recorded, 1, "one entry for the event, on {}", app.url);
     }
-    let (_, body) = post_event(c.b(), &push_event("another-id"));
+    let (_, body) = post_events(&c.b().url, &push_event("another-id"));
     assert_eq!(body["recorded"].as_u64(), Some(1), "{body}");
 
     let r = c.a().create_user("carol", "carol-secret-1", "user");

@@ -15,7 +15,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::auth::{api_token, bearer_status};
-use common::cluster::{ClusterStack, addr_of, pull_direct, replica_env, s3_registry};
+use common::cluster::{
+    ClusterStack, addr_of, create_user, pull_direct, replica_env, s3_registry, verify,
+};
 use common::gc::{PullLoop, named, start_real_gc_seen_on, wait_for_job, wait_for_state};
 use common::images::{ACCEPT_ALL, sha256};
 use common::moto::Moto;
@@ -26,12 +28,6 @@ use common::token_stack::TokenStack;
 use common::{ADMIN_PASSWORD, App, AppEnv, admin, client, json, on_free_port, wait_until};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-/// `POST /users` on `app`; panics unless 201.
-fn create_user(app: &App, name: &str, password: &str, role: &str) {
-    let r = app.create_user(name, password, role);
-    assert_eq!(r.status(), 201, "POST /users {name}: {:?}", r.text());
-}
 
 fn put_grants(app: &App, user: &str, grants: Value) {
     let (status, body) = json(
@@ -62,13 +58,6 @@ fn wait_for_account(app: &App, user: &str, password: &str) {
         "{}'s /token still answers {last} for {user} after 10 s",
         app.url
     );
-}
-
-/// `GET /audit/verify` on `app` as the admin.
-fn verify(app: &App) -> Value {
-    let (status, body) = app.admin_json(Method::GET, "/audit/verify");
-    assert_eq!(status, 200, "{body}");
-    body
 }
 
 /// The harness alone, no cluster mode needed: PostgreSQL answers; two registries on one moto
@@ -118,7 +107,7 @@ fn components_postgres_shared_s3_registries_and_nginx() {
 
     // Pushed through nginx: skopeo's upload requests are spread over both registries.
     let (_keep, layout, img) = common::images::one_image(2);
-    let out = common::token_stack::skopeo(&[
+    let out = common::skopeo::skopeo(&[
         "copy",
         "--quiet",
         "--dest-tls-verify=false",

@@ -1,8 +1,15 @@
 //! Helpers for API tokens, metrics and throttling that several test files repeat.
 
+use base64::Engine;
 use reqwest::Method;
 
 use super::{App, json};
+
+/// The `Authorization` value for HTTP Basic: `Basic base64(user:password)`.
+pub fn basic_value(user: &str, password: &str) -> String {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {encoded}")
+}
 
 /// `POST /auth/token` with Basic credentials; panics unless it is 200.
 pub fn api_token(app: &App, user: &str, password: &str) -> String {

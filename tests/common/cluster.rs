@@ -16,7 +16,8 @@ use super::moto::Moto;
 use super::nginx::ClusterNginx;
 use super::postgres::Postgres;
 use super::registry_config::{Auth, RegistryConfig};
-use super::token_stack::{SERVICE, skopeo, token_auth};
+use super::skopeo::skopeo_ok;
+use super::token_stack::{SERVICE, token_auth};
 use super::{App, AppEnv, PortTaken, Registry, client, on_free_port, registry_bin};
 
 /// API bearer tokens must verify on every replica: one secret for all.
@@ -185,7 +186,7 @@ impl ClusterStack {
     /// Pushes a fresh image of `layers` layers as `name:tag` through nginx with skopeo.
     pub fn push(&self, creds: &str, name: &str, tag: &str, layers: usize) -> Result<(), String> {
         let (_keep, layout, _) = one_image(layers);
-        result(skopeo(&[
+        skopeo_ok(&[
             "copy",
             "--quiet",
             "--dest-tls-verify=false",
@@ -193,13 +194,13 @@ impl ClusterStack {
             creds,
             &format!("oci:{}:img", layout.dir.display()),
             &format!("docker://{}/{name}:{tag}", self.nginx.host()),
-        ]))
+        ])
     }
 
     /// Pulls `reference` through nginx with skopeo.
     pub fn pull(&self, creds: &str, reference: &str) -> Result<(), String> {
         let into = tempfile::tempdir().unwrap();
-        result(skopeo(&[
+        skopeo_ok(&[
             "copy",
             "--quiet",
             "--src-tls-verify=false",
@@ -207,18 +208,18 @@ impl ClusterStack {
             creds,
             &format!("docker://{}/{reference}", self.nginx.host()),
             &format!("oci:{}:pulled", into.path().display()),
-        ]))
+        ])
     }
 
     /// `skopeo delete` of `reference` through nginx.
     pub fn delete(&self, creds: &str, reference: &str) -> Result<(), String> {
-        result(skopeo(&[
+        skopeo_ok(&[
             "delete",
             "--tls-verify=false",
             "--creds",
             creds,
             &format!("docker://{}/{reference}", self.nginx.host()),
-        ]))
+        ])
     }
 
     /// Runs the registry-admin binary with `args` and replica `i`'s environment (or `env`).
@@ -269,10 +270,15 @@ pub fn pull_direct(
     Ok(raw)
 }
 
-fn result(out: Output) -> Result<(), String> {
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
+/// `POST /users` on `app`; panics unless 201.
+pub fn create_user(app: &App, name: &str, password: &str, role: &str) {
+    let r = app.create_user(name, password, role);
+    assert_eq!(r.status(), 201, "POST /users {name}: {:?}", r.text());
+}
+
+/// `GET /audit/verify` on `app` as the admin.
+pub fn verify(app: &App) -> Value {
+    let (status, body) = app.admin_json(reqwest::Method::GET, "/audit/verify");
+    assert_eq!(status, 200, "{body}");
+    body
 }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use actix_web::http::header;
 use actix_web::web;
 use chrono::Utc;
 use registry_admin::AppState;
@@ -14,6 +15,18 @@ use registry_admin::names::Role;
 use registry_admin::startup;
 use registry_admin::users::htpasswd::bcrypt_hash;
 use registry_admin::users::store::UserStore;
+
+use super::auth::basic_value;
+
+/// An `Authorization: Basic …` header for a `TestRequest`.
+pub fn basic(user: &str, password: &str) -> (header::HeaderName, String) {
+    (header::AUTHORIZATION, basic_value(user, password))
+}
+
+/// An `Authorization: Bearer TOKEN` header for a `TestRequest`.
+pub fn bearer(token: &str) -> (header::HeaderName, String) {
+    (header::AUTHORIZATION, format!("Bearer {token}"))
+}
 
 pub struct TestApp {
     pub dir: tempfile::TempDir,

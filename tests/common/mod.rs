@@ -23,6 +23,7 @@ pub mod proxy;
 pub mod registry_config;
 pub mod registry_lookup;
 pub mod skip;
+pub mod skopeo;
 pub mod token;
 pub mod token_stack;
 pub mod volume;
@@ -629,4 +630,53 @@ pub fn usernames(app: &App) -> Vec<String> {
         .iter()
         .map(|u| u["username"].as_str().expect("username").to_string())
         .collect()
+}
+
+/// A finished process's stdout then stderr, as text.
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The permission bits (`& 0o777`) of `path`.
+pub fn file_mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// The entries of `GET /audit{query}` as the admin (`query` empty or starting with `?`);
+/// panics unless 200.
+pub fn audit_entries(app: &App, query: &str) -> Vec<Value> {
+    let (status, body) = json(
+        app.as_admin(reqwest::Method::GET, &format!("/audit{query}"))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{query}: {body}");
+    body["entries"].as_array().unwrap().clone()
+}
+
+/// `POST /events` to the service at `url` as registry:2 sends a notification, with
+/// `EVENTS_TOKEN`.
+pub fn post_events(url: &str, body: &Value) -> (u16, Value) {
+    post_events_as(url, EVENTS_TOKEN, body)
+}
+
+/// [`post_events`] with bearer `token`.
+pub fn post_events_as(url: &str, token: &str, body: &Value) -> (u16, Value) {
+    json(
+        client()
+            .post(format!("{url}/events"))
+            .header(
+                "content-type",
+                "application/vnd.docker.distribution.events.v1+json",
+            )
+            .bearer_auth(token)
+            .body(body.to_string())
+            .send()
+            .expect("POST /events"),
+    )
 }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use super::skip::component_missing;
-use super::{PortTaken, on_free_port, wait_until};
+use super::{PortTaken, on_free_port, output_text as text, wait_until};
 
 pub const PSQL: &str = "/usr/bin/psql";
 
@@ -291,12 +291,4 @@ fn strip_database(url: &str) -> String {
         Some(i) => url[..scheme_end + i].to_string(),
         None => url.split('?').next().unwrap_or(url).to_string(),
     }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }

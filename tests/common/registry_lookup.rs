@@ -2,13 +2,26 @@
 //! service under test).
 
 use reqwest::blocking::Response;
+use serde_json::Value;
 
 use super::images::ACCEPT_ALL;
 use super::{ADMIN_PASSWORD, Stack, client};
 
-/// `admin:PASSWORD`, as skopeo takes credentials.
-pub fn creds() -> String {
-    format!("admin:{ADMIN_PASSWORD}")
+/// The tags of `name` as the registry itself lists them, sorted; none when it lists none.
+pub fn registry_tags(stack: &Stack, name: &str) -> Vec<String> {
+    let body: Value = client()
+        .get(format!("{}/v2/{name}/tags/list", stack.registry.url))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let mut tags: Vec<String> = body["tags"]
+        .as_array()
+        .map(|a| a.iter().map(|t| t.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default();
+    tags.sort();
+    tags
 }
 
 /// The registry's `host:port`, as image references name it.

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::images::{ACCEPT_ALL, one_image};
 use super::registry_config::{Auth, RegistryConfig};
+use super::skopeo::{skopeo, skopeo_ok};
 use super::{ADMIN_PASSWORD, App, AppEnv, PortTaken, Registry, client, on_free_port};
 
 pub const SERVICE: &str = "registry";
@@ -51,6 +52,17 @@ pub fn token_auth(realm: &str, bundle: &Path) -> Auth {
 impl TokenStack {
     pub fn start() -> TokenStack {
         Self::start_with(|env| env)
+    }
+
+    /// [`TokenStack::start`], then `users` (name, role) created with `password`; panics
+    /// unless each is 201.
+    pub fn start_with_users(users: &[(&str, &str)], password: &str) -> TokenStack {
+        let stack = TokenStack::start();
+        for (name, role) in users {
+            let r = stack.app.create_user(name, password, role);
+            assert_eq!(r.status(), 201, "create {name}");
+        }
+        stack
     }
 
     pub fn start_with(customise: impl FnOnce(AppEnv) -> AppEnv) -> TokenStack {
@@ -165,7 +177,7 @@ impl TokenStack {
     /// (`user:password`); the output when skopeo fails.
     pub fn skopeo_push(&self, creds: &str, name: &str, tag: &str) -> Result<(), String> {
         let (_keep, layout, _) = one_image(1);
-        let out = skopeo(&[
+        skopeo_ok(&[
             "copy",
             "--quiet",
             "--dest-tls-verify=false",
@@ -173,8 +185,7 @@ impl TokenStack {
             creds,
             &format!("oci:{}:img", layout.dir.display()),
             &format!("docker://{}/{name}:{tag}", self.host()),
-        ]);
-        result(out)
+        ])
     }
 
     /// Pulls `reference` with skopeo into a fresh layout; `creds` `None` is anonymous.
@@ -188,18 +199,18 @@ impl TokenStack {
             None => args.push("--src-no-creds"),
         }
         args.extend([src.as_str(), dest.as_str()]);
-        result(skopeo(&args))
+        skopeo_ok(&args)
     }
 
     /// `skopeo delete` of `reference` (removes the manifest, as registry:2 deletes by digest).
     pub fn skopeo_delete(&self, creds: &str, reference: &str) -> Result<(), String> {
-        result(skopeo(&[
+        skopeo_ok(&[
             "delete",
             "--tls-verify=false",
             "--creds",
             creds,
             &format!("docker://{}/{reference}", self.host()),
-        ]))
+        ])
     }
 
     /// Copies layout tag `from` into podman's storage as `name` (podman itself names images
@@ -253,38 +264,29 @@ fn app_env(dir: &Path, registry_port: u16, app_port: u16) -> AppEnv {
         .set("REGISTRY_TOKEN_KEY", &key.display().to_string())
 }
 
-/// skopeo with no policy file and an empty auth file of its own, so nothing from the machine's
-/// credential stores is used.
-pub fn skopeo(args: &[&str]) -> Output {
-    let home = tempfile::tempdir().unwrap();
-    let auth = home.path().join("auth.json");
-    std::fs::write(&auth, "{}").unwrap();
-    let (first, rest) = args.split_first().expect("a skopeo command");
-    Command::new("skopeo")
-        .arg("--insecure-policy")
-        .arg(first)
-        .arg("--authfile")
-        .arg(&auth)
-        .args(rest)
-        .env("HOME", home.path())
-        .output()
-        .expect("skopeo must be installed (the test command installs it)")
-}
-
-fn result(out: Output) -> Result<(), String> {
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
 /// The claims of a JWT, without checking it.
 pub fn claims(token: &str) -> Value {
+    serde_json::from_slice(&jwt_part(token, 1)).expect("JSON claims")
+}
+
+/// Part `i` of a JWT (0 header, 1 claims, 2 signature), base64url-decoded.
+pub fn jwt_part(token: &str, i: usize) -> Vec<u8> {
     use base64::Engine;
-    let part = token.split('.').nth(1).expect("three parts");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(part)
-        .expect("base64url");
-    serde_json::from_slice(&bytes).expect("JSON claims")
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.split('.').nth(i).expect("three parts"))
+        .expect("base64url")
+}
+
+/// The libtrust key id of a public key given as DER SubjectPublicKeyInfo, computed here
+/// independently of the service: base32 of the first 30 bytes of its SHA-256, in groups of four
+/// joined by `:`.
+pub fn libtrust_kid(spki_der: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(spki_der);
+    let b32 = data_encoding::BASE32_NOPAD.encode(&digest[..30]);
+    b32.as_bytes()
+        .chunks(4)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join(":")
 }

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use common::gc::{PullLoop, blob_digests, multi_arch, named, start_gc, wait_for_job, with_gc};
 use common::images::{Layout, raw_manifest};
-use common::registry_lookup::{creds, digest_of, host};
-use common::{ADMIN_PASSWORD, Stack, client, json};
+use common::registry_lookup::{digest_of, host};
+use common::{ADMIN_PASSWORD, Stack, admin, client, json};
 use reqwest::Method;
 use serde_json::json;
 
@@ -33,12 +33,12 @@ fn seed(stack: &Stack, layout_dir: &std::path::Path) -> (Vec<String>, BTreeSet<S
     let gone = l.image("amd64", None, 2);
     l.tag("gone", &gone);
     let reg = host(stack);
-    l.push(&reg, &creds(), "img", "gc/oci", "v1", false);
-    l.push(&reg, &creds(), "s2", "gc/schema2", "v1", true);
-    l.push(&reg, &creds(), "idx", "gc/index", "v1", false);
-    l.push(&reg, &creds(), "list", "gc/list", "v1", true);
-    l.push(&reg, &creds(), "gone", "gc/gone", "v1", false);
-    let raw = raw_manifest(&reg, &creds(), "gc/gone:v1").expect("gone manifest");
+    l.push(&reg, &admin(), "img", "gc/oci", "v1", false);
+    l.push(&reg, &admin(), "s2", "gc/schema2", "v1", true);
+    l.push(&reg, &admin(), "idx", "gc/index", "v1", false);
+    l.push(&reg, &admin(), "list", "gc/list", "v1", true);
+    l.push(&reg, &admin(), "gone", "gc/gone", "v1", false);
+    let raw = raw_manifest(&reg, &admin(), "gc/gone:v1").expect("gone manifest");
     let digest = digest_of(stack, "gc/gone", "v1");
     let mut blobs: BTreeSet<String> = named(&raw).into_iter().collect();
     blobs.insert(digest.clone());
@@ -58,7 +58,7 @@ fn seed(stack: &Stack, layout_dir: &std::path::Path) -> (Vec<String>, BTreeSet<S
 }
 
 fn pulled(stack: &Stack, tags: &[String]) -> Vec<(String, BTreeSet<String>)> {
-    common::gc::pulled(&host(stack), &creds(), tags)
+    common::gc::pulled(&host(stack), &admin(), tags)
 }
 
 #[test]
@@ -306,9 +306,9 @@ fn tags_reach_their_images_and_the_children_of_their_indexes_on_a_real_registry(
     let lone = l.image("amd64", None, 1);
     l.tag("lone", &lone);
     let reg = host(&stack);
-    l.push(&reg, &creds(), "idx", "r/multi", "v1", false);
-    l.push(&reg, &creds(), "lone", "r/multi", "lone", false);
-    l.push(&reg, &creds(), "idx", "r/list", "v1", true);
+    l.push(&reg, &admin(), "idx", "r/multi", "v1", false);
+    l.push(&reg, &admin(), "lone", "r/multi", "lone", false);
+    l.push(&reg, &admin(), "idx", "r/list", "v1", true);
     let registry = registry_admin::registry::client::RegistryClient::new(
         &stack.registry.url,
         "admin".into(),
@@ -333,7 +333,7 @@ fn tags_reach_their_images_and_the_children_of_their_indexes_on_a_real_registry(
     assert_eq!(multi, expected);
     // The manifest list skopeo wrote (Docker types, new digests) reaches its own children.
     let list_digest = digest_of(&stack, "r/list", "v1");
-    let raw = raw_manifest(&reg, &creds(), "r/list:v1").unwrap();
+    let raw = raw_manifest(&reg, &admin(), "r/list:v1").unwrap();
     let mut expected: BTreeSet<String> = named(&raw).into_iter().collect();
     expected.insert(list_digest);
     assert_eq!(reach("r/list"), expected);

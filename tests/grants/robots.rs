@@ -16,15 +16,6 @@ use common::{ADMIN_PASSWORD, OptionalJson, Stack, json, json_or_no_content, wait
 
 const PW: &str = "user-password-1";
 
-fn stack_with(users: &[(&str, &str)]) -> TokenStack {
-    let stack = TokenStack::start();
-    for (name, role) in users {
-        let r = stack.app.create_user(name, PW, role);
-        assert_eq!(r.status(), 201, "create {name}");
-    }
-    stack
-}
-
 /// A request as `user` (password `PW`, or the admin's), with a JSON body when one is given.
 fn call(
     stack: &TokenStack,
@@ -101,7 +92,7 @@ fn edit_robots_file(stack: &TokenStack, f: impl FnOnce(&mut Value)) {
 
 #[test]
 fn a_robot_pushes_and_pulls_inside_its_grants_only_and_its_secret_is_shown_once() {
-    let stack = stack_with(&[("alice", "user")]);
+    let stack = TokenStack::start_with_users(&[("alice", "user")], PW);
     set_user_grants(&stack, "alice", team_grants(&["push"]));
     // A user creates its own robot, narrower than itself.
     let (robot, secret) = create_robot(
@@ -257,7 +248,7 @@ fn a_robot_pushes_and_pulls_inside_its_grants_only_and_its_secret_is_shown_once(
 
 #[test]
 fn a_robot_is_bounded_by_its_owner_now_and_gone_with_it() {
-    let stack = stack_with(&[("alice", "user")]);
+    let stack = TokenStack::start_with_users(&[("alice", "user")], PW);
     set_user_grants(&stack, "alice", team_grants(&["push"]));
     let (_, secret) = create_robot(
         &stack,
@@ -313,7 +304,7 @@ fn a_robot_is_bounded_by_its_owner_now_and_gone_with_it() {
 
 #[test]
 fn expiry_and_rotation_hold_at_the_token_endpoint() {
-    let stack = stack_with(&[("alice", "user")]);
+    let stack = TokenStack::start_with_users(&[("alice", "user")], PW);
     set_user_grants(&stack, "alice", team_grants(&["push"]));
     let scope = "repository:team/app:pull";
 
@@ -420,7 +411,7 @@ fn expiry_and_rotation_hold_at_the_token_endpoint() {
 
 #[test]
 fn robot_requests_that_break_the_rules_are_refused_and_change_nothing() {
-    let stack = stack_with(&[("alice", "user"), ("bob", "user")]);
+    let stack = TokenStack::start_with_users(&[("alice", "user"), ("bob", "user")], PW);
     set_user_grants(&stack, "alice", team_grants(&["pull"]));
     let cases = [
         (
@@ -684,7 +675,7 @@ fn robots_are_refused_in_htpasswd_mode() {
 fn an_account_has_at_most_100_robots_so_robots_json_stays_bounded() {
     // Without a cap one user could create robots until robots.json passed the size the service
     // reads (32 MiB), and from then on no robot anywhere could authenticate.
-    let stack = stack_with(&[("alice", "user")]);
+    let stack = TokenStack::start_with_users(&[("alice", "user")], PW);
     set_user_grants(&stack, "alice", team_grants(&["pull"]));
     let grants = json!([{"repository": "team/app", "actions": ["pull"]}]);
     for i in 0..100 {

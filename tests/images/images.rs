@@ -9,8 +9,8 @@ use common::images::{
     CREATED, DOCKER_LIST, DOCKER_MANIFEST, Layout, OCI_INDEX, OCI_MANIFEST, copy_by_mount,
     one_image, pull_all, raw_manifest, sha256,
 };
-use common::registry_lookup::{creds, host, registry_digest};
-use common::{ADMIN_PASSWORD, Stack, client, json};
+use common::registry_lookup::{host, registry_digest, registry_tags};
+use common::{ADMIN_PASSWORD, Stack, admin, json};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -18,22 +18,6 @@ const PUBLIC_HOST: &str = "registry.example.com:5000";
 
 fn start() -> Stack {
     Stack::start_with(|env| env.set("PUBLIC_REGISTRY_HOST", PUBLIC_HOST))
-}
-
-fn registry_tags(stack: &Stack, name: &str) -> Vec<String> {
-    let body: Value = client()
-        .get(format!("{}/v2/{name}/tags/list", stack.registry.url))
-        .basic_auth("admin", Some(ADMIN_PASSWORD))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let mut tags: Vec<String> = body["tags"]
-        .as_array()
-        .map(|a| a.iter().map(|t| t.as_str().unwrap().to_string()).collect())
-        .unwrap_or_default();
-    tags.sort();
-    tags
 }
 
 fn details(stack: &Stack, name: &str, tag: &str) -> (u16, Value) {
@@ -71,10 +55,10 @@ fn details_are_right_for_all_four_manifest_kinds() {
     layout.tag("single", &single);
     layout.tag("multi", &index);
     let reg = host(&stack);
-    layout.push(&reg, &creds(), "single", "kinds/oci", "v1", false);
-    layout.push(&reg, &creds(), "multi", "kinds/ociindex", "v1", false);
-    layout.push(&reg, &creds(), "single", "kinds/docker", "v1", true);
-    layout.push(&reg, &creds(), "multi", "kinds/dockerlist", "v1", true);
+    layout.push(&reg, &admin(), "single", "kinds/oci", "v1", false);
+    layout.push(&reg, &admin(), "multi", "kinds/ociindex", "v1", false);
+    layout.push(&reg, &admin(), "single", "kinds/docker", "v1", true);
+    layout.push(&reg, &admin(), "multi", "kinds/dockerlist", "v1", true);
 
     for (name, media_type, multi) in [
         ("kinds/oci", OCI_MANIFEST, false),
@@ -82,7 +66,7 @@ fn details_are_right_for_all_four_manifest_kinds() {
         ("kinds/docker", DOCKER_MANIFEST, false),
         ("kinds/dockerlist", DOCKER_LIST, true),
     ] {
-        let raw = raw_manifest(&reg, &creds(), &format!("{name}:v1")).unwrap();
+        let raw = raw_manifest(&reg, &admin(), &format!("{name}:v1")).unwrap();
         let (status, d) = details(&stack, name, "v1");
         assert_eq!(status, 200, "{name}: {d}");
         assert_eq!(
@@ -135,7 +119,7 @@ fn details_are_right_for_all_four_manifest_kinds() {
             for (p, child) in platforms.iter().zip(children) {
                 let child_digest = child["digest"].as_str().unwrap();
                 let child_raw =
-                    raw_manifest(&reg, &creds(), &format!("{name}@{child_digest}")).unwrap();
+                    raw_manifest(&reg, &admin(), &format!("{name}@{child_digest}")).unwrap();
                 assert_eq!(p["digest"], child_digest);
                 assert_eq!(p["size"].as_u64(), Some(image_size(&child_raw)), "{name}");
                 assert_eq!(p["created"], CREATED);
@@ -192,9 +176,9 @@ fn deleting_a_tag_keeps_its_siblings_for_every_kind() {
         ("sib/dockerlist", "multi", true),
     ] {
         for tag in ["a", "b", "c"] {
-            layout.push(&reg, &creds(), from, name, tag, docker);
+            layout.push(&reg, &admin(), from, name, tag, docker);
         }
-        layout.push(&reg, &creds(), "other", name, "z", docker);
+        layout.push(&reg, &admin(), "other", name, "z", docker);
         let digest = registry_digest(&stack, name, "a").unwrap();
         let z_digest = registry_digest(&stack, name, "z").unwrap();
 
@@ -230,7 +214,7 @@ fn deleting_a_tag_keeps_its_siblings_for_every_kind() {
             "{name}: unrelated tag moved"
         );
         let out = tempfile::tempdir().unwrap();
-        pull_all(&reg, &creds(), &format!("{name}:a"), out.path())
+        pull_all(&reg, &admin(), &format!("{name}:a"), out.path())
             .unwrap_or_else(|e| panic!("{name}:a is broken after the delete: {e}"));
 
         // Without siblings only the tag goes too: the manifest stays, untagged, for an
@@ -267,8 +251,8 @@ fn a_tag_on_a_child_of_an_index_is_deleted_without_breaking_the_index() {
     layout.tag("multi", &index);
     layout.tag("amd", &amd);
     let reg = host(&stack);
-    layout.push(&reg, &creds(), "multi", "child/app", "multi", false);
-    layout.push(&reg, &creds(), "amd", "child/app", "amd-only", false);
+    layout.push(&reg, &admin(), "multi", "child/app", "multi", false);
+    layout.push(&reg, &admin(), "amd", "child/app", "amd-only", false);
 
     let (status, body) = json(
         stack
@@ -286,7 +270,7 @@ fn a_tag_on_a_child_of_an_index_is_deleted_without_breaking_the_index() {
         "the child was deleted"
     );
     let out = tempfile::tempdir().unwrap();
-    pull_all(&reg, &creds(), "child/app:multi", out.path())
+    pull_all(&reg, &admin(), "child/app:multi", out.path())
         .expect("the index must still pull whole");
 }
 
@@ -297,7 +281,7 @@ fn tags_are_sorted_paged_and_never_null() {
     let reg = host(&stack);
     let tags = ["v9", "v10", "A1", "v1", "latest", "_x"];
     for t in tags {
-        layout.push(&reg, &creds(), "img", "paged/app", t, false);
+        layout.push(&reg, &admin(), "img", "paged/app", t, false);
     }
     let mut sorted: Vec<&str> = tags.to_vec();
     sorted.sort();
@@ -364,7 +348,7 @@ fn tags_are_sorted_paged_and_never_null() {
 fn a_repository_named_tags_works() {
     let stack = start();
     let (_dir, layout, _) = one_image(1);
-    layout.push(&host(&stack), &creds(), "img", "x/tags", "v1", false);
+    layout.push(&host(&stack), &admin(), "img", "x/tags", "v1", false);
     let (status, body) = json(
         stack
             .app
@@ -385,8 +369,8 @@ fn a_tag_named_tags_is_listed_viewed_and_deleted_under_the_dash_path() {
     let stack = start();
     let (_dir, layout, _) = one_image(1);
     let reg = host(&stack);
-    layout.push(&reg, &creds(), "img", "x", "tags", false);
-    layout.push(&reg, &creds(), "img", "x", "v1", false);
+    layout.push(&reg, &admin(), "img", "x", "tags", false);
+    layout.push(&reg, &admin(), "img", "x", "v1", false);
     let get = |path: &str| json(stack.app.as_admin(Method::GET, path).send().unwrap());
 
     assert_eq!(
@@ -427,7 +411,7 @@ fn a_tag_named_tags_is_listed_viewed_and_deleted_under_the_dash_path() {
         .send()
         .unwrap();
     assert_eq!(resp.status(), 400);
-    layout.push(&reg, &creds(), "img", "x", "v2", false);
+    layout.push(&reg, &admin(), "img", "x", "v2", false);
     let resp = stack
         .app
         .as_admin(Method::GET, "/images/x/-/tags?n=1")
@@ -442,8 +426,8 @@ fn the_catalog_lists_every_repository_across_upstream_pages() {
     let stack = start();
     let (_dir, layout, _) = one_image(1);
     let reg = host(&stack);
-    layout.push(&reg, &creds(), "img", "seed", "v1", false);
-    let raw = raw_manifest(&reg, &creds(), "seed:v1").unwrap();
+    layout.push(&reg, &admin(), "img", "seed", "v1", false);
+    let raw = raw_manifest(&reg, &admin(), "seed:v1").unwrap();
 
     // 1,060 more repositories: over one upstream page of 1,000.
     let mut expected: BTreeSet<String> = BTreeSet::from(["seed".to_string()]);

@@ -7,8 +7,8 @@ use crate::common;
 
 use common::images::{ACCEPT_ALL, one_image};
 use common::intercept::Intercept;
-use common::registry_lookup::creds;
-use common::{ADMIN_PASSWORD, Stack, Upstream, client, json, upstream};
+use common::registry_lookup::registry_tags;
+use common::{ADMIN_PASSWORD, Stack, Upstream, admin, client, json, upstream};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -50,19 +50,6 @@ fn promote(registry: &str, name: &str, from: &str, to: &str) {
     assert_eq!(status, 201, "PUT {name}:{to}");
 }
 
-fn registry_tags(registry: &str, name: &str) -> Vec<String> {
-    let body: Value = client()
-        .get(format!("{registry}/v2/{name}/tags/list"))
-        .basic_auth("admin", Some(ADMIN_PASSWORD))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let mut tags: Vec<String> = serde_json::from_value(body["tags"].clone()).unwrap_or_default();
-    tags.sort();
-    tags
-}
-
 fn delete(stack: &Stack, name: &str, tag: &str) -> (u16, Value) {
     json(
         stack
@@ -80,7 +67,7 @@ fn a_sibling_tagged_while_the_tag_is_deleted_survives() {
     let registry = stack.registry.url.clone();
     let (_dir, layout, _) = one_image(1);
     let reg = format!("127.0.0.1:{}", stack.registry.port);
-    layout.push(&reg, &creds(), "img", "ci/app", "staging", false);
+    layout.push(&reg, &admin(), "img", "ci/app", "staging", false);
     let (_, _, digest) = manifest(&registry, "ci/app", "staging").unwrap();
 
     // No sibling exists when registry-admin looks; one appears just before its DELETE lands.
@@ -93,7 +80,7 @@ fn a_sibling_tagged_while_the_tag_is_deleted_survives() {
         body,
         json!({"name": "ci/app", "tag": "staging", "digest": digest, "other_tags": ["prod"]})
     );
-    assert_eq!(registry_tags(&registry, "ci/app"), ["prod"]);
+    assert_eq!(registry_tags(&stack, "ci/app"), ["prod"]);
     assert_eq!(
         manifest(&registry, "ci/app", "prod").map(|m| m.2),
         Some(digest.clone()),
@@ -106,7 +93,7 @@ fn a_sibling_tagged_while_the_tag_is_deleted_survives() {
     let (status, body) = delete(&stack, "ci/app", "prod");
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["other_tags"], json!([]));
-    assert_eq!(registry_tags(&registry, "ci/app"), Vec::<String>::new());
+    assert_eq!(registry_tags(&stack, "ci/app"), Vec::<String>::new());
     assert_eq!(
         manifest(&registry, "ci/app", &digest).map(|m| m.2),
         Some(digest.clone())
@@ -119,7 +106,7 @@ fn each_registry_version_gets_its_own_way_of_deleting_a_tag() {
     let (_dir, layout, _) = one_image(1);
     let reg = format!("127.0.0.1:{}", stack.registry.port);
     for tag in ["a", "b"] {
-        layout.push(&reg, &creds(), "img", "way/app", tag, false);
+        layout.push(&reg, &admin(), "img", "way/app", tag, false);
     }
     let before = stack.registry.files();
     let (status, body) = delete(&stack, "way/app", "a");

@@ -8,11 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use actix_web::HttpMessage;
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::test::{self, TestRequest};
-use base64::Engine;
 use chrono::Utc;
 use serde_json::Value;
 
-use common::in_process::TestApp;
+use common::in_process::{TestApp, basic};
 use registry_admin::api::AuditAction;
 use registry_admin::app;
 use registry_admin::audit::entry::ACTIONS;
@@ -21,11 +20,6 @@ use registry_admin::audit::entry::ACTIONS;
 /// refuses connections.
 fn test_app() -> TestApp {
     TestApp::new().with_users(4).build()
-}
-
-fn basic(user: &str, password: &str) -> (header::HeaderName, String) {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    (header::AUTHORIZATION, format!("Basic {encoded}"))
 }
 
 /// Status, headers and JSON body of one request.

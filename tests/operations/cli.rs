@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::token_stack::{SERVICE, TokenStack};
 use common::volume::SmallVolume;
-use common::{AppEnv, OptionalJson, Stack, json, json_or_no_content};
+use common::{AppEnv, OptionalJson, Stack, file_mode as mode, json, json_or_no_content};
 use reqwest::Method;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -602,11 +602,6 @@ fn verify_audit_exits_0_when_intact_and_1_after_a_line_is_edited() {
 
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
-}
-
-fn mode(path: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
 #[test]

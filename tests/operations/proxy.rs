@@ -7,11 +7,11 @@ use crate::common;
 
 use std::io::Cursor;
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::Duration;
 
 use common::images::{ACCEPT_ALL, one_image, sha256};
 use common::proxy::Nginx;
+use common::skopeo::skopeo_ok;
 use common::{ADMIN_PASSWORD, EVENTS_TOKEN, Stack, client, json, wait_until};
 use rand::RngCore;
 use reqwest::Method;
@@ -42,17 +42,9 @@ fn audit(stack: &Stack, query: &str) -> Vec<Value> {
     body["entries"].as_array().expect("entries").clone()
 }
 
-fn skopeo(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("skopeo")
-        .args(["--insecure-policy", "copy", "--quiet", "--all"])
-        .args(args)
-        .output()
-        .expect("skopeo must be installed (the test command installs it)");
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
+/// `skopeo copy --quiet --all ARGS`; its stderr when it fails.
+fn copy(args: &[&str]) -> Result<(), String> {
+    skopeo_ok(&[&["copy", "--quiet", "--all"], args].concat())
 }
 
 #[test]
@@ -268,11 +260,11 @@ fn skopeo_pushes_and_pulls_through_the_registry_server_verifying_its_certificate
     let remote = format!("docker://{}/proxied/app:v1", nginx.registry_host);
 
     // Without the CA skopeo refuses the server, so the runs below really verify it.
-    let refused = skopeo(&["--dest-creds", &creds, &from, &remote])
+    let refused = copy(&["--dest-creds", &creds, &from, &remote])
         .expect_err("skopeo accepted a certificate from an unknown CA");
     assert!(refused.contains("certificate"), "{refused}");
 
-    skopeo(&[
+    copy(&[
         "--dest-cert-dir",
         &ca_dir,
         "--dest-creds",
@@ -284,7 +276,7 @@ fn skopeo_pushes_and_pulls_through_the_registry_server_verifying_its_certificate
 
     let pulled = tempfile::tempdir().expect("temp dir");
     let into = format!("oci:{}:pulled", pulled.path().display());
-    skopeo(&[
+    copy(&[
         "--src-cert-dir",
         &ca_dir,
         "--src-creds",

@@ -18,8 +18,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use common::gc::{multi_arch, run_gc, with_gc};
 use common::images::{Layout, copy_by_mount, pull_all, raw_manifest};
-use common::registry_lookup::{creds, digest_of, host};
-use common::{ADMIN_PASSWORD, AppEnv, EVENTS_TOKEN, Registry, Stack, client, json};
+use common::registry_lookup::{digest_of, host};
+use common::{ADMIN_PASSWORD, AppEnv, EVENTS_TOKEN, Registry, Stack, admin, client, json};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -44,8 +44,8 @@ fn seed_base(stack: &Stack) -> (tempfile::TempDir, Vec<u8>) {
     let mut l = Layout::new(dir.path());
     let img = l.image("amd64", None, 1);
     l.tag("img", &img);
-    l.push(&host(stack), &creds(), "img", "seed/base", "v1", false);
-    let raw = raw_manifest(&host(stack), &creds(), "seed/base:v1").expect("seed manifest");
+    l.push(&host(stack), &admin(), "img", "seed/base", "v1", false);
+    let raw = raw_manifest(&host(stack), &admin(), "seed/base:v1").expect("seed manifest");
     (dir, raw)
 }
 
@@ -219,7 +219,7 @@ fn a_plan_changes_nothing_protect_wins_retagging_resets_age_and_a_kept_digest_ke
         &stack.registry.url,
         ADMIN_PASSWORD,
         "seed/base",
-        &raw_manifest(&host(&stack), &creds(), &format!("{app}@{old}")).unwrap(),
+        &raw_manifest(&host(&stack), &admin(), &format!("{app}@{old}")).unwrap(),
         app,
         "retag",
     );
@@ -228,7 +228,7 @@ fn a_plan_changes_nothing_protect_wins_retagging_resets_age_and_a_kept_digest_ke
         &stack.registry.url,
         ADMIN_PASSWORD,
         "seed/base",
-        &raw_manifest(&host(&stack), &creds(), &format!("{app}@{pulled}")).unwrap(),
+        &raw_manifest(&host(&stack), &admin(), &format!("{app}@{pulled}")).unwrap(),
         app,
         "pulled-b",
     );
@@ -333,12 +333,12 @@ fn index_children_and_signature_tags_follow_their_subject() {
     let dir = tempfile::tempdir().unwrap();
     let mut l = Layout::new(dir.path());
     let (index, children) = multi_arch(&mut l, "idx");
-    l.push(&host(&stack), &creds(), "idx", name, "v2", false);
+    l.push(&host(&stack), &admin(), "idx", name, "v2", false);
     assert_eq!(digest_of(&stack, name, "v2"), index.digest);
     // A tag on one child of the index, old; signatures of the index and of an old image.
     let child_raw = raw_manifest(
         &host(&stack),
-        &creds(),
+        &admin(),
         &format!("{name}@{}", children[0].digest),
     )
     .unwrap();
@@ -400,7 +400,7 @@ fn index_children_and_signature_tags_follow_their_subject() {
     left.sort();
     assert_eq!(tags(&stack, name), left);
     let into = tempfile::tempdir().unwrap();
-    pull_all(&host(&stack), &creds(), &format!("{name}:v2"), into.path())
+    pull_all(&host(&stack), &admin(), &format!("{name}:v2"), into.path())
         .expect("the index and both children still pull");
 }
 
@@ -613,7 +613,7 @@ fn empty_repositories_are_listed_and_a_gc_job_prunes_them() {
         json!({"repositories": ["keep/app", "seed/base"], "empty": []})
     );
     let into = tempfile::tempdir().unwrap();
-    pull_all(&host(&stack), &creds(), "keep/app:v1", into.path()).expect("kept image pulls");
+    pull_all(&host(&stack), &admin(), "keep/app:v1", into.path()).expect("kept image pulls");
     let finish = audit_actions(&stack, "gc.finish");
     assert!(
         finish[0]["detail"]

@@ -6,7 +6,6 @@ use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::os::unix::fs::PermissionsExt;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -14,7 +13,10 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::images::{ACCEPT_ALL, one_image};
-use common::{App, AppEnv, EVENTS_TOKEN, Stack, client, json, wait_until};
+use common::{
+    App, AppEnv, EVENTS_TOKEN, Stack, audit_entries as entries, client, file_mode as mode, json,
+    post_events_as, wait_until,
+};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -28,31 +30,6 @@ fn app_alone(customise: impl FnOnce(AppEnv) -> AppEnv) -> (tempfile::TempDir, Ap
     let dir = tempfile::tempdir().unwrap();
     let app = customise(AppEnv::new(dir.path(), "http://127.0.0.1:9")).start();
     (dir, app)
-}
-
-fn entries(app: &App, query: &str) -> Vec<Value> {
-    let (status, body) = json(
-        app.as_admin(Method::GET, &format!("/audit{query}"))
-            .send()
-            .unwrap(),
-    );
-    assert_eq!(status, 200, "{query}: {body}");
-    body["entries"].as_array().unwrap().clone()
-}
-
-fn post_events(app: &App, token: &str, body: &Value) -> (u16, Value) {
-    json(
-        client()
-            .post(format!("{}/events", app.url))
-            .header(
-                "content-type",
-                "application/vnd.docker.distribution.events.v1+json",
-            )
-            .header("authorization", format!("Bearer {token}"))
-            .body(body.to_string())
-            .send()
-            .unwrap(),
-    )
 }
 
 /// One manifest push event as registry:2 sends it.
@@ -184,14 +161,14 @@ fn events_of_the_configured_registry_username_are_dropped_and_others_are_kept() 
         env.set("REGISTRY_USERNAME", "svc-registry")
             .set("REGISTRY_PASSWORD", "svc-registry-secret-1")
     });
-    let (status, body) = post_events(
-        &app,
+    let (status, body) = post_events_as(
+        &app.url,
         EVENTS_TOKEN,
         &push_event("own-1", "own/app", "svc-registry", "Go-http-client/1.1"),
     );
     assert_eq!((status, &body["recorded"]), (200, &json!(0)), "{body}");
-    let (status, body) = post_events(
-        &app,
+    let (status, body) = post_events_as(
+        &app.url,
         EVENTS_TOKEN,
         &push_event("other-1", "other/app", "registry-admin", OUR_USER_AGENT),
     );
@@ -213,7 +190,7 @@ fn twenty_concurrent_deliveries_of_one_event_are_recorded_once() {
             let (app, event, barrier) = (Arc::clone(&app), event.clone(), Arc::clone(&barrier));
             thread::spawn(move || {
                 barrier.wait();
-                post_events(&app, EVENTS_TOKEN, &event)
+                post_events_as(&app.url, EVENTS_TOKEN, &event)
             })
         })
         .collect();
@@ -230,16 +207,16 @@ fn twenty_concurrent_deliveries_of_one_event_are_recorded_once() {
 #[test]
 fn an_event_id_longer_than_128_bytes_is_dropped() {
     let (_dir, app) = app_alone(|env| env);
-    let (status, body) = post_events(
-        &app,
+    let (status, body) = post_events_as(
+        &app.url,
         EVENTS_TOKEN,
         &push_event(&"x".repeat(129), "long/app", "alice", "docker/27"),
     );
     assert_eq!(status, 200);
     assert_eq!(body, json!({"recorded": 0, "dropped": 1}));
     assert!(entries(&app, "?image=long/app").is_empty());
-    let (_, body) = post_events(
-        &app,
+    let (_, body) = post_events_as(
+        &app.url,
         EVENTS_TOKEN,
         &push_event(&"y".repeat(128), "long/app", "alice", "docker/27"),
     );
@@ -314,7 +291,7 @@ fn wrong_events_tokens_are_401_and_audited_within_the_burst_rule_and_never_lock_
 
     // Far past the old throttle (10): every one is a 401, never a 429.
     for i in 0..30 {
-        let (status, body) = post_events(&app, "not-the-token", &event);
+        let (status, body) = post_events_as(&app.url, "not-the-token", &event);
         assert_eq!(status, 401, "attempt {i}: {body}");
     }
     let failures = entries(&app, "?action=auth.failure");
@@ -326,13 +303,9 @@ fn wrong_events_tokens_are_401_and_audited_within_the_burst_rule_and_never_lock_
     }
     assert!(entries(&app, "?image=t/app").is_empty());
     // The registry's own notification, from the same address, goes through at once.
-    let (status, body) = post_events(&app, EVENTS_TOKEN, &event);
+    let (status, body) = post_events_as(&app.url, EVENTS_TOKEN, &event);
     assert_eq!(status, 200, "{body}");
     assert_eq!(entries(&app, "?image=t/app").len(), 1);
-}
-
-fn mode(path: &std::path::Path) -> u32 {
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
 #[test]

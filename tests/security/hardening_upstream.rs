@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::Duration;
 
-use base64::Engine;
+use common::auth::basic_value;
 use common::{App, AppEnv, client, json};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -549,14 +549,6 @@ fn catalog_fake(
     })
 }
 
-fn basic(user: &str, password: &str) -> String {
-    let raw = format!("{user}:{password}");
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(raw)
-    )
-}
-
 #[test]
 fn a_catalog_link_to_another_host_is_not_followed_and_gets_no_credentials() {
     let foreign = Fake::start(|_| Reply::json(&json!({"repositories": ["stolen"]})));
@@ -597,7 +589,7 @@ fn a_catalog_link_to_another_host_is_not_followed_and_gets_no_credentials() {
     assert_eq!(pages.len(), 6, "{pages:?}");
     assert!(pages.iter().all(|s| s.target == "/v2/_catalog?n=1000"));
     assert!(pages.iter().all(|s| s.method == "GET"
-        && s.authorization.as_deref() == Some(basic(SVC_USER, SVC_PASSWORD).as_str())));
+        && s.authorization.as_deref() == Some(basic_value(SVC_USER, SVC_PASSWORD).as_str())));
 }
 
 #[test]

@@ -13,12 +13,11 @@ use actix_web::body::MessageBody;
 use actix_web::dev::ServiceResponse;
 use actix_web::http::{StatusCode, header};
 use actix_web::test::{self, TestRequest};
-use base64::Engine;
 use chrono::Utc;
 use serde_json::Value;
 
 use common::AppEnv;
-use common::in_process::TestApp;
+use common::in_process::{TestApp, basic, bearer};
 use registry_admin::app;
 use registry_admin::names::Role;
 use registry_admin::users::htpasswd::bcrypt_hash;
@@ -59,15 +58,6 @@ impl TestApp {
             .unwrap()
             .to_string()
     }
-}
-
-fn basic(user: &str, password: &str) -> (header::HeaderName, String) {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    (header::AUTHORIZATION, format!("Basic {encoded}"))
-}
-
-fn bearer(token: &str) -> (header::HeaderName, String) {
-    (header::AUTHORIZATION, format!("Bearer {token}"))
 }
 
 fn from_peer(req: TestRequest) -> TestRequest {

@@ -7,36 +7,22 @@ use crate::common;
 use std::time::Duration;
 
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
 use reqwest::Method;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
 use x509_cert::der::{DecodePem, Encode};
 
-use common::token_stack::{SERVICE, TokenStack, claims, skopeo};
-use common::{ADMIN_PASSWORD, AppEnv, Stack, client, json, wait_until};
+use common::skopeo::skopeo;
+use common::token_stack::{SERVICE, TokenStack, claims, jwt_part, libtrust_kid};
+use common::{ADMIN_PASSWORD, AppEnv, Stack, admin, client, json, wait_until};
 
 const PW: &str = "user-password-1";
 
 fn creds(user: &str) -> String {
     format!("{user}:{PW}")
-}
-
-fn admin_creds() -> String {
-    format!("admin:{ADMIN_PASSWORD}")
-}
-
-fn stack_with_users(users: &[(&str, &str)]) -> TokenStack {
-    let stack = TokenStack::start();
-    for (name, role) in users {
-        let r = stack.app.create_user(name, PW, role);
-        assert_eq!(r.status(), 201, "create {name}");
-    }
-    stack
 }
 
 fn audit(stack: &TokenStack) -> Vec<Value> {
@@ -52,7 +38,7 @@ fn token_entries(stack: &TokenStack) -> Vec<Value> {
 
 #[test]
 fn podman_logs_in_and_pushes_and_pulls_only_what_the_grants_allow() {
-    let stack = stack_with_users(&[("alice", "user")]);
+    let stack = TokenStack::start_with_users(&[("alice", "user")], PW);
     let host = stack.host();
     let login = stack.podman(&[
         "login",
@@ -127,9 +113,9 @@ fn podman_logs_in_and_pushes_and_pulls_only_what_the_grants_allow() {
 
 #[test]
 fn a_user_without_grants_can_neither_pull_nor_push_and_a_pull_grant_pulls_only() {
-    let stack = stack_with_users(&[("bob", "user")]);
+    let stack = TokenStack::start_with_users(&[("bob", "user")], PW);
     stack
-        .skopeo_push(&admin_creds(), "team/app", "v1")
+        .skopeo_push(&admin(), "team/app", "v1")
         .expect("admin pushes");
     let err = stack
         .skopeo_pull(Some(&creds("bob")), "team/app:v1")
@@ -164,8 +150,8 @@ fn a_user_without_grants_can_neither_pull_nor_push_and_a_pull_grant_pulls_only()
 
 #[test]
 fn a_delete_grant_lets_skopeo_delete_a_manifest_and_without_it_the_delete_is_denied() {
-    let stack = stack_with_users(&[("carol", "user")]);
-    stack.skopeo_push(&admin_creds(), "team/app", "v1").unwrap();
+    let stack = TokenStack::start_with_users(&[("carol", "user")], PW);
+    stack.skopeo_push(&admin(), "team/app", "v1").unwrap();
     stack.write_grants(json!({"users": {"carol": [
         {"repository": "team/**", "actions": ["pull", "push"]}
     ]}}));
@@ -180,16 +166,12 @@ fn a_delete_grant_lets_skopeo_delete_a_manifest_and_without_it_the_delete_is_den
     stack
         .skopeo_delete(&creds("carol"), "team/app:v1")
         .expect("delete grant deletes");
-    assert!(
-        stack
-            .skopeo_pull(Some(&admin_creds()), "team/app:v1")
-            .is_err()
-    );
+    assert!(stack.skopeo_pull(Some(&admin()), "team/app:v1").is_err());
 }
 
 #[test]
 fn single_star_matches_one_component_double_star_any_depth_and_everyone_grants_reach_all_users() {
-    let stack = stack_with_users(&[("dave", "user"), ("erin", "user")]);
+    let stack = TokenStack::start_with_users(&[("dave", "user"), ("erin", "user")], PW);
     stack.write_grants(json!({"users": {"dave": [
         {"repository": "team/*", "actions": ["pull", "push"]}
     ]}}));
@@ -229,10 +211,8 @@ fn single_star_matches_one_component_double_star_any_depth_and_everyone_grants_r
 #[test]
 fn public_patterns_let_anonymous_clients_pull_but_never_push_or_read_the_catalog() {
     let stack = TokenStack::start();
-    stack.skopeo_push(&admin_creds(), "pub/tool", "v1").unwrap();
-    stack
-        .skopeo_push(&admin_creds(), "private/x", "v1")
-        .unwrap();
+    stack.skopeo_push(&admin(), "pub/tool", "v1").unwrap();
+    stack.skopeo_push(&admin(), "private/x", "v1").unwrap();
     assert!(
         stack.skopeo_pull(None, "pub/tool:v1").is_err(),
         "private by default"
@@ -281,7 +261,7 @@ fn public_patterns_let_anonymous_clients_pull_but_never_push_or_read_the_catalog
 
 #[test]
 fn disabling_a_user_fails_its_next_token_request_and_a_role_change_shows_in_the_next_token() {
-    let stack = stack_with_users(&[("frank", "user")]);
+    let stack = TokenStack::start_with_users(&[("frank", "user")], PW);
     let ask = "service=registry&scope=repository:team/app:pull,push";
     let (status, body) = json(stack.token(ask, Some(("frank", PW))));
     assert_eq!(status, 200);
@@ -348,7 +328,7 @@ fn the_api_reaches_the_registry_with_self_signed_tokens_and_no_service_line_is_l
     );
 
     for tag in ["v1", "v2"] {
-        stack.skopeo_push(&admin_creds(), "team/app", tag).unwrap();
+        stack.skopeo_push(&admin(), "team/app", tag).unwrap();
     }
     let (status, body) = json(stack.app.as_admin(Method::GET, "/images").send().unwrap());
     assert_eq!(status, 200, "{body}");
@@ -416,7 +396,7 @@ fn the_api_reaches_the_registry_with_self_signed_tokens_and_no_service_line_is_l
 
 #[test]
 fn the_token_verifies_against_token_crt_with_an_independently_computed_kid() {
-    let stack = stack_with_users(&[("gina", "user")]);
+    let stack = TokenStack::start_with_users(&[("gina", "user")], PW);
     stack.write_grants(json!({"users": {"gina": [
         {"repository": "team/app", "actions": ["pull"]}
     ]}}));
@@ -436,29 +416,17 @@ fn the_token_verifies_against_token_crt_with_an_independently_computed_kid() {
         .subject_public_key_info
         .to_der()
         .unwrap();
-    let digest = Sha256::digest(&spki);
-    let b32 = data_encoding::BASE32_NOPAD.encode(&digest[..30]);
-    let kid = b32
-        .as_bytes()
-        .chunks(4)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect::<Vec<_>>()
-        .join(":");
-    let part = |i: usize| {
-        URL_SAFE_NO_PAD
-            .decode(token.split('.').nth(i).unwrap())
-            .unwrap()
-    };
+    let kid = libtrust_kid(&spki);
     // x5c: token.crt's certificate exactly (standard base64 DER), which registry 3 verifies
     // against its bundle; registry 2.8 also takes the libtrust kid.
     let x5c = base64::engine::general_purpose::STANDARD.encode(cert.to_der().unwrap());
-    let header: Value = serde_json::from_slice(&part(0)).unwrap();
+    let header: Value = serde_json::from_slice(&jwt_part(token, 0)).unwrap();
     assert_eq!(
         header,
         json!({"typ": "JWT", "alg": "ES256", "kid": kid, "x5c": [x5c]})
     );
     let verifying = VerifyingKey::from_public_key_der(&spki).unwrap();
-    let signature = Signature::from_slice(&part(2)).unwrap();
+    let signature = Signature::from_slice(&jwt_part(token, 2)).unwrap();
     let (input, _) = token.rsplit_once('.').unwrap();
     assert!(verifying.verify(input.as_bytes(), &signature).is_ok());
     let c = claims(token);
@@ -475,7 +443,7 @@ fn the_token_verifies_against_token_crt_with_an_independently_computed_kid() {
 
 #[test]
 fn every_token_answer_is_a_token_issue_entry_and_wrong_credentials_are_auth_failures() {
-    let stack = stack_with_users(&[("hank", "user")]);
+    let stack = TokenStack::start_with_users(&[("hank", "user")], PW);
     stack.write_grants(json!({"users": {"hank": [
         {"repository": "team/app", "actions": ["pull"]}
     ]}, "public": ["pub/*"]}));
@@ -549,7 +517,7 @@ fn every_token_answer_is_a_token_issue_entry_and_wrong_credentials_are_auth_fail
 
 #[test]
 fn a_token_flood_writes_each_kind_of_answer_once_a_minute_and_every_other_answer_at_once() {
-    let stack = stack_with_users(&[("jill", "user")]);
+    let stack = TokenStack::start_with_users(&[("jill", "user")], PW);
     stack.write_grants(json!({"users": {"jill": [
         {"repository": "team/*", "actions": ["pull"]}
     ]}, "public": ["pub/*"]}));
@@ -587,7 +555,7 @@ fn a_token_flood_writes_each_kind_of_answer_once_a_minute_and_every_other_answer
 
 #[test]
 fn token_requests_are_checked_before_anything_is_signed() {
-    let stack = stack_with_users(&[("ivan", "user")]);
+    let stack = TokenStack::start_with_users(&[("ivan", "user")], PW);
     let (status, body) = json(stack.token("service=other", Some(("ivan", PW))));
     assert_eq!(
         (status, body["error"].as_str()),

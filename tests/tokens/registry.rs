@@ -19,10 +19,10 @@ use registry_admin::token::{
 };
 use reqwest::blocking::Response;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
 use x509_cert::der::{DecodePem, Encode};
 
+use common::token_stack::{jwt_part as part, libtrust_kid};
 use common::{Registry, Upstream, client, upstream};
 
 const SERVICE: &str = "registry";
@@ -86,12 +86,6 @@ fn challenge(r: &Response) -> String {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string()
-}
-
-fn part(token: &str, i: usize) -> Vec<u8> {
-    URL_SAFE_NO_PAD
-        .decode(token.split('.').nth(i).expect("three parts"))
-        .expect("base64url")
 }
 
 #[test]
@@ -269,14 +263,7 @@ fn the_token_verifies_against_token_crt_with_an_independently_computed_kid() {
         .subject_public_key_info
         .to_der()
         .unwrap();
-    let digest = Sha256::digest(&spki);
-    let b32 = data_encoding::BASE32_NOPAD.encode(&digest[..30]);
-    let kid = b32
-        .as_bytes()
-        .chunks(4)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect::<Vec<_>>()
-        .join(":");
+    let kid = libtrust_kid(&spki);
 
     // x5c: exactly token.crt's certificate, standard base64 of its DER — registry 3 finds
     // the key only through it; the libtrust kid is for registry 2.8.
