@@ -5,7 +5,7 @@
 //! ```
 //!
 //! The route's wrapper puts the action in the request's extensions before the handler (and its
-//! extractors) run; the audit middleware (`api.rs`) reads it there once the response is known.
+//! extractors) run; the audit middleware (`audit_middleware.rs`) reads it there once the response is known.
 //! It also reserves room for a change's entry, then applies the write guard
 //! (`crate::write_guard`), in that order.
 //! A route without one is not audited by the middleware: reads, unknown paths (404), methods a

@@ -14,9 +14,9 @@
 //!
 //! Each file holds one concern: the request ([`request`]), the checks before a job may start
 //! ([`plan`], [`bin`], [`registry_config`]), the service built once at start that starts jobs
-//! and lists them ([`service`]), running a job ([`execute`], [`freeze`], [`cleanup`], [`run`]),
-//! its audit entry ([`finish`]), failing jobs a stop interrupted ([`recover`]) and the HTTP
-//! routes ([`routes`]).
+//! and lists them ([`service`], started in `start.rs`), running a job ([`execute`], [`freeze`],
+//! [`cleanup`], [`run`]), its audit entry ([`finish`]) and failing jobs a stop interrupted
+//! ([`recover`]). `POST /gc` and `GET /gc` are `crate::api::gc`.
 //!
 //! Cluster mode (`DATABASE_URL`, [`cluster`]): gc.json is a database row, so the one job is one
 //! for the whole cluster; the freeze is shared by every replica; a job whose replica died is

@@ -1,7 +1,7 @@
 //! Grants: which repositories a `user` may pull, push and delete, by pattern, and which an
-//! anonymous caller may pull. The file lives beside users.json; `authorize` is the one question
-//! "may this principal do this here", asked by the API's `Access` and, through `decide`, by
-//! `GET /token`; `routes` is the API that edits and explains them.
+//! anonymous caller may pull. The file lives beside users.json; `authorize` (policy.rs) is the
+//! one question "may this principal do this here", asked by the API's `Access` and, through
+//! `decide`, by `GET /token`. `crate::api::grants` is the API that edits and explains them.
 
 pub mod decide;
 pub mod denied;

@@ -1,7 +1,7 @@
 //! Token mode: registry-admin signs the tokens registry:2 checks. The key and its certificate,
 //! the libtrust key id, the `scope` grammar, the JWT, the `access` claim of what the one
 //! decision (`crate::grants::decide`) grants, issuing under the write freeze (issue);
-//! `GET /token` (routes) and registry-admin's own tokens (upstream).
+//! registry-admin's own tokens (upstream). `GET /token` is `crate::api::token`.
 
 pub mod issue;
 pub mod key;
