@@ -104,7 +104,9 @@ impl FreezeGuard {
         // Should it fail, every replica's watch ends a freeze whose job has finished
         // (gc::cluster), as after a failed thaw on drop.
         match run_blocking(move || super::cluster::thaw(&db, &id)).await {
-            Ok(Ok(())) => {}
+            // This replica has just committed the thaw: it need not wait for its next read of
+            // the row (up to 200 ms) to sign push tokens again.
+            Ok(Ok(())) => self.freeze.observe(None),
             Ok(Err(e)) => log::error!("gc: job {job}: ending the cluster's freeze: {e}"),
             Err(e) => log::error!("gc: job {job}: ending the cluster's freeze: {e}"),
         }

@@ -129,11 +129,17 @@ fn gc_from_b_freezes_a_answers_gc_running_there_and_reclaims_s3() {
     }
     c.pull(&admin(), "gc/keep:v1")
         .expect("the kept image pulls after the job");
-    let mut pushes = Vec::new();
-    wait_until("A to grant push again", Duration::from_secs(30), || {
-        pushes = granted(c.a(), "gc/keep");
-        pushes.contains(&"push".to_string())
-    });
+    // Each replica reads the maintenance row every 200 ms: the balancer may send the push's
+    // token request to either, so both must have seen the thaw.
+    wait_until(
+        "A and B to grant push again",
+        Duration::from_secs(30),
+        || {
+            [c.a(), c.b()]
+                .into_iter()
+                .all(|r| granted(r, "gc/keep").contains(&"push".to_string()))
+        },
+    );
     c.push(&admin(), "gc/keep", "v2", 1)
         .expect("pushes work after the job");
 }
