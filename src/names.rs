@@ -286,9 +286,9 @@ impl Role {
     }
 }
 
-/// What may be done on a repository: the one action type of grants, policy, token scopes and
-/// upstream requests. Declared in alphabetical order so that sets of actions come out sorted
-/// as text.
+/// What may be done on a repository: pull, push or delete.
+// The one action type of grants, policy, token scopes and upstream requests. Declared in
+// alphabetical order so that sets of actions come out sorted as text.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
 )]
